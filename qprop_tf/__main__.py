@@ -1,0 +1,3 @@
+from qprop_tf.cli import main
+
+raise SystemExit(main())

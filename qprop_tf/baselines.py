@@ -1,0 +1,113 @@
+"""State-value baselines V(s) for GAE: the authors' linear feature baseline, or an MLP.
+
+Both expose ``predict(obs, t)`` and ``fit(obs, t, returns)``; ``t`` is the step index
+within the episode (the linear baseline's time features use it, the MLP ignores it).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class Baseline(Protocol):
+    def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray: ...
+
+    def fit(self, obs: np.ndarray, t: np.ndarray, returns: np.ndarray) -> None: ...
+
+
+def linear_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """rllab's LinearFeatureBaseline features.
+
+    phi(s, t) = [clip(s, -10, 10), clip(s, -10, 10)^2, t/100, (t/100)^2, (t/100)^3, 1]
+    """
+    o = np.clip(np.asarray(obs, dtype=np.float64), -10.0, 10.0)
+    al = (np.asarray(t, dtype=np.float64) / 100.0)[:, None]
+    return np.concatenate([o, o**2, al, al**2, al**3, np.ones_like(al)], axis=1)
+
+
+class LinearFeatureBaseline:
+    """Ridge regression on :func:`linear_features`, refitted on each batch's returns.
+
+    w = argmin ||Phi w - R||^2 + reg ||w||^2 = (Phi^T Phi + reg I)^-1 Phi^T R; as in rllab,
+    reg is multiplied by 10 (up to 5 times) if the solution is not finite.
+    """
+
+    def __init__(self, obs_dim: int, reg: float = 1e-5) -> None:
+        self.reg = reg
+        self.coeffs = np.zeros(2 * obs_dim + 4)
+
+    def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return linear_features(obs, t) @ self.coeffs
+
+    def fit(self, obs: np.ndarray, t: np.ndarray, returns: np.ndarray) -> None:
+        phi = linear_features(obs, t)
+        a = phi.T @ phi
+        b = phi.T @ np.asarray(returns, dtype=np.float64)
+        reg = self.reg
+        eye = np.eye(a.shape[0])
+        for _ in range(5):
+            coeffs = np.linalg.lstsq(a + reg * eye, b, rcond=None)[0]
+            if np.all(np.isfinite(coeffs)):
+                self.coeffs = coeffs
+                return
+            reg *= 10.0
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"coeffs": self.coeffs.copy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.coeffs = np.asarray(state["coeffs"], dtype=np.float64).copy()
+
+
+class MLPBaseline:
+    """V(s) as a tanh MLP fitted by Adam on mean squared error to the discounted returns.
+
+    Each fit runs ``updates`` minibatch steps inside one compiled call, with the minibatch
+    indices sampled in the graph. Targets are standardised with the batch's mean and std
+    and the network predicts in that scale (rescaled on predict).
+    """
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3,
+                 updates: int = 100, minibatch: int = 256) -> None:
+        self.model = keras.Sequential(
+            [keras.Input((obs_dim,))]
+            + [keras.layers.Dense(h, activation="tanh") for h in hidden]
+            + [keras.layers.Dense(1)])
+        self.optimizer = keras.optimizers.Adam(lr)
+        self.optimizer.build(self.model.trainable_variables)
+        self.updates = updates
+        self.minibatch = minibatch
+        self.ret_mean = tf.Variable(0.0, trainable=False)
+        self.ret_std = tf.Variable(1.0, trainable=False)
+        self._predict = tf.function(self._predict_impl, reduce_retracing=True)
+        self._fit = tf.function(self._fit_impl, reduce_retracing=True)
+
+    def _predict_impl(self, obs: tf.Tensor) -> tf.Tensor:
+        return self.model(obs)[:, 0] * self.ret_std + self.ret_mean
+
+    def _fit_impl(self, obs: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(obs)[0]
+        loss = tf.constant(0.0)
+        for _ in tf.range(self.updates):
+            idx = tf.random.uniform([self.minibatch], 0, n, dtype=tf.int32)
+            with tf.GradientTape() as tape:
+                pred = self.model(tf.gather(obs, idx))[:, 0]
+                loss = tf.reduce_mean(tf.square(pred - tf.gather(target, idx)))
+            grads = tape.gradient(loss, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables,
+                                               strict=True))
+        return loss
+
+    def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return self._predict(tf.convert_to_tensor(obs, tf.float32)).numpy().astype(np.float64)
+
+    def fit(self, obs: np.ndarray, t: np.ndarray, returns: np.ndarray) -> None:
+        mean, std = float(np.mean(returns)), float(np.std(returns) + 1e-8)
+        self.ret_mean.assign(mean)
+        self.ret_std.assign(std)
+        target = ((returns - mean) / std).astype(np.float32)
+        self._fit(tf.convert_to_tensor(obs, tf.float32), tf.convert_to_tensor(target))

@@ -1,0 +1,71 @@
+"""Command line: ``python -m qprop_tf train --algo trpo --env Hopper --seed 0``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from qprop_tf.config import ALGOS, PAPER_EPISODE_STEPS, ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qprop-tf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train one run")
+    tr.add_argument("--algo", default="trpo", help=f"one of: {', '.join(ALGOS)}")
+    tr.add_argument("--env", default="Hopper", help="paper name (Hopper) or env id (Hopper-v5)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--batch-size", type=int, default=None, help="env steps per iteration")
+    budget = tr.add_mutually_exclusive_group()
+    budget.add_argument("--max-steps", type=float, default=None, help="env-step budget")
+    budget.add_argument("--max-episodes", type=float, default=None,
+                        help=f"budget in the paper's episodes ({PAPER_EPISODE_STEPS} env steps)")
+    tr.add_argument("--out", default=None, help="run directory (default runs/<Env>/<algo>/seed<k>)")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config key (repeatable)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from qprop_tf.config import load_config
+
+    max_steps = args.max_steps
+    if args.max_episodes is not None:
+        max_steps = args.max_episodes * PAPER_EPISODE_STEPS
+    fields = {"batch_size": args.batch_size,
+              "max_steps": None if max_steps is None else float(max_steps),
+              "out": args.out}
+    if args.no_progress:
+        fields["progress_bar"] = False
+    try:
+        cfg = load_config(args.algo, args.env, args.seed, args.overrides, **fields)
+    except ConfigError as exc:
+        print(f"qprop-tf: error: {exc}", file=sys.stderr)
+        return 2
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from qprop_tf.runtime import NonFiniteError, limit_threads
+
+    limit_threads(cfg.tf_threads)
+    from qprop_tf.train import default_out_dir, train
+
+    out = cfg.out or str(default_out_dir(cfg))
+    try:
+        run_dir = train(cfg, out)
+    except NonFiniteError as exc:
+        print(f"qprop-tf: error: {exc}; progress so far is in {out}/progress.csv",
+              file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"qprop-tf: interrupted; progress so far is in {out}/progress.csv",
+              file=sys.stderr)
+        return 130
+    print(f"run finished: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Typed run configuration, with ``key=value`` overrides that are checked before training.
+
+Every hyperparameter a run uses lives in :class:`Config`. Defaults are the authors' values
+(see ../shared/REFERENCE.md §2): TRPO max KL 0.01, CG 10 iterations with damping 1e-5,
+backtracking 0.8^k for at most 15 steps, GAE gamma 0.99 / lambda 0.97, a 100-50-25 tanh
+Gaussian policy with initial std 1, and the linear feature baseline of the released code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+PAPER_EPISODE_STEPS = 1000
+"""The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
+
+ON_POLICY_ALGOS = ("trpo", "vpg")
+ALGOS = ON_POLICY_ALGOS
+
+BASELINES = ("linear", "mlp")
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value, reported before any training starts."""
+
+
+@dataclass
+class Config:
+    # what to run
+    algo: str = "trpo"
+    env: str = "Hopper"
+    seed: int = 0
+    # budget and batch
+    batch_size: int = 5000
+    max_steps: int = 1_000_000
+    n_envs: int = 1
+    # returns and advantages
+    gamma: float = 0.99
+    gae_lambda: float = 0.97
+    bootstrap_truncation: bool = True
+    center_advantages: bool = True
+    fit_baseline_first: bool = False
+    # baseline for GAE
+    baseline: str = "linear"
+    baseline_reg: float = 1e-5
+    vf_hidden: tuple[int, ...] = (64, 64)
+    vf_lr: float = 1e-3
+    vf_updates: int = 100
+    vf_minibatch: int = 256
+    # policy
+    policy_hidden: tuple[int, ...] = (100, 50, 25)
+    init_std: float = 1.0
+    # TRPO
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+    # VPG
+    vpg_lr: float = 1e-3
+    # runtime
+    tf_threads: int = 1
+    progress_bar: bool = True
+    out: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> Config:
+        """Raise :class:`ConfigError` on any value that cannot run; return self."""
+        from qprop_tf.envs import resolve_env_id
+
+        if self.algo not in ALGOS:
+            raise ConfigError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
+        resolve_env_id(self.env)  # raises with the list of valid names
+        _positive(self, "batch_size", "max_steps", "n_envs", "cg_iters", "max_backtracks",
+                  "tf_threads", "vf_updates", "vf_minibatch")
+        _positive(self, "init_std", "max_kl", "vpg_lr", "vf_lr")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        if not 0.0 < self.backtrack_ratio < 1.0:
+            raise ConfigError(f"backtrack_ratio must be in (0, 1), got {self.backtrack_ratio}")
+        if self.cg_damping < 0 or self.baseline_reg < 0:
+            raise ConfigError("cg_damping and baseline_reg must be >= 0")
+        if self.baseline not in BASELINES:
+            raise ConfigError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
+        if not self.policy_hidden or any(h <= 0 for h in self.policy_hidden):
+            raise ConfigError(f"policy_hidden must be positive sizes, got {self.policy_hidden}")
+        if not self.vf_hidden or any(h <= 0 for h in self.vf_hidden):
+            raise ConfigError(f"vf_hidden must be positive sizes, got {self.vf_hidden}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+
+    # ------------------------------------------------------------------ overrides
+    def with_overrides(self, overrides: dict[str, Any] | list[str]) -> Config:
+        """Return a copy with ``overrides`` applied.
+
+        ``overrides`` is a dict of already-typed values or a list of ``"key=value"`` strings
+        (as given on the command line); strings are parsed to the field's declared type.
+        """
+        if isinstance(overrides, list):
+            pairs: dict[str, Any] = {}
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"override {item!r} is not of the form key=value")
+                key, value = item.split("=", 1)
+                pairs[key.strip()] = value.strip()
+            overrides = pairs
+        hints = typing.get_type_hints(type(self))
+        valid = self.field_names()
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
+            changes[key] = parse_value(key, value, hints[key])
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(cfg: Config, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise ConfigError(f"{name} must be > 0, got {value}")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_value(key: str, value: Any, hint: Any) -> Any:
+    """Parse ``value`` (a string from the command line, or a typed value) to ``hint``."""
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise ValueError(f"expected a boolean ({'/'.join(sorted(_TRUE | _FALSE))})")
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError("expected an integer")
+                return int(value)
+            if isinstance(value, str):
+                f = float(value)  # accepts "1e6"
+                if not f.is_integer():
+                    raise ValueError("expected an integer")
+                return int(f)
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(value)
+        if hint is str:
+            return str(value)
+        if origin is tuple:
+            if isinstance(value, str):
+                parts = [p for p in value.replace("(", "").replace(")", "").split(",") if p]
+            else:
+                parts = list(value)
+            return tuple(int(p) for p in parts)
+        if origin in (dict, types.UnionType):
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {key!r}: {value!r} ({exc})") from None
+    return value
+
+
+def load_config(algo: str, env: str, seed: int, overrides: list[str] | dict[str, Any] | None = None,
+                **fields: Any) -> Config:
+    """Build and validate a config from the CLI pieces; raises ConfigError on bad input."""
+    base = Config(algo=algo, env=env, seed=seed)
+    extra = {k: v for k, v in fields.items() if v is not None}
+    cfg = base.with_overrides(extra)
+    if overrides:
+        cfg = cfg.with_overrides(overrides)
+    return cfg.validate()

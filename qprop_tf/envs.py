@@ -1,0 +1,77 @@
+"""The seven MuJoCo domains of the paper, as Gymnasium v5 environments.
+
+The paper ran Gym -v1 on an old MuJoCo; this project runs the v5 ids (see the README's
+"Deviations" section). Names are accepted as the paper wrote them ("Walker") or as env ids.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from qprop_tf.config import ConfigError
+
+DOMAINS: dict[str, str] = {
+    "Ant": "Ant-v5",
+    "HalfCheetah": "HalfCheetah-v5",
+    "Hopper": "Hopper-v5",
+    "Humanoid": "Humanoid-v5",
+    "Reacher": "Reacher-v5",
+    "Swimmer": "Swimmer-v5",
+    "Walker": "Walker2d-v5",
+}
+"""Paper name -> Gymnasium v5 id (Table 1 order)."""
+
+ALIASES: dict[str, str] = {"Walker2d": "Walker2d-v5"}
+
+EXTRA_ENVS: tuple[str, ...] = (
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Pendulum-v1",
+)
+"""Small continuous-control envs accepted for sanity checks and fast tests."""
+
+
+def valid_env_names() -> list[str]:
+    return [*DOMAINS, *ALIASES, *DOMAINS.values(), *EXTRA_ENVS]
+
+
+def resolve_env_id(name: str) -> str:
+    """Map a paper name or env id to a Gymnasium id; raise ConfigError listing valid names."""
+    if name in DOMAINS:
+        return DOMAINS[name]
+    if name in ALIASES:
+        return ALIASES[name]
+    if name in DOMAINS.values() or name in EXTRA_ENVS:
+        return name
+    lowered = {n.lower(): n for n in valid_env_names()}
+    hint = f" (did you mean {lowered[name.lower()]!r}?)" if name.lower() in lowered else ""
+    raise ConfigError(
+        f"unknown env {name!r}{hint}; valid: {', '.join(valid_env_names())}")
+
+
+def domain_name(env_id: str) -> str:
+    """The paper's name for an env id (the id itself for the extra envs)."""
+    for paper, eid in DOMAINS.items():
+        if eid == env_id:
+            return paper
+    return env_id
+
+
+def make_env(name: str, seed: int) -> gym.Env:
+    """One seeded env with its default time limit (1000 steps; Reacher 50).
+
+    The first ``reset`` is seeded with ``seed``; later resets continue the env's own RNG,
+    so a run's episodes are a deterministic function of the seed. Actions are clipped to
+    the bounds by the sampler (batched, in NumPy) before they reach ``step``.
+    """
+    env = gym.make(resolve_env_id(name), disable_env_checker=True)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ConfigError(f"{name}: only continuous (Box) action spaces are supported")
+    return env
+
+
+def make_envs(name: str, n: int, seed: int) -> list[gym.Env]:
+    """``n`` independently seeded copies (seeds seed*1000 + i, so runs never share streams)."""
+    return [make_env(name, seed * 1000 + i) for i in range(n)]

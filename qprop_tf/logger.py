@@ -1,0 +1,52 @@
+"""Run directory: config.json, progress.csv (one row per iteration) and TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_per_second")
+"""Columns that depend on wall-clock time; everything else is a function of the seed."""
+
+
+class RunLogger:
+    """Appends one flushed row per iteration, so a crash never loses logged iterations."""
+
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.progress_path = self.dir / "progress.csv"
+        self._file = None
+        self._writer: csv.DictWriter | None = None
+        self._tb = tf.summary.create_file_writer(str(self.dir)) if tensorboard else None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        tmp = self.dir / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(self.dir / "config.json")
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._file = open(self.progress_path, "w", newline="")  # noqa: SIM115
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row))
+            self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+        if self._tb is not None:
+            step = int(row.get("env_steps", row.get("iteration", 0)))
+            with self._tb.as_default():
+                for key, value in row.items():
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        tf.summary.scalar(key, value, step=step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,172 @@
+"""The on-policy training loop: sample -> baseline -> GAE -> policy step -> log.
+
+TRPO-GAE and VPG are this loop with a different policy optimiser; Q-Prop adds a control
+variate from an off-policy critic through the ``extra_loss`` hook of the optimisers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from qprop_tf.advantages import (
+    discounted_returns,
+    explained_variance,
+    gae_advantages,
+    path_end_values,
+    standardize,
+)
+from qprop_tf.baselines import LinearFeatureBaseline, MLPBaseline
+from qprop_tf.config import PAPER_EPISODE_STEPS, Config
+from qprop_tf.envs import domain_name, make_envs, resolve_env_id
+from qprop_tf.logger import RunLogger
+from qprop_tf.optim import TRPO, VPG
+from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
+from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
+from qprop_tf.sampler import Batch, Sampler
+
+
+def default_out_dir(cfg: Config) -> Path:
+    return Path("runs") / domain_name(resolve_env_id(cfg.env)) / cfg.algo / f"seed{cfg.seed}"
+
+
+def make_baseline(cfg: Config, obs_dim: int):
+    if cfg.baseline == "linear":
+        return LinearFeatureBaseline(obs_dim, cfg.baseline_reg)
+    return MLPBaseline(obs_dim, cfg.vf_hidden, cfg.vf_lr, cfg.vf_updates, cfg.vf_minibatch)
+
+
+def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None):
+    if cfg.algo in ("trpo",):
+        return TRPO(policy, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, cfg.backtrack_ratio,
+                    cfg.max_backtracks, extra_loss=extra_loss)
+    if cfg.algo in ("vpg",):
+        return VPG(policy, cfg.vpg_lr, extra_loss=extra_loss)
+    raise ValueError(f"no policy optimiser for algo {cfg.algo!r}")
+
+
+def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """(GAE advantages, baseline targets, baseline predictions) for one batch."""
+    values = baseline.predict(batch.obs, batch.t)
+    last_values = baseline.predict(batch.last_obs, batch.path_lengths)
+    ends = path_end_values(last_values, batch.path_terminated, batch.path_truncated,
+                           cfg.bootstrap_truncation)
+    adv = gae_advantages(batch.rew, values, ends, batch.path_lengths, cfg.gamma,
+                         cfg.gae_lambda)
+    returns = discounted_returns(batch.rew, ends, batch.path_lengths, cfg.gamma)
+    return adv, returns, values
+
+
+def train(cfg: Config, out_dir: str | Path | None = None,
+          on_iteration: Callable[[int, dict[str, Any], Any], None] | None = None) -> Path:
+    """Train until ``cfg.max_steps`` env steps; return the run directory.
+
+    ``on_iteration(iteration, row, policy)`` is called after each logged row (tests use it).
+    """
+    cfg.validate()
+    out = Path(out_dir or cfg.out or default_out_dir(cfg))
+    seed_everything(cfg.seed)
+    env_id = resolve_env_id(cfg.env)
+    envs = make_envs(env_id, cfg.n_envs, cfg.seed)
+    obs_dim = envs[0].observation_space.shape[0]
+    act_dim = envs[0].action_space.shape[0]
+
+    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
+    mirror = NumpyPolicy(policy)
+    baseline = make_baseline(cfg, obs_dim)
+    optimizer = make_optimizer(cfg, policy)
+    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
+
+    logger = RunLogger(out)
+    logger.write_config({"config": cfg.to_dict(), "env_id": env_id, "obs_dim": obs_dim,
+                         "act_dim": act_dim, "versions": versions(), "git_commit": git_commit()})
+
+    bar = None
+    if cfg.progress_bar:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.max_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+                   desc=f"{cfg.algo} {domain_name(env_id)} s{cfg.seed}")
+    env_steps = 0
+    real_episodes = 0
+    max_return = -np.inf
+    t_start = time.perf_counter()
+    iteration = 0
+    try:
+        while env_steps < cfg.max_steps:
+            t0 = time.perf_counter()
+            batch = sampler.sample()
+            t1 = time.perf_counter()
+
+            if cfg.fit_baseline_first:
+                _, returns, _ = compute_advantages(cfg, batch, baseline)
+                baseline.fit(batch.obs, batch.t, returns)
+            adv, returns, values = compute_advantages(cfg, batch, baseline)
+            ev = explained_variance(values, returns)
+            if not cfg.fit_baseline_first:
+                baseline.fit(batch.obs, batch.t, returns)
+            signal = standardize(adv) if cfg.center_advantages else adv
+            stats = optimizer.update({
+                "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
+                "signal": tf.constant(signal, tf.float32)})
+            check_finite(f"iteration {iteration} update", stats,
+                         [v.numpy() for v in policy.trainable_variables])
+            mirror.sync()
+            t2 = time.perf_counter()
+
+            env_steps += batch.n_steps
+            real_episodes += batch.n_paths
+            avg_ret = float(np.mean(batch.episode_returns))
+            max_return = max(max_return, avg_ret)
+            elapsed = time.perf_counter() - t_start
+            row = {
+                "iteration": iteration,
+                "env_steps": env_steps,
+                "paper_episodes": env_steps / PAPER_EPISODE_STEPS,
+                "real_episodes": real_episodes,
+                "batch_steps": batch.n_steps,
+                "batch_episodes": batch.n_paths,
+                "average_return": avg_ret,
+                "std_return": float(np.std(batch.episode_returns)),
+                "min_return": float(np.min(batch.episode_returns)),
+                "max_return": float(np.max(batch.episode_returns)),
+                "max_return_so_far": max_return,
+                "average_length": float(np.mean(batch.path_lengths)),
+                "terminated_fraction": float(np.mean(batch.path_terminated)),
+                "mean_kl": stats["mean_kl"],
+                "entropy": stats["entropy"],
+                "policy_std": float(np.mean(np.exp(mirror.log_std))),
+                "loss_before": stats["loss_before"],
+                "loss_after": stats["loss_after"],
+                "grad_norm": stats["grad_norm"],
+                "line_search_accepted": int(stats["accepted"]),
+                "backtracks": int(stats["backtracks"]),
+                "explained_variance": ev,
+                "advantage_std": float(np.std(adv)),
+                "time": elapsed,
+                "iteration_time": t2 - t0,
+                "sample_time": t1 - t0,
+                "update_time": t2 - t1,
+                "steps_per_second": batch.n_steps / (t2 - t0),
+            }
+            logger.log(row)
+            if bar is not None:
+                bar.update(batch.n_steps)
+                bar.write(f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
+                          f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
+                          f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
+            if on_iteration is not None:
+                on_iteration(iteration, row, policy)
+            iteration += 1
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
+        for env in envs:
+            env.close()
+    return out
