@@ -66,6 +66,30 @@ def fisher_vector_product(kl_fn: Callable[[], tf.Tensor], variables: list[tf.Var
     return hv + damping * v
 
 
+def fisher_vector_product_fn(kl_fn: Callable[[], tf.Tensor], variables: list[tf.Variable],
+                             damping: float) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The same product as :func:`fisher_vector_product`, F v + damping*v, for many v.
+
+    F v = d/dtheta [ (grad_theta KL)^T v ] = (d grad_theta KL / d theta)^T v: the KL's
+    forward pass and first backward pass are recorded once on a persistent tape, and each
+    product is one more backward pass with ``output_gradients=v``. Exact, not approximated:
+    this only avoids recomputing the forward pass in every conjugate-gradient iteration.
+    """
+    sizes = [v.shape.num_elements() for v in variables]
+    shapes = [v.shape for v in variables]
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            kl = kl_fn()
+        grads = inner.gradient(kl, variables)
+
+    def fvp(v: tf.Tensor) -> tf.Tensor:
+        parts = [tf.reshape(p, s) for p, s in zip(tf.split(v, sizes), shapes, strict=True)]
+        hv = outer.gradient(grads, variables, output_gradients=parts)
+        return flatten(hv) + damping * v
+
+    return fvp
+
+
 def conjugate_gradient(f_ax: Callable[[tf.Tensor], tf.Tensor], b: tf.Tensor, iters: int = 10,
                        residual_tol: float = 1e-10) -> tf.Tensor:
     """Solve A x = b for symmetric positive-definite A given only x -> A x (rllab's cg).
@@ -130,11 +154,19 @@ class _PolicyOptimizer:
         self.policy = policy
         self.extra_loss = extra_loss
         self.variables = list(policy.trainable_variables)
-        self._update = tf.function(self._update_impl, reduce_retracing=True)
+        self._update = None
 
     def update(self, inputs: dict[str, tf.Tensor]) -> dict[str, float]:
-        """One policy update on ``inputs`` (obs, act, signal, plus whatever extra_loss reads)."""
-        stats = self._update({k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        """One policy update on ``inputs`` (obs, act, signal, plus whatever extra_loss reads).
+
+        Compiled once, on the first call, with the batch dimension left open, so batches of
+        any size reuse the same graph.
+        """
+        tensors = {k: tf.convert_to_tensor(v) for k, v in inputs.items()}
+        if self._update is None:
+            spec = {k: tf.TensorSpec([None, *t.shape[1:]], t.dtype) for k, t in tensors.items()}
+            self._update = tf.function(self._update_impl, input_signature=[spec])
+        stats = self._update(tensors)
         return {k: float(v) for k, v in stats.items()}
 
     def _closures(self, inputs: dict[str, tf.Tensor]):
@@ -184,9 +216,7 @@ class TRPO(_PolicyOptimizer):
             loss_before = loss_fn()
         grad = flatten(tape.gradient(loss_before, variables))
 
-        def fvp(v: tf.Tensor) -> tf.Tensor:
-            return fisher_vector_product(kl_fn, variables, v, self.cg_damping)
-
+        fvp = fisher_vector_product_fn(kl_fn, variables, self.cg_damping)
         direction = conjugate_gradient(fvp, grad, self.cg_iters)
         shs = tf.reduce_sum(direction * fvp(direction))
         step_size = tf.sqrt(2.0 * self.max_kl / (shs + 1e-8))

@@ -88,17 +88,25 @@ class NumpyPolicy:
         self.std = np.exp(self.log_std)
 
     def mean(self, obs: np.ndarray) -> np.ndarray:
+        """mu(s) in NumPy: tanh layers, then the linear output layer."""
         h = obs
         for w, b in self.layers:
-            h = np.tanh(h @ w + b)
-        return h @ self.out_w + self.out_b
+            h = h @ w
+            h += b
+            np.tanh(h, out=h)
+        out = h @ self.out_w
+        out += self.out_b
+        return out
+
+    def log_prob_from_noise(self, noise: np.ndarray) -> np.ndarray:
+        """log N(mu + std*eps | mu, std^2) = -|eps|^2/2 - sum(log_std) - d/2 log(2 pi)."""
+        d = noise.shape[-1]
+        return (-0.5 * np.sum(noise**2, axis=-1) - np.sum(self.log_std)
+                - 0.5 * d * math.log(2 * math.pi))
 
     def sample(self, obs: np.ndarray, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (action, mean, log_prob) for a batch of observations."""
+        """Return (action, mean, noise) for a batch of observations: a = mu + std * noise."""
         mu = self.mean(obs)
         noise = rng.standard_normal(mu.shape)
-        act = mu + self.std * noise
-        logp = (-0.5 * np.sum(noise**2, axis=-1) - np.sum(self.log_std)
-                - 0.5 * mu.shape[-1] * math.log(2 * math.pi))
-        return act, mu, logp
+        return mu + self.std * noise, mu, noise

@@ -82,34 +82,37 @@ class Sampler:
         n = len(self.envs)
         paths: list[dict] = []
         current: list[dict | None] = [None] * n
-        obs = [None] * n
+        obs: list[np.ndarray | None] = [None] * n
         committed = 0  # steps collected so far, finished paths and paths in progress
+        low, high, policy, rng = self.low, self.high, self.policy, self.rng
 
         def start(i: int) -> None:
             o, _ = self.envs[i].reset()
-            obs[i] = np.asarray(o, dtype=np.float64)
-            current[i] = {"obs": [], "act": [], "rew": [], "logp": [], "mean": []}
+            obs[i] = o
+            current[i] = {"obs": [], "act": [], "rew": [], "noise": [], "mean": []}
 
         for i in range(n):
             start(i)
-        active = [i for i in range(n) if current[i] is not None]
+        active = list(range(n))
+        steps = [env.step for env in self.envs]
         while active:
-            o_batch = np.stack([obs[i] for i in active])
-            act, mu, logp = self.policy.sample(o_batch, self.rng)
-            clipped = np.clip(act, self.low, self.high)
+            o_batch = obs[active[0]][None] if len(active) == 1 else np.stack(
+                [obs[i] for i in active])
+            act, mu, noise = policy.sample(o_batch, rng)
+            clipped = np.minimum(np.maximum(act, low), high)
             still: list[int] = []
             for k, i in enumerate(active):
                 path = current[i]
-                o2, r, term, trunc, _ = self.envs[i].step(clipped[k])
+                o2, r, term, trunc, _ = steps[i](clipped[k])
                 path["obs"].append(obs[i])
                 path["act"].append(act[k])
                 path["rew"].append(r)
-                path["logp"].append(logp[k])
+                path["noise"].append(noise[k])
                 path["mean"].append(mu[k])
                 committed += 1
-                obs[i] = np.asarray(o2, dtype=np.float64)
+                obs[i] = o2
                 if term or trunc:
-                    path["last_obs"] = obs[i]
+                    path["last_obs"] = o2
                     path["terminated"] = bool(term)
                     path["truncated"] = bool(trunc) and not term
                     paths.append(path)
@@ -120,10 +123,10 @@ class Sampler:
                 else:
                     still.append(i)
             active = still
-        return self._to_batch(paths)
+        return self._to_batch(paths, policy)
 
     @staticmethod
-    def _to_batch(paths: list[dict]) -> Batch:
+    def _to_batch(paths: list[dict], policy: NumpyPolicy) -> Batch:
         lengths = np.array([len(p["rew"]) for p in paths], dtype=np.int64)
         n = int(lengths.sum())
         terminated = np.zeros(n, dtype=bool)
@@ -140,7 +143,8 @@ class Sampler:
             rew=rew,
             terminated=terminated,
             truncated=truncated,
-            logp=np.concatenate([np.asarray(p["logp"]) for p in paths]),
+            logp=policy.log_prob_from_noise(np.concatenate([np.asarray(p["noise"])
+                                                            for p in paths])),
             mean=np.concatenate([np.asarray(p["mean"]) for p in paths]).astype(np.float32),
             t=np.concatenate([np.arange(m) for m in lengths]).astype(np.int64),
             path_lengths=lengths,

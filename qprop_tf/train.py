@@ -64,8 +64,12 @@ def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray,
 
 
 def train(cfg: Config, out_dir: str | Path | None = None,
-          on_iteration: Callable[[int, dict[str, Any], Any], None] | None = None) -> Path:
+          on_iteration: Callable[[int, dict[str, Any], Any], None] | None = None,
+          verbose: bool = True) -> Path:
     """Train until ``cfg.max_steps`` env steps; return the run directory.
+
+    Prints one summary line per iteration (under the progress bar when there is one)
+    unless ``verbose`` is False.
 
     ``on_iteration(iteration, row, policy)`` is called after each logged row (tests use it).
     """
@@ -155,11 +159,15 @@ def train(cfg: Config, out_dir: str | Path | None = None,
                 "steps_per_second": batch.n_steps / (t2 - t0),
             }
             logger.log(row)
+            line = (f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
+                    f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
+                    f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
             if bar is not None:
                 bar.update(batch.n_steps)
-                bar.write(f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
-                          f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
-                          f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
+                if verbose:
+                    bar.write(line)
+            elif verbose:
+                print(line, flush=True)
             if on_iteration is not None:
                 on_iteration(iteration, row, policy)
             iteration += 1

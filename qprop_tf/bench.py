@@ -1,0 +1,144 @@
+"""Speed benchmarks on this machine, one process, one TF thread: ``make bench``.
+
+For each env it measures, in one run so the ratios are comparable:
+  raw      env.step with precomputed actions (the ceiling for any sampler)
+  sampler  our whole-path sampler with the NumPy policy mirror
+  trpo     the whole TRPO-GAE training loop (sampling, baseline, GAE, update, logging),
+           batch 5000, with and without the first (tf.function tracing) iteration
+and prints a table with the loop's rate as a fraction of raw. Results are written to
+results/bench/<host-date>.json and .md with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from qprop_tf.runtime import limit_threads  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bench_raw_env(env_id: str, steps: int) -> float:
+    from qprop_tf.envs import make_env
+
+    env = make_env(env_id, 0)
+    env.reset()
+    actions = np.random.default_rng(0).uniform(
+        env.action_space.low, env.action_space.high, (steps, env.action_space.shape[0]))
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def bench_sampler(env_id: str, steps: int, n_envs: int = 1) -> float:
+    from qprop_tf.envs import make_envs
+    from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
+    from qprop_tf.sampler import Sampler
+
+    envs = make_envs(env_id, n_envs, 0)
+    policy = GaussianMLPPolicy(envs[0].observation_space.shape[0],
+                               envs[0].action_space.shape[0])
+    sampler = Sampler(envs, NumpyPolicy(policy), 5000, np.random.default_rng(0))
+    done = 0
+    t0 = time.perf_counter()
+    while done < steps:
+        done += sampler.sample().n_steps
+    return done / (time.perf_counter() - t0)
+
+
+def bench_trpo_loop(env_id: str, steps: int) -> dict[str, float]:
+    import pandas as pd
+
+    from qprop_tf.config import load_config
+    from qprop_tf.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config("trpo", env_id, 0, {"batch_size": 5000, "max_steps": steps,
+                                               "progress_bar": False})
+        t0 = time.perf_counter()
+        out = train(cfg, Path(tmp) / "run", verbose=False)
+        wall = time.perf_counter() - t0
+        df = pd.read_csv(out / "progress.csv")
+    rest = df.iloc[1:]
+    return {"trpo_loop": float(df.env_steps.iloc[-1] / wall),
+            "trpo_loop_after_first": float(rest.batch_steps.sum() / rest.iteration_time.sum()),
+            "trpo_sample_share": float(rest.sample_time.sum() / rest.iteration_time.sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5")
+    parser.add_argument("--raw-steps", type=int, default=30000)
+    parser.add_argument("--loop-steps", type=int, default=100000)
+    parser.add_argument("--out", default="results/bench")
+    args = parser.parse_args(argv)
+    limit_threads(1)
+
+    rows = []
+    for env_id in args.envs.split(","):
+        raw = bench_raw_env(env_id, args.raw_steps)
+        sampler = bench_sampler(env_id, args.raw_steps)
+        loop = bench_trpo_loop(env_id, args.loop_steps)
+        row = {"env": env_id, "raw_env_step": raw, "sampler": sampler, **loop}
+        row["sampler_vs_raw"] = sampler / raw
+        row["trpo_loop_vs_raw"] = loop["trpo_loop"] / raw
+        row["trpo_loop_after_first_vs_raw"] = loop["trpo_loop_after_first"] / raw
+        rows.append(row)
+        print(f"{env_id}: raw {raw:,.0f}/s | sampler {sampler:,.0f}/s ({row['sampler_vs_raw']:.0%})"
+              f" | TRPO loop {loop['trpo_loop']:,.0f}/s ({row['trpo_loop_vs_raw']:.0%}),"
+              f" after first iteration {loop['trpo_loop_after_first']:,.0f}/s"
+              f" ({row['trpo_loop_after_first_vs_raw']:.0%})", flush=True)
+
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(),
+            "cores": os.cpu_count(), "tf_threads": 1,
+            "command": "make bench  (python -m qprop_tf.bench " + " ".join(argv or []) + ")"}
+    from qprop_tf.runtime import versions
+
+    meta["versions"] = versions()
+    lines = [f"# Benchmark, {meta['date']}", "",
+             f"Command: `{meta['command'].strip()}`. CPU: {meta['cpu']}, {meta['cores']} cores;"
+             " one process, one TF thread. Rates are env steps per second.", "",
+             "| env | raw env.step | sampler | sampler/raw | TRPO loop | loop/raw "
+             "| loop after 1st it. | after 1st/raw |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['env']} | {r['raw_env_step']:,.0f} | {r['sampler']:,.0f} | "
+            f"{r['sampler_vs_raw']:.0%} | {r['trpo_loop']:,.0f} | {r['trpo_loop_vs_raw']:.0%} | "
+            f"{r['trpo_loop_after_first']:,.0f} | {r['trpo_loop_after_first_vs_raw']:.0%} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{platform.node()}-{meta['date'][:10]}"
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    (out / "latest.md").write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
