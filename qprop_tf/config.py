@@ -17,8 +17,24 @@ from typing import Any
 PAPER_EPISODE_STEPS = 1000
 """The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
 
-ON_POLICY_ALGOS = ("trpo", "vpg")
+QPROP_ALGOS: dict[str, tuple[str, str]] = {
+    # --algo: (policy optimiser, eta rule)
+    "qprop": ("trpo", "ones"),
+    "qprop-c": ("trpo", "conservative"),
+    "qprop-a": ("trpo", "aggressive"),
+    "qprop-adaptive": ("trpo", "adaptive"),
+    "vqprop": ("vpg", "ones"),
+    "vqprop-c": ("vpg", "conservative"),
+    "vqprop-a": ("vpg", "aggressive"),
+    "vqprop-adaptive": ("vpg", "adaptive"),
+}
+ON_POLICY_ALGOS = ("trpo", "vpg", *QPROP_ALGOS)
 ALGOS = ON_POLICY_ALGOS
+
+
+def policy_optimizer_name(algo: str) -> str:
+    """'trpo' or 'vpg': the on-policy learner an algorithm is built on."""
+    return QPROP_ALGOS[algo][0] if algo in QPROP_ALGOS else algo
 
 BASELINES = ("linear", "mlp")
 
@@ -61,6 +77,16 @@ class Config:
     max_backtracks: int = 15
     # VPG
     vpg_lr: float = 1e-3
+    # Q-Prop critic (REFERENCE.md section 2)
+    qf_hidden: tuple[int, ...] = (100, 100)
+    qf_lr: float = 1e-3
+    qf_batch_size: int = 64
+    qf_tau: float = 1e-3
+    qf_updates_ratio: float = 1.0
+    replay_size: int = 1_000_000
+    min_replay: int = 1000
+    fit_critic_first: bool = False
+    critic_xla: bool = True
     # runtime
     tf_threads: int = 1
     progress_bar: bool = True
@@ -77,7 +103,15 @@ class Config:
         resolve_env_id(self.env)  # raises with the list of valid names
         _positive(self, "batch_size", "max_steps", "n_envs", "cg_iters", "max_backtracks",
                   "tf_threads", "vf_updates", "vf_minibatch")
-        _positive(self, "init_std", "max_kl", "vpg_lr", "vf_lr")
+        _positive(self, "init_std", "max_kl", "vpg_lr", "vf_lr", "qf_lr", "qf_batch_size",
+                  "replay_size")
+        if not 0.0 < self.qf_tau <= 1.0:
+            raise ConfigError(f"qf_tau must be in (0, 1], got {self.qf_tau}")
+        if self.qf_updates_ratio < 0 or self.min_replay < 0:
+            raise ConfigError("qf_updates_ratio and min_replay must be >= 0")
+        if len(self.qf_hidden) < 2 or any(h <= 0 for h in self.qf_hidden):
+            raise ConfigError(f"qf_hidden needs >= 2 positive sizes (the action joins at the "
+                              f"second layer), got {self.qf_hidden}")
         if not 0.0 < self.gamma <= 1.0:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.gae_lambda <= 1.0:

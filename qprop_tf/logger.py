@@ -10,7 +10,8 @@ from typing import Any
 
 import tensorflow as tf
 
-TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_per_second")
+TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_per_second",
+                "critic_time")
 """Columns that depend on wall-clock time; everything else is a function of the seed."""
 
 

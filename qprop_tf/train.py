@@ -22,7 +22,7 @@ from qprop_tf.advantages import (
     standardize,
 )
 from qprop_tf.baselines import LinearFeatureBaseline, MLPBaseline
-from qprop_tf.config import PAPER_EPISODE_STEPS, Config
+from qprop_tf.config import PAPER_EPISODE_STEPS, QPROP_ALGOS, Config, policy_optimizer_name
 from qprop_tf.envs import domain_name, make_envs, resolve_env_id
 from qprop_tf.logger import RunLogger
 from qprop_tf.optim import TRPO, VPG
@@ -42,12 +42,29 @@ def make_baseline(cfg: Config, obs_dim: int):
 
 
 def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None):
-    if cfg.algo in ("trpo",):
+    name = policy_optimizer_name(cfg.algo)
+    if name == "trpo":
         return TRPO(policy, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, cfg.backtrack_ratio,
                     cfg.max_backtracks, extra_loss=extra_loss)
-    if cfg.algo in ("vpg",):
+    if name == "vpg":
         return VPG(policy, cfg.vpg_lr, extra_loss=extra_loss)
     raise ValueError(f"no policy optimiser for algo {cfg.algo!r}")
+
+
+def make_control_variate(cfg: Config, obs_dim: int, act_dim: int):
+    """Q-Prop's critic control variate for the qprop* algos, None otherwise."""
+    if cfg.algo not in QPROP_ALGOS:
+        return None
+    from qprop_tf.critic import Critic
+    from qprop_tf.qprop import QPropControlVariate
+    from qprop_tf.replay import ReplayBuffer
+
+    critic = Critic(obs_dim, act_dim, cfg.qf_hidden, cfg.qf_lr, cfg.qf_batch_size, cfg.qf_tau,
+                    cfg.gamma, cfg.min_replay, jit_compile=cfg.critic_xla, seed=cfg.seed)
+    replay = ReplayBuffer(obs_dim, act_dim, cfg.replay_size, seed=cfg.seed)
+    return QPropControlVariate(critic, replay, QPROP_ALGOS[cfg.algo][1], cfg.qf_updates_ratio,
+                               truncation_is_terminal=not cfg.bootstrap_truncation,
+                               fit_critic_first=cfg.fit_critic_first)
 
 
 def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray, np.ndarray,
@@ -84,7 +101,9 @@ def train(cfg: Config, out_dir: str | Path | None = None,
     policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
     mirror = NumpyPolicy(policy)
     baseline = make_baseline(cfg, obs_dim)
-    optimizer = make_optimizer(cfg, policy)
+    control_variate = make_control_variate(cfg, obs_dim, act_dim)
+    optimizer = make_optimizer(
+        cfg, policy, None if control_variate is None else control_variate.extra_loss)
     sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
 
     logger = RunLogger(out)
@@ -114,10 +133,17 @@ def train(cfg: Config, out_dir: str | Path | None = None,
             ev = explained_variance(values, returns)
             if not cfg.fit_baseline_first:
                 baseline.fit(batch.obs, batch.t, returns)
-            signal = standardize(adv) if cfg.center_advantages else adv
+            signal, inputs, diag = adv, {}, {}
+            if control_variate is not None:
+                signal, inputs, diag = control_variate.process(batch, adv, policy)
+                check_finite(f"iteration {iteration} critic fit",
+                             {"critic_loss": diag["critic_loss"]} if diag["critic_updates"]
+                             else {})
+            if cfg.center_advantages:
+                signal = standardize(signal)
             stats = optimizer.update({
                 "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
-                "signal": tf.constant(signal, tf.float32)})
+                "signal": tf.constant(signal, tf.float32), **inputs})
             check_finite(f"iteration {iteration} update", stats,
                          [v.numpy() for v in policy.trainable_variables])
             mirror.sync()
@@ -152,6 +178,7 @@ def train(cfg: Config, out_dir: str | Path | None = None,
                 "backtracks": int(stats["backtracks"]),
                 "explained_variance": ev,
                 "advantage_std": float(np.std(adv)),
+                **diag,
                 "time": elapsed,
                 "iteration_time": t2 - t0,
                 "sample_time": t1 - t0,

@@ -1,0 +1,214 @@
+"""Uniform replay of transitions, stored in TF variables and sampled in-graph.
+
+Layout (each observation stored once)
+-------------------------------------
+The buffer is a ring of ``capacity`` *rows*. Paths are written one after another; after a
+path's T steps one extra *sentinel* row holds the path's ``last_obs`` (the observation after
+its last step), so a path of T steps takes T + 1 rows::
+
+    row:   r     r+1   ...   r+T-1      r+T
+    obs:   s_0   s_1   ...   s_{T-1}    s_T (= last_obs)
+    act:   a_0   a_1   ...   a_{T-1}    0
+    rew:   r_0   r_1   ...   r_{T-1}    0
+    done:  0     0     ...   d          0         d = terminated or (truncated and switch)
+    start: 1     1     ...   1          0         (NumPy-side flag, not a TF variable)
+
+The next observation of row i is row (i + 1) % capacity. Transition (s, a, r, d, s') is
+row i with s' read from row i + 1; sentinel rows are not transition starts, so a sample
+never runs from one path's last observation into the next path's first one.
+
+Which rows are sampleable
+-------------------------
+A row is sampleable iff it is a transition start and its successor row still holds the
+data written after it. Rows are written in chronological order, so overwriting always
+removes the *oldest* rows first, and every batch ends with a sentinel: the newest row is
+never a start, and the successor of any surviving start was written after it and so also
+survives (a path cut at its head by the wrap-around keeps its valid tail). The sampleable
+rows are therefore exactly the start rows present, in chronological order. They are kept
+in a second ring, ``valid_rows`` (int32, one entry per transition, ``head`` = oldest,
+``n_valid`` entries): writing m rows drops the start rows being overwritten from the head
+of that ring (they are its oldest entries) and appends the new start rows at its tail.
+Sampling is ``valid_rows[(head + k) % capacity]`` with k ~ Uniform{0, ..., n_valid - 1},
+i.e. uniform over the stored transitions, all in-graph.
+
+Memory: obs dominates, capacity * obs_dim * 4 bytes (1.39 GB for Humanoid, 348 dims, 1M
+rows). ``capacity`` counts rows, so it holds capacity * T / (T + 1) transitions for paths of
+T steps (999,000 for 1000-step paths in 1M rows). Writes are in-place strided-slice assigns
+on the variable handles; the large variables are never read densely (only gathered), which
+keeps TF from copying them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from qprop_tf.sampler import Batch
+
+
+def _assign_rows(var: tf.Variable, start: int, values: np.ndarray) -> None:
+    """var[start:start + len(values)] = values, in place.
+
+    Not ``var[a:b].assign(v)``: that first materialises ``var[a:b]`` as a tensor sharing
+    var's buffer, so the assign sees a second reference and copies the whole variable
+    (1.4 GB at Humanoid size) before writing. The raw op on the handle writes in place.
+    """
+    n = values.shape[0]
+    rank = len(var.shape)
+    tf.raw_ops.ResourceStridedSliceAssign(
+        ref=var.handle, begin=[start] + [0] * (rank - 1),
+        end=[start + n] + list(var.shape[1:]), strides=[1] * rank,
+        value=tf.convert_to_tensor(values, var.dtype))
+
+
+class ReplayBuffer:
+    """Ring buffer of whole paths as rows of TF variables; uniform in-graph sampling.
+
+    ``capacity`` is the number of rows (transitions plus one sentinel row per path).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1_000_000,
+                 seed: int = 0) -> None:
+        if capacity < 2:
+            raise ValueError("capacity must be at least 2 rows")
+        self.obs_dim = int(obs_dim)
+        self.act_dim = int(act_dim)
+        self.capacity = int(capacity)
+        with tf.name_scope("replay"):
+            self.obs = tf.Variable(tf.zeros([capacity, obs_dim], tf.float32), trainable=False,
+                                   name="obs")
+            self.act = tf.Variable(tf.zeros([capacity, act_dim], tf.float32), trainable=False,
+                                   name="act")
+            self.rew = tf.Variable(tf.zeros([capacity], tf.float32), trainable=False,
+                                   name="rew")
+            self.done = tf.Variable(tf.zeros([capacity], tf.float32), trainable=False,
+                                    name="done")
+            self.valid_rows = tf.Variable(tf.zeros([capacity], tf.int32), trainable=False,
+                                          name="valid_rows")
+            self.valid_head = tf.Variable(0, dtype=tf.int32, trainable=False,
+                                          name="valid_head")
+            self.n_valid = tf.Variable(0, dtype=tf.int32, trainable=False, name="n_valid")
+        self._rng = tf.random.Generator.from_seed(seed)
+        # NumPy-side bookkeeping (1 byte per row): which rows are transition starts.
+        self._start = np.zeros(capacity, dtype=bool)
+        self._ptr = 0  # next row to write
+        self._rows_written = 0  # total rows ever written
+        self._head = 0
+        self._n_valid = 0
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def size(self) -> int:
+        """Number of sampleable transitions."""
+        return self._n_valid
+
+    @property
+    def rows_filled(self) -> int:
+        return min(self._rows_written, self.capacity)
+
+    def __len__(self) -> int:
+        return self._n_valid
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def batch_rows(batch: Batch, truncation_is_terminal: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows a batch becomes: (obs, act, rew, done, start), one sentinel per path.
+
+        done on a path's last step = path_terminated or (path_truncated and
+        truncation_is_terminal); 0 elsewhere.
+        """
+        lengths = np.asarray(batch.path_lengths, dtype=np.int64)
+        n, p = int(lengths.sum()), int(lengths.shape[0])
+        if n != batch.obs.shape[0]:
+            raise ValueError("path_lengths do not add up to the number of steps")
+        m = n + p
+        path_id = np.repeat(np.arange(p), lengths)
+        step_rows = np.arange(n) + path_id  # each earlier path adds one sentinel row
+        sentinel_rows = np.cumsum(lengths) + np.arange(p)
+        obs = np.empty((m, batch.obs.shape[1]), dtype=np.float32)
+        obs[step_rows] = batch.obs
+        obs[sentinel_rows] = batch.last_obs
+        act = np.zeros((m, batch.act.shape[1]), dtype=np.float32)
+        act[step_rows] = batch.act
+        rew = np.zeros(m, dtype=np.float32)
+        rew[step_rows] = batch.rew
+        last_done = np.asarray(batch.path_terminated, dtype=bool)
+        if truncation_is_terminal:
+            last_done = last_done | np.asarray(batch.path_truncated, dtype=bool)
+        done = np.zeros(m, dtype=np.float32)
+        done[sentinel_rows - 1] = last_done.astype(np.float32)
+        start = np.zeros(m, dtype=bool)
+        start[step_rows] = True
+        return obs, act, rew, done, start
+
+    def add_batch(self, batch: Batch, truncation_is_terminal: bool = False) -> None:
+        """Append the batch's whole paths (and one ``last_obs`` sentinel row per path).
+
+        The default (False) bootstraps at time-limit truncation; True treats it as terminal.
+        """
+        if batch.n_steps == 0:
+            return
+        obs, act, rew, done, start = self.batch_rows(batch, truncation_is_terminal)
+        self._write(obs, act, rew, done, start)
+
+    def _write(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, done: np.ndarray,
+               start: np.ndarray) -> None:
+        cap = self.capacity
+        m = obs.shape[0]
+        if m > cap:  # only the newest ``capacity`` rows survive anyway
+            skip = m - cap
+            self._ptr = (self._ptr + skip) % cap
+            self._rows_written += skip
+            obs, act, rew, done, start = obs[skip:], act[skip:], rew[skip:], done[skip:], \
+                start[skip:]
+            m = cap
+        rows = (self._ptr + np.arange(m)) % cap
+        # Start rows about to be overwritten are the oldest entries of the valid ring.
+        dropped = int(np.count_nonzero(self._start[rows]))
+        self._head = (self._head + dropped) % cap
+        self._n_valid -= dropped
+        # Slice writes, split in two at the end of the ring.
+        first = min(m, cap - self._ptr)
+        for lo, a, b in ((self._ptr, 0, first), (0, first, m)):
+            if b > a:
+                for var, values in ((self.obs, obs), (self.act, act), (self.rew, rew),
+                                    (self.done, done)):
+                    _assign_rows(var, lo, values[a:b])
+        self._start[rows] = start
+        # Append the new start rows at the tail of the valid ring.
+        new_valid = rows[start].astype(np.int32)
+        k = new_valid.shape[0]
+        tail = (self._head + self._n_valid) % cap
+        first = min(k, cap - tail)
+        if first:
+            _assign_rows(self.valid_rows, tail, new_valid[:first])
+        if k > first:
+            _assign_rows(self.valid_rows, 0, new_valid[first:])
+        self._n_valid += k
+        self._ptr = (self._ptr + m) % cap
+        self._rows_written += m
+        self.valid_head.assign(self._head)
+        self.n_valid.assign(self._n_valid)
+
+    # ------------------------------------------------------------------ sampling (in-graph)
+    def sample_rows(self, batch_size: int) -> tf.Tensor:
+        """Row indices of ``batch_size`` transitions drawn uniformly with replacement.
+
+        Usable inside a tf.function (also under XLA); the buffer must not be empty.
+        """
+        k = self._rng.uniform([batch_size], minval=0, maxval=self.n_valid, dtype=tf.int32)
+        return tf.gather(self.valid_rows, (self.valid_head + k) % self.capacity)
+
+    def gather(self, rows: tf.Tensor
+               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(obs, act, rew, done, next_obs) of the transitions starting at ``rows``."""
+        next_rows = (rows + 1) % self.capacity
+        return (tf.gather(self.obs, rows), tf.gather(self.act, rows),
+                tf.gather(self.rew, rows), tf.gather(self.done, rows),
+                tf.gather(self.obs, next_rows))
+
+    def sample(self, batch_size: int
+               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """A uniform minibatch (obs, act, rew, done, next_obs), in-graph."""
+        return self.gather(self.sample_rows(batch_size))
