@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -68,23 +69,29 @@ def bench_sampler(env_id: str, steps: int, n_envs: int = 1) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def bench_trpo_loop(env_id: str, steps: int) -> dict[str, float]:
+def bench_loop(algo: str, env_id: str, steps: int, prefix: str) -> dict[str, float]:
+    """Whole training loop: env steps/s over the run (start-up and tracing included) and
+    over the iterations after the first (steady state)."""
     import pandas as pd
 
     from qprop_tf.config import load_config
     from qprop_tf.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config("trpo", env_id, 0, {"batch_size": 5000, "max_steps": steps,
-                                               "progress_bar": False})
+        cfg = load_config(algo, env_id, 0, {"batch_size": 5000, "max_steps": steps,
+                                             "progress_bar": False})
         t0 = time.perf_counter()
         out = train(cfg, Path(tmp) / "run", verbose=False)
         wall = time.perf_counter() - t0
         df = pd.read_csv(out / "progress.csv")
     rest = df.iloc[1:]
-    return {"trpo_loop": float(df.env_steps.iloc[-1] / wall),
-            "trpo_loop_after_first": float(rest.batch_steps.sum() / rest.iteration_time.sum()),
-            "trpo_sample_share": float(rest.sample_time.sum() / rest.iteration_time.sum())}
+    return {prefix: float(df.env_steps.iloc[-1] / wall),
+            f"{prefix}_after_first": float(rest.batch_steps.sum() / rest.iteration_time.sum()),
+            f"{prefix}_sample_share": float(rest.sample_time.sum() / rest.iteration_time.sum())}
+
+
+def bench_trpo_loop(env_id: str, steps: int) -> dict[str, float]:
+    return bench_loop("trpo", env_id, steps, "trpo_loop")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5")
     parser.add_argument("--raw-steps", type=int, default=30000)
     parser.add_argument("--loop-steps", type=int, default=100000)
+    parser.add_argument("--qprop-steps", type=int, default=60000)
     parser.add_argument("--out", default="results/bench")
     args = parser.parse_args(argv)
     limit_threads(1)
@@ -112,9 +120,24 @@ def main(argv: list[str] | None = None) -> int:
               f" after first iteration {loop['trpo_loop_after_first']:,.0f}/s"
               f" ({row['trpo_loop_after_first_vs_raw']:.0%})", flush=True)
 
+    from qprop_tf.bench_critic import bench_critic
+
+    critic_rows = []
+    for jit in (True, False):
+        c = bench_critic(obs_dim=11, act_dim=3, n_updates=5000, jit_compile=jit)
+        critic_rows.append(c)
+        print(f"critic (Hopper dims, XLA {'on' if jit else 'off'}): "
+              f"{c['updates_per_s_median']:,.0f} minibatch updates/s (median of 3 x 5000)",
+              flush=True)
+    qprop = bench_loop("qprop-c", "Hopper-v5", args.qprop_steps, "qprop_loop")
+    print(f"TR-c-Q-Prop loop, Hopper-v5, 1 critic update per env step: "
+          f"{qprop['qprop_loop']:,.0f} env steps/s, after first iteration "
+          f"{qprop['qprop_loop_after_first']:,.0f}/s", flush=True)
+
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "tf_threads": 1,
-            "command": "make bench  (python -m qprop_tf.bench " + " ".join(argv or []) + ")"}
+            "command": "make bench  (python -m qprop_tf.bench "
+            + " ".join(sys.argv[1:] if argv is None else argv) + ")"}
     from qprop_tf.runtime import versions
 
     meta["versions"] = versions()
@@ -129,12 +152,21 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['env']} | {r['raw_env_step']:,.0f} | {r['sampler']:,.0f} | "
             f"{r['sampler_vs_raw']:.0%} | {r['trpo_loop']:,.0f} | {r['trpo_loop_vs_raw']:.0%} | "
             f"{r['trpo_loop_after_first']:,.0f} | {r['trpo_loop_after_first_vs_raw']:.0%} |")
+    lines += ["", "| what | rate |", "|---|---|"]
+    for c in critic_rows:
+        lines.append(f"| critic minibatch updates/s, Hopper dims, batch 64, XLA "
+                     f"{'on' if c['jit_compile'] else 'off'} | {c['updates_per_s_median']:,.0f} |")
+    lines.append(f"| TR-c-Q-Prop loop on Hopper-v5, batch 5000, 1 critic update per step "
+                 f"(env steps/s, whole run / after 1st it.) | {qprop['qprop_loop']:,.0f} / "
+                 f"{qprop['qprop_loop_after_first']:,.0f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{platform.node()}-{meta['date'][:10]}"
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(
+        {"meta": meta, "rows": rows, "critic": critic_rows, "qprop_loop": qprop}, indent=2)
+        + "\n")
     (out / f"{stem}.md").write_text(table)
     (out / "latest.md").write_text(table)
     return 0

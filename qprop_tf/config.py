@@ -29,7 +29,8 @@ QPROP_ALGOS: dict[str, tuple[str, str]] = {
     "vqprop-adaptive": ("vpg", "adaptive"),
 }
 ON_POLICY_ALGOS = ("trpo", "vpg", *QPROP_ALGOS)
-ALGOS = ON_POLICY_ALGOS
+OFF_POLICY_ALGOS = ("ddpg",)
+ALGOS = (*ON_POLICY_ALGOS, *OFF_POLICY_ALGOS)
 
 
 def policy_optimizer_name(algo: str) -> str:
@@ -87,6 +88,15 @@ class Config:
     min_replay: int = 1000
     fit_critic_first: bool = False
     critic_xla: bool = True
+    # DDPG (REFERENCE.md section 2); shares qf_*, replay_size, min_replay with Q-Prop.
+    # An "epoch" is batch_size env steps, followed by a noise-free evaluation.
+    actor_hidden: tuple[int, ...] = (100, 50, 25)
+    actor_lr: float = 1e-3
+    ou_theta: float = 0.15
+    ou_sigma: float = 0.3
+    reward_scale: float = 1.0
+    eval_steps: int = 10000
+    ddpg_chunk: int = 16
     # runtime
     tf_threads: int = 1
     progress_bar: bool = True
@@ -107,6 +117,11 @@ class Config:
                   "replay_size")
         if not 0.0 < self.qf_tau <= 1.0:
             raise ConfigError(f"qf_tau must be in (0, 1], got {self.qf_tau}")
+        _positive(self, "actor_lr", "eval_steps", "ddpg_chunk", "reward_scale")
+        if self.ou_theta < 0 or self.ou_sigma < 0:
+            raise ConfigError("ou_theta and ou_sigma must be >= 0")
+        if not self.actor_hidden or any(h <= 0 for h in self.actor_hidden):
+            raise ConfigError(f"actor_hidden must be positive sizes, got {self.actor_hidden}")
         if self.qf_updates_ratio < 0 or self.min_replay < 0:
             raise ConfigError("qf_updates_ratio and min_replay must be >= 0")
         if len(self.qf_hidden) < 2 or any(h <= 0 for h in self.qf_hidden):

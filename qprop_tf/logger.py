@@ -11,8 +11,8 @@ from typing import Any
 import tensorflow as tf
 
 TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_per_second",
-                "critic_time")
-"""Columns that depend on wall-clock time; everything else is a function of the seed."""
+                "critic_time", "max_rss_mb")
+"""Columns that depend on wall-clock time or the machine; the rest is a function of the seed."""
 
 
 class RunLogger:

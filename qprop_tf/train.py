@@ -6,6 +6,7 @@ variate from an off-policy critic through the ``extra_loss`` hook of the optimis
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,6 +185,7 @@ def train(cfg: Config, out_dir: str | Path | None = None,
                 "sample_time": t1 - t0,
                 "update_time": t2 - t1,
                 "steps_per_second": batch.n_steps / (t2 - t0),
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
             logger.log(row)
             line = (f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
