@@ -93,6 +93,10 @@ def train(cfg: Config, out_dir: str | Path | None = None,
     """
     cfg.validate()
     out = Path(out_dir or cfg.out or default_out_dir(cfg))
+    if cfg.algo == "ddpg":
+        from qprop_tf.ddpg import train_ddpg
+
+        return train_ddpg(cfg, out, on_iteration=on_iteration, verbose=verbose)
     seed_everything(cfg.seed)
     env_id = resolve_env_id(cfg.env)
     envs = make_envs(env_id, cfg.n_envs, cfg.seed)
