@@ -180,3 +180,20 @@ def test_cached_fisher_vector_product_equals_recomputed_one():
         np.testing.assert_allclose(fvp(v).numpy(),
                                    fisher_vector_product(kl_fn, variables, v, 1e-3).numpy(),
                                    rtol=1e-10, atol=1e-12)
+
+
+def test_mlp_baseline_fits_a_smooth_target():
+    from qprop_tf.baselines import MLPBaseline
+
+    tf.keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (1000, 3)).astype(np.float32)
+    target = 10 + 5 * np.sin(2 * obs[:, 0]) + 3 * obs[:, 1] ** 2
+    base = MLPBaseline(3, hidden=(32, 32), lr=3e-3, updates=300, minibatch=128)
+    t = np.zeros(1000, int)
+    base.fit(obs, t, target)
+    first = np.mean((base.predict(obs, t) - target) ** 2)
+    for _ in range(4):
+        base.fit(obs, t, target)
+    mse = np.mean((base.predict(obs, t) - target) ** 2)
+    assert mse < 0.1 * np.var(target) and mse < first

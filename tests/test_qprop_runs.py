@@ -39,3 +39,9 @@ def test_qprop_run_is_deterministic(tmp_path):
     b = _smoke("qprop-c", tmp_path / "b", seed=5)
     drop = [c for c in TIME_COLUMNS if c in a.columns]
     pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), check_exact=True)
+
+
+def test_mlp_baseline_and_switches_run(tmp_path):
+    df = _smoke("trpo", tmp_path / "mlp", baseline="mlp", bootstrap_truncation=False,
+                fit_baseline_first=True, n_envs=2)
+    assert list(df.iteration) == [0, 1] and np.isfinite(df.explained_variance.iloc[1])
