@@ -143,7 +143,16 @@ class Critic:
 
     def _update(self, replay: ReplayBuffer, policy: keras.Model) -> tuple[tf.Tensor, tf.Tensor]:
         """One minibatch step: sample, TD loss, Adam step, soft target update."""
-        obs, act, rew, done, next_obs = replay.sample(self.batch_size)
+        return self.update_on_batch(*replay.sample(self.batch_size), policy)
+
+    def update_on_batch(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, done: tf.Tensor,
+                        next_obs: tf.Tensor, policy: keras.Model
+                        ) -> tuple[tf.Tensor, tf.Tensor]:
+        """One TD step on a given minibatch (in-graph): TD loss, Adam step, soft target update.
+
+        ``policy`` gives the bootstrap action mu(s'): Q-Prop passes the current policy, DDPG
+        its target actor. Returns (TD loss, mean Q_w(s, a)).
+        """
         y = self.td_targets(rew, done, next_obs, policy)
         variables = self.qf.trainable_variables
         with tf.GradientTape() as tape:

@@ -31,6 +31,13 @@ of that ring (they are its oldest entries) and appends the new start rows at its
 Sampling is ``valid_rows[(head + k) % capacity]`` with k ~ Uniform{0, ..., n_valid - 1},
 i.e. uniform over the stored transitions, all in-graph.
 
+Writing a few steps at a time
+-----------------------------
+:meth:`ReplayBuffer.add_steps` appends path *pieces* (DDPG adds K steps per call, and an
+episode spans many calls). A piece that is still running ends with a *provisional*
+sentinel holding the current observation, so the invariants above hold between calls; the
+next call continues that path by rewriting the provisional row in place as a step row.
+
 Memory: obs dominates, capacity * obs_dim * 4 bytes (1.39 GB for Humanoid, 348 dims, 1M
 rows). ``capacity`` counts rows, so it holds capacity * T / (T + 1) transitions for paths of
 T steps (999,000 for 1000-step paths in 1M rows). Writes are in-place strided-slice assigns
@@ -55,9 +62,12 @@ def _assign_rows(var: tf.Variable, start: int, values: np.ndarray) -> None:
     """
     n = values.shape[0]
     rank = len(var.shape)
+    # begin/end/strides as int64 arrays, not lists: the list conversion costs ~40 us a call,
+    # which matters when DDPG writes a handful of rows per call.
     tf.raw_ops.ResourceStridedSliceAssign(
-        ref=var.handle, begin=[start] + [0] * (rank - 1),
-        end=[start + n] + list(var.shape[1:]), strides=[1] * rank,
+        ref=var.handle, begin=np.array([start] + [0] * (rank - 1), dtype=np.int64),
+        end=np.array([start + n, *var.shape[1:]], dtype=np.int64),
+        strides=np.ones(rank, dtype=np.int64),
         value=tf.convert_to_tensor(values, var.dtype))
 
 
@@ -95,6 +105,7 @@ class ReplayBuffer:
         self._rows_written = 0  # total rows ever written
         self._head = 0
         self._n_valid = 0
+        self._open_obs: np.ndarray | None = None  # last obs of a path left open by add_steps
 
     # ------------------------------------------------------------------ bookkeeping
     @property
@@ -118,39 +129,95 @@ class ReplayBuffer:
         done on a path's last step = path_terminated or (path_truncated and
         truncation_is_terminal); 0 elsewhere.
         """
-        lengths = np.asarray(batch.path_lengths, dtype=np.int64)
+        last_done = np.asarray(batch.path_terminated, dtype=bool)
+        if truncation_is_terminal:
+            last_done = last_done | np.asarray(batch.path_truncated, dtype=bool)
+        return ReplayBuffer.path_rows(batch.obs, batch.act, batch.rew, batch.path_lengths,
+                                      batch.last_obs, last_done)
+
+    @staticmethod
+    def path_rows(obs: np.ndarray, act: np.ndarray, rew: np.ndarray, path_lengths: np.ndarray,
+                  last_obs: np.ndarray, last_done: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows (obs, act, rew, done, start) of consecutive paths, one sentinel after each.
+
+        ``last_done[p]`` is the done flag of path p's last step (0 on every other step).
+        """
+        lengths = np.asarray(path_lengths, dtype=np.int64)
         n, p = int(lengths.sum()), int(lengths.shape[0])
-        if n != batch.obs.shape[0]:
+        if n != obs.shape[0]:
             raise ValueError("path_lengths do not add up to the number of steps")
         m = n + p
         path_id = np.repeat(np.arange(p), lengths)
         step_rows = np.arange(n) + path_id  # each earlier path adds one sentinel row
         sentinel_rows = np.cumsum(lengths) + np.arange(p)
-        obs = np.empty((m, batch.obs.shape[1]), dtype=np.float32)
-        obs[step_rows] = batch.obs
-        obs[sentinel_rows] = batch.last_obs
-        act = np.zeros((m, batch.act.shape[1]), dtype=np.float32)
-        act[step_rows] = batch.act
-        rew = np.zeros(m, dtype=np.float32)
-        rew[step_rows] = batch.rew
-        last_done = np.asarray(batch.path_terminated, dtype=bool)
-        if truncation_is_terminal:
-            last_done = last_done | np.asarray(batch.path_truncated, dtype=bool)
+        obs_rows = np.empty((m, obs.shape[1]), dtype=np.float32)
+        obs_rows[step_rows] = obs
+        obs_rows[sentinel_rows] = last_obs
+        act_rows = np.zeros((m, act.shape[1]), dtype=np.float32)
+        act_rows[step_rows] = act
+        rew_rows = np.zeros(m, dtype=np.float32)
+        rew_rows[step_rows] = rew
         done = np.zeros(m, dtype=np.float32)
-        done[sentinel_rows - 1] = last_done.astype(np.float32)
+        done[sentinel_rows - 1] = np.asarray(last_done, dtype=bool).astype(np.float32)
         start = np.zeros(m, dtype=bool)
         start[step_rows] = True
-        return obs, act, rew, done, start
+        return obs_rows, act_rows, rew_rows, done, start
 
     def add_batch(self, batch: Batch, truncation_is_terminal: bool = False) -> None:
         """Append the batch's whole paths (and one ``last_obs`` sentinel row per path).
 
         The default (False) bootstraps at time-limit truncation; True treats it as terminal.
+        A path left open by :meth:`add_steps` is closed first (see :meth:`close_open_path`).
         """
         if batch.n_steps == 0:
             return
+        self.close_open_path()
         obs, act, rew, done, start = self.batch_rows(batch, truncation_is_terminal)
         self._write(obs, act, rew, done, start)
+
+    def add_steps(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray,
+                  path_lengths: np.ndarray | list[int], last_obs: np.ndarray,
+                  last_done: np.ndarray | list[bool], last_path_open: bool = False) -> None:
+        """Append a few consecutive env steps whose paths may start or end mid-call.
+
+        For step-wise off-policy loops (DDPG), which add a chunk of K steps at a time. The
+        steps are split into path pieces of ``path_lengths`` steps (each >= 1); piece p's
+        last step has done flag ``last_done[p]`` and is followed by ``last_obs[p]``.
+
+        Open paths: with ``last_path_open`` the last piece is still running. Its
+        ``last_obs`` row (the current observation) is written as a *provisional* sentinel,
+        so the stored data is valid between calls (the newest row is a sentinel and the
+        piece's last transition reads the right s'). The next ``add_steps`` call must then
+        start with the continuation of that path (its first obs equals the provisional
+        row's obs; checked): it rewrites the provisional row in place as an ordinary step
+        row, so an open path costs no extra rows. Call :meth:`close_open_path` to abandon
+        it instead (the provisional row then stays as its sentinel).
+        """
+        lengths = np.asarray(path_lengths, dtype=np.int64)
+        if lengths.size == 0:
+            return
+        if np.any(lengths < 1):
+            raise ValueError("every path piece needs at least one step")
+        last_done = np.asarray(last_done, dtype=bool)
+        if last_path_open and last_done[-1]:
+            raise ValueError("an open path cannot end with a done step")
+        obs = np.asarray(obs, dtype=np.float32)
+        rows = self.path_rows(obs, act, rew, lengths, last_obs, last_done)
+        if self._open_obs is not None:
+            if not np.array_equal(obs[0], self._open_obs):
+                raise ValueError("add_steps after an open path must continue it (its first "
+                                 "obs differs); call close_open_path() to start a new one")
+            # Rewrite the provisional sentinel: it is the newest row and not a start.
+            self._ptr = (self._ptr - 1) % self.capacity
+            self._rows_written -= 1
+        self._write(*rows)
+        self._open_obs = rows[0][-1].copy() if last_path_open else None
+
+    def close_open_path(self) -> None:
+        """Abandon the path left open by :meth:`add_steps`: its provisional row stays as its
+        sentinel (done 0 on its last step: bootstrapped, like a time-limit truncation)."""
+        self._open_obs = None
 
     def _write(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, done: np.ndarray,
                start: np.ndarray) -> None:
