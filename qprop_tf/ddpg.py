@@ -452,7 +452,8 @@ class DDPGRunner:
         self.agent = DDPG(self.obs_dim, self.act_dim, space.low, space.high,
                           cfg.actor_hidden, cfg.qf_hidden, cfg.actor_lr, cfg.qf_lr,
                           cfg.qf_batch_size, cfg.qf_tau, cfg.gamma, cfg.replay_size,
-                          cfg.min_replay, jit_compile=cfg.critic_xla, seed=cfg.seed)
+                          cfg.min_replay, jit_compile=cfg.use_critic_xla(self.obs_dim),
+                          seed=cfg.seed)
         self.noise = OUNoise(self.act_dim, cfg.ou_theta, cfg.ou_sigma,
                              np.random.default_rng(cfg.seed))
         self.explorer = Explorer(self.env, self.agent.mirror, self.noise, self.agent.replay,
@@ -623,7 +624,7 @@ def bench_ddpg(env_id: str = "Hopper-v5", steps: int = 10_000, chunk: int = 16,
 
     limit_threads(1)
     cfg = Config(algo="ddpg", env=env_id, seed=seed, ddpg_chunk=chunk,
-                 critic_xla=jit_compile, progress_bar=False).validate()
+                 critic_xla=str(jit_compile).lower(), progress_bar=False).validate()
     keras.utils.set_random_seed(seed)
     runner = DDPGRunner(cfg)
     agent = runner.agent

@@ -61,7 +61,8 @@ def make_control_variate(cfg: Config, obs_dim: int, act_dim: int):
     from qprop_tf.replay import ReplayBuffer
 
     critic = Critic(obs_dim, act_dim, cfg.qf_hidden, cfg.qf_lr, cfg.qf_batch_size, cfg.qf_tau,
-                    cfg.gamma, cfg.min_replay, jit_compile=cfg.critic_xla, seed=cfg.seed)
+                    cfg.gamma, cfg.min_replay, jit_compile=cfg.use_critic_xla(obs_dim),
+                    seed=cfg.seed)
     replay = ReplayBuffer(obs_dim, act_dim, cfg.replay_size, seed=cfg.seed)
     return QPropControlVariate(critic, replay, QPROP_ALGOS[cfg.algo][1], cfg.qf_updates_ratio,
                                truncation_is_terminal=not cfg.bootstrap_truncation,

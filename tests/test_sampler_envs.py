@@ -123,3 +123,12 @@ def test_actions_are_clipped_before_the_env():
     batch = s.sample()
     assert np.abs(batch.act).max() > 1.0  # stored as sampled
     assert np.abs(np.stack(seen)).max() <= 1.0  # sent clipped
+
+
+def test_critic_xla_auto_turns_off_for_humanoid_size_buffers():
+    cfg = Config()
+    assert cfg.use_critic_xla(11) and not cfg.use_critic_xla(348)
+    assert Config(critic_xla="true").use_critic_xla(348)
+    assert not Config(critic_xla="false").use_critic_xla(11)
+    with pytest.raises(ConfigError, match="critic_xla"):
+        Config(critic_xla="yes").validate()
