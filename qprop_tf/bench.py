@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-steps", type=int, default=30000)
     parser.add_argument("--loop-steps", type=int, default=100000)
     parser.add_argument("--qprop-steps", type=int, default=60000)
+    parser.add_argument("--ddpg-steps", type=int, default=20000)
     parser.add_argument("--out", default="results/bench")
     args = parser.parse_args(argv)
     limit_threads(1)
@@ -134,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{qprop['qprop_loop']:,.0f} env steps/s, after first iteration "
           f"{qprop['qprop_loop_after_first']:,.0f}/s", flush=True)
 
+    from qprop_tf.ddpg import bench_ddpg
+
+    ddpg_rows = []
+    for chunk in (1, 16, 50):
+        d = bench_ddpg("Hopper-v5", steps=args.ddpg_steps, chunk=chunk, eval_steps=2000)
+        ddpg_rows.append(d)
+        print(f"DDPG loop, Hopper-v5, chunk K={chunk}, 1 critic + 1 actor update per step: "
+              f"{d['env_steps_per_s']:,.0f} env steps/s (evaluation excluded)", flush=True)
+
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "tf_threads": 1,
             "command": "make bench  (python -m qprop_tf.bench "
@@ -159,13 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"| TR-c-Q-Prop loop on Hopper-v5, batch 5000, 1 critic update per step "
                  f"(env steps/s, whole run / after 1st it.) | {qprop['qprop_loop']:,.0f} / "
                  f"{qprop['qprop_loop_after_first']:,.0f} |")
+    for d in ddpg_rows:
+        lines.append(f"| DDPG loop on Hopper-v5, chunk K={d['chunk']}, 1 critic + 1 actor update "
+                     f"per step (env steps/s, evaluation excluded) | {d['env_steps_per_s']:,.0f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{platform.node()}-{meta['date'][:10]}"
     (out / f"{stem}.json").write_text(json.dumps(
-        {"meta": meta, "rows": rows, "critic": critic_rows, "qprop_loop": qprop}, indent=2)
+        {"meta": meta, "rows": rows, "critic": critic_rows, "qprop_loop": qprop,
+         "ddpg": ddpg_rows}, indent=2)
         + "\n")
     (out / f"{stem}.md").write_text(table)
     (out / "latest.md").write_text(table)
