@@ -1,4 +1,11 @@
 # Every target builds (or refreshes) the project's own .venv from requirements.txt first.
+#
+# make test                                 the test suite (CI runs exactly this)
+# make reproduce-table                      quick profile, local pool, then the table
+# make reproduce-table PROFILE=paper SEEDS=5 DOMAINS=Hopper,Walker ALGOS=qprop-c,trpo
+# make reproduce-table BACKEND=ray          same runs as Ray tasks (RAY_ADDRESS=... for a cluster)
+# make table / make plot                    re-read $(RESULTS)/runs; no training
+# make bench                                speed benchmarks on this machine
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,3 +33,37 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---- reproduce/ harness ------------------------------------------------------------
+PROFILE ?= quick
+BACKEND ?= local
+RESULTS ?= results
+DOMAINS ?=
+ALGOS ?=
+SEEDS ?=
+WORKERS ?=
+
+SWEEP_ARGS = --profile $(PROFILE) --backend $(BACKEND) --results $(RESULTS) \
+	$(if $(DOMAINS),--domains $(DOMAINS)) $(if $(ALGOS),--algos $(ALGOS)) \
+	$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WORKERS),--workers $(WORKERS))
+
+.PHONY: reproduce-table sweep table plot sweep-dry-run
+
+sweep: $(STAMP)
+	$(PY) -m reproduce.sweep $(SWEEP_ARGS)
+
+# The table is written even when some runs failed; the target then still fails.
+reproduce-table: $(STAMP)
+	$(PY) -m reproduce.sweep $(SWEEP_ARGS); status=$$?; \
+	$(PY) -m reproduce.table --results $(RESULTS) --profile $(PROFILE) \
+		$(if $(SEEDS),--seeds $(SEEDS)); \
+	exit $$status
+
+table: $(STAMP)
+	$(PY) -m reproduce.table --results $(RESULTS) --profile $(PROFILE)
+
+plot: $(STAMP)
+	$(PY) -m reproduce.plot --results $(RESULTS)
+
+sweep-dry-run: $(STAMP)
+	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run

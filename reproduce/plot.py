@@ -1,0 +1,335 @@
+"""Learning curves and Q-Prop diagnostics from a results tree.
+
+    python -m reproduce.plot --results results
+
+Writes ``<results>/figures/``:
+
+- ``curves_<Domain>.png/.svg``: return against the paper's episodes (1000 env steps), mean
+  over seeds with a 95% band (seaborn bootstrap), the threshold, and the paper's crossing
+  point per algorithm (a star on the threshold line; an arrow at the edge when it lies
+  beyond our runs);
+- ``curves_all.png/.svg``: the seven domains in one grid;
+- ``diagnostics_<Domain>.png/.svg`` for Q-Prop runs: variance of the learning signal before
+  and after the control variate, fraction of eta = 1, corr(A_hat, A_bar), critic loss;
+- ``fig2a`` ... ``fig3b``: the paper's figure groups (configs/hyperparams.toml [figures]),
+  when at least two of their algorithms have runs, one of them beyond Table 1's three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from reproduce.results import Collection, Run, load_runs  # noqa: E402
+from reproduce.spec import (  # noqa: E402
+    TABLE1_ALGOS,
+    algos,
+    domains,
+    figures,
+    paper_crossing,
+    paper_name,
+    threshold,
+)
+
+GRID_POINTS = 150
+N_BOOT = 300
+DIAGNOSTICS = ("signal_var_before", "signal_var_after", "eta_one_fraction", "corr_adv_abar",
+               "critic_loss")
+
+
+def algo_order(names: set[str]) -> list[str]:
+    known = [a for a in (*TABLE1_ALGOS, *algos()) if a in names]
+    return list(dict.fromkeys(known)) + sorted(names - set(known))
+
+
+def palette(names: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Stable colours: the same algorithm has the same colour in every figure."""
+    every = algo_order(set(algos()) | set(names))
+    colors = sns.color_palette("tab10", 10) + sns.color_palette("Set2", 8)
+    return {a: colors[i % len(colors)] for i, a in enumerate(every)}
+
+
+def label(algo: str) -> str:
+    name = paper_name(algo)
+    return name if name == algo else f"{name} ({algo})"
+
+
+def resample(runs: list[Run], column: str, grid: np.ndarray) -> pd.DataFrame:
+    """Each run's ``column`` interpolated onto ``grid`` (paper episodes), NaN outside it."""
+    frames = []
+    for run in runs:
+        df = run.progress
+        if column not in df.columns:
+            continue
+        x = df["paper_episodes"].to_numpy(float)
+        y = pd.to_numeric(df[column], errors="coerce").to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() == 0:
+            continue
+        x, y = x[ok], y[ok]
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        if inside.sum() < 2:  # too short for the grid: keep the run's own points
+            xs, ys = x, y
+        else:
+            xs, ys = grid[inside], np.interp(grid[inside], x, y)
+        frames.append(pd.DataFrame({"paper_episodes": xs, "value": ys, "algo": run.algo,
+                                    "seed": run.seed}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["paper_episodes", "value", "algo", "seed"])
+
+
+def _grid(runs: list[Run]) -> np.ndarray:
+    end = max(float(r.progress["paper_episodes"].max()) for r in runs)
+    start = min(float(r.progress["paper_episodes"].min()) for r in runs)
+    return np.linspace(start, end, GRID_POINTS)
+
+
+def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legend: bool,
+                 title: str | None = None) -> None:
+    thresh = threshold(domain)
+    ax.set_title(title or f"{domain} ({domains_env(domain)})", fontsize=11)
+    ax.set_xlabel("episodes (1 = 1000 env steps)")
+    ax.set_ylabel("average return")
+    ax.axhline(thresh, color="0.35", ls="--", lw=1)
+    if not runs:
+        ax.text(0.5, 0.75, "no runs", ha="center", va="center", transform=ax.transAxes,
+                color="0.5")
+        return
+    present = algo_order({r.algo for r in runs})
+    frames = []
+    grid = _grid(runs)
+    for algo in present:
+        sel = [r for r in runs if r.algo == algo]
+        metric = sel[0].metric
+        frames.append(resample(sel, metric, grid))
+    data = pd.concat(frames, ignore_index=True)
+    data["label"] = data["algo"].map(label)
+    sns.lineplot(data=data, x="paper_episodes", y="value", hue="label",
+                 hue_order=[label(a) for a in present],
+                 palette={label(a): colors[a] for a in present}, estimator="mean",
+                 errorbar=("ci", 95), n_boot=N_BOOT, seed=0, ax=ax, legend=False, lw=1.5)
+    for algo in present:  # a run of one iteration has no line: show its point(s)
+        pts = data[data["algo"] == algo]
+        if pts["paper_episodes"].nunique() == 1:
+            ax.errorbar(pts["paper_episodes"].iloc[0], pts["value"].mean(),
+                        yerr=[[pts["value"].mean() - pts["value"].min()],
+                              [pts["value"].max() - pts["value"].mean()]],
+                        fmt="o", color=colors[algo], capsize=3, ms=5)
+    xmax = float(grid[-1])
+    ax.set_xlim(left=min(0.0, float(grid[0])), right=xmax * 1.02 if xmax > 0 else 1)
+    ylo, yhi = ax.get_ylim()
+    ax.set_ylim(min(ylo, thresh - 0.1 * abs(thresh) - 1), max(yhi, thresh + 0.1 * abs(thresh) + 1))
+    beyond = 0
+    for algo in present:
+        cross = paper_crossing(domain, algo)
+        if cross is None:
+            continue
+        color = colors[algo]
+        if cross <= xmax * 1.02:
+            ax.plot([cross], [thresh], marker="*", ms=13, color=color, mec="black", mew=0.6,
+                    zorder=5, ls="none")
+        else:  # beyond our runs: say where, at the right edge under the threshold line
+            ax.annotate(f"paper {paper_name(algo)} crosses at {cross:,.0f} →",
+                        xy=(0.99, thresh), xycoords=ax.get_yaxis_transform(),
+                        xytext=(0, -12 - 11 * beyond), textcoords="offset points",
+                        ha="right", va="center", fontsize=7.5, color=color,
+                        fontweight="bold", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                 "ec": "none", "alpha": 0.8})
+            beyond += 1
+    ax.grid(alpha=0.3)
+    if any(r.metric == "eval_return" for r in runs):
+        ax.set_ylabel("average return (DDPG: noise-free eval)")
+    if legend:
+        handles, labels = _legend_handles(colors, present)
+        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False)
+
+
+def domains_env(domain: str) -> str:
+    from qprop_tf.envs import DOMAINS
+
+    return DOMAINS.get(domain, domain)
+
+
+def _legend_handles(colors: dict, present: list[str]) -> tuple[list, list[str]]:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[a], lw=2) for a in present]
+    labels = [label(a) for a in present]
+    handles += [Line2D([], [], color="0.35", ls="--", lw=1),
+                Line2D([], [], marker="*", color="0.5", mec="black", ms=12, ls="none")]
+    labels += ["threshold", "paper's crossing point (colour = algorithm)"]
+    return handles, labels
+
+
+def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def plot_curves(coll: Collection, out: Path) -> list[Path]:
+    written: list[Path] = []
+    colors = palette([r.algo for r in coll.runs])
+    doms = list(domains())
+    by_domain = {d: [r for r in coll.runs if r.domain == d] for d in doms}
+    for d in doms:
+        if not by_domain[d]:
+            continue
+        fig, ax = plt.subplots(figsize=(9, 4.8))
+        curves_panel(ax, d, by_domain[d], colors, legend=True)
+        fig.suptitle("Learning curves: mean over seeds, 95% band; star = paper's crossing",
+                     fontsize=9, y=0.995, color="0.3")
+        written += save(fig, out, f"curves_{d}")
+    fig, axes = plt.subplots(2, 4, figsize=(20, 9))
+    flat = axes.ravel()
+    for ax, d in zip(flat, doms, strict=False):
+        curves_panel(ax, d, by_domain[d], colors, legend=False)
+    present = algo_order({r.algo for r in coll.runs})
+    legend_ax = flat[-1]
+    legend_ax.axis("off")
+    handles, labels = _legend_handles(colors, present)
+    legend_ax.legend(handles, labels, loc="center", fontsize=11, frameon=False,
+                     title="Gymnasium v5; mean over seeds, 95% band")
+    fig.suptitle("Q-Prop reproduction: learning curves on the seven MuJoCo domains of Table 1",
+                 fontsize=14)
+    fig.tight_layout()
+    written += save(fig, out, "curves_all")
+    return written
+
+
+def plot_figure_groups(coll: Collection, out: Path) -> list[Path]:
+    written: list[Path] = []
+    colors = palette([r.algo for r in coll.runs])
+    for name, group in figures().items():
+        runs = [r for r in coll.runs if r.domain == group["domain"] and r.algo in group["algos"]]
+        present = {r.algo for r in runs}
+        if len(present) < 2 or present <= set(TABLE1_ALGOS):  # nothing beyond curves_<Domain>
+            continue
+        fig, ax = plt.subplots(figsize=(9, 4.8))
+        curves_panel(ax, group["domain"], runs, colors, legend=True,
+                     title=f"{group['title']} ({group['domain']})")
+        written += save(fig, out, name)
+    return written
+
+
+DIAG_PANELS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
+    # (title, [(column, line label)], y label, log y)
+    ("Learning-signal variance, before / after the control variate",
+     [("signal_var_before", "before: A_hat"), ("signal_var_after", "after: A_hat - eta A_bar")],
+     "variance", True),
+    ("Variance ratio after / before (< 1: the critic helps)",
+     [("__var_ratio__", "after / before")], "ratio", False),
+    ("Fraction of samples with eta = 1", [("eta_one_fraction", "eta = 1")], "fraction", False),
+    ("corr(A_hat, A_bar) per batch", [("corr_adv_abar", "corr")], "correlation", False),
+    ("Scale: std of A_hat and of A_bar",
+     [("advantage_std", "std A_hat (GAE)"), ("abar_std", "std A_bar (Taylor)")], "std", True),
+    ("Critic TD loss", [("critic_loss", "loss")], "loss", True),
+]
+
+
+def _with_ratio(run: Run) -> Run:
+    df = run.progress
+    if {"signal_var_before", "signal_var_after"} <= set(df.columns):
+        df = df.assign(__var_ratio__=df["signal_var_after"] / df["signal_var_before"])
+    return Run(run.domain, run.algo, run.seed, run.path, df, run.metric, run.finished,
+               run.done, run.spec, run.config)
+
+
+def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
+    """Per domain, the control variate's behaviour over training (Q-Prop runs only)."""
+    written: list[Path] = []
+    colors = palette([r.algo for r in coll.runs])
+    for d in domains():
+        runs = [_with_ratio(r) for r in coll.runs if r.domain == d
+                and set(DIAGNOSTICS[:4]) <= set(r.progress.columns)]
+        if not runs:
+            continue
+        grid = _grid(runs)
+        present = algo_order({r.algo for r in runs})
+        pal = {label(a): colors[a] for a in present}
+        order = [label(a) for a in present]
+        fig, axes = plt.subplots(2, 3, figsize=(18, 9))
+        for ax, (title, cols, ylabel, logy) in zip(axes.ravel(), DIAG_PANELS, strict=True):
+            parts = []
+            for col, which in cols:
+                f = resample(runs, col, grid)
+                f["which"] = which
+                parts.append(f)
+            data = pd.concat(parts, ignore_index=True)
+            data["label"] = data["algo"].map(label)
+            if logy:
+                data = data[data["value"] > 0]
+            if not data.empty:
+                sns.lineplot(data=data, x="paper_episodes", y="value", hue="label",
+                             hue_order=order, palette=pal,
+                             style="which" if len(cols) > 1 else None,
+                             errorbar=("ci", 95), n_boot=N_BOOT, seed=0, ax=ax,
+                             legend=len(cols) > 1)
+                if logy:
+                    ax.set_yscale("log")
+            if ax.get_legend() is not None:  # keep only the line-style entries
+                handles, labels = ax.get_legend_handles_labels()
+                keep = [(h, lab) for h, lab in zip(handles, labels, strict=True)
+                        if lab in {w for _, w in cols}]
+                ax.legend([h for h, _ in keep], [lab for _, lab in keep], fontsize=9,
+                          loc="best")
+            ax.set_title(title, fontsize=11)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel("episodes (1 = 1000 env steps)")
+            ax.grid(alpha=0.3)
+        axes[0, 1].axhline(1.0, color="0.4", lw=0.8, ls="--")
+        axes[0, 2].set_ylim(-0.02, 1.02)
+        axes[1, 0].axhline(0, color="0.4", lw=0.8)
+        handles, labels = _legend_handles(colors, present)
+        fig.legend(handles[:len(present)], labels[:len(present)], loc="lower center",
+                   ncol=len(present), fontsize=11, frameon=False, bbox_to_anchor=(0.5, -0.01))
+        fig.suptitle(f"Q-Prop diagnostics on {d} ({domains_env(d)}): mean over seeds, "
+                     "95% band", fontsize=14)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        written += save(fig, out, f"diagnostics_{d}")
+    return written
+
+
+def make_plots(results: str | Path, include_unfinished: bool = False) -> list[Path]:
+    results = Path(results)
+    sns.set_theme(style="whitegrid", context="notebook")
+    coll = load_runs(results, include_unfinished)
+    for p in coll.problems:
+        print(f"reproduce.plot: skipped {p.path}: {p.message}", file=sys.stderr)
+    if not coll.runs:
+        print(f"reproduce.plot: no finished runs under {results}/runs", file=sys.stderr)
+        return []
+    out = results / "figures"
+    written = plot_curves(coll, out) + plot_diagnostics(coll, out) + plot_figure_groups(coll, out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reproduce.plot", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results")
+    p.add_argument("--include-unfinished", action="store_true",
+                   help="also plot runs without DONE (in progress)")
+    args = p.parse_args(argv)
+    written = make_plots(args.results, args.include_unfinished)
+    for path in written:
+        print(f"wrote {path}")
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Read the run directories of a results tree, robustly: a bad file is reported, not fatal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reproduce.runner import DONE, SPEC, read_json
+from reproduce.spec import EPISODE_STEPS, base_algo, metric_for
+
+
+@dataclass
+class Run:
+    domain: str
+    algo: str
+    seed: int
+    path: Path
+    progress: pd.DataFrame
+    metric: str
+    finished: bool
+    done: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+
+    @property
+    def budget_steps(self) -> int | None:
+        for src in (self.done, self.spec and self.spec.get("overrides"),
+                    self.config and self.config.get("config")):
+            if src and src.get("max_steps") is not None:
+                return int(src["max_steps"])
+        return None
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.done and self.done.get("stopped") == "early")
+
+    @property
+    def base_algo(self) -> str:
+        if self.config and "config" in self.config:
+            return str(self.config["config"].get("algo", base_algo(self.algo)))
+        return base_algo(self.algo)
+
+
+@dataclass
+class Problem:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class Collection:
+    runs: list[Run] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    unfinished: list[Path] = field(default_factory=list)
+
+    def select(self, domain: str, algo: str) -> list[Run]:
+        return [r for r in self.runs if r.domain == domain and r.algo == algo]
+
+
+def read_progress(path: Path, metric: str) -> pd.DataFrame:
+    """A validated progress.csv; raises ValueError saying what is wrong with it."""
+    if not path.is_file():
+        raise ValueError("missing")
+    if path.stat().st_size == 0:
+        raise ValueError("empty file")
+    raw = path.read_bytes()
+    if not raw.endswith(b"\n"):
+        raise ValueError("truncated: the last line is incomplete")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable CSV ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0]})") from None
+    if df.empty:
+        raise ValueError("no data rows")
+    need = ["env_steps", metric]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    for col in [*need, "paper_episodes", "real_episodes"]:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    bad = df[need].isna().any(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"non-numeric or empty {'/'.join(need)} in data row {first + 1} "
+                         "(corrupt or truncated)")
+    if not df["env_steps"].is_monotonic_increasing:
+        raise ValueError("env_steps is not increasing (corrupt or two runs mixed)")
+    if "paper_episodes" not in df.columns or df["paper_episodes"].isna().any():
+        df["paper_episodes"] = df["env_steps"] / EPISODE_STEPS
+    if "real_episodes" not in df.columns:
+        df["real_episodes"] = np.nan
+    return df
+
+
+def load_runs(results: str | Path, include_unfinished: bool = False) -> Collection:
+    """Every ``runs/<Domain>/<algo>/seed<k>`` under ``results``.
+
+    Runs without DONE are listed in ``unfinished`` and left out unless
+    ``include_unfinished``; an unreadable progress.csv becomes a Problem and is skipped.
+    """
+    out = Collection()
+    root = Path(results) / "runs"
+    if not root.is_dir():
+        return out
+    for seed_dir in sorted(root.glob("*/*/seed*")):
+        if not seed_dir.is_dir():
+            continue
+        domain, algo = seed_dir.parent.parent.name, seed_dir.parent.name
+        try:
+            seed = int(seed_dir.name.removeprefix("seed"))
+        except ValueError:
+            continue
+        finished = (seed_dir / DONE).is_file()
+        if not finished and not include_unfinished:
+            out.unfinished.append(seed_dir)
+            continue
+        config = read_json(seed_dir / "config.json")
+        algo_base = (config or {}).get("config", {}).get("algo") or base_algo(algo)
+        metric = "eval_return" if algo_base == "ddpg" else metric_for(algo)
+        progress_path = seed_dir / "progress.csv"
+        try:
+            df = read_progress(progress_path, metric)
+        except ValueError as exc:
+            out.problems.append(Problem(progress_path, str(exc)))
+            continue
+        out.runs.append(Run(domain, algo, seed, seed_dir, df, metric, finished,
+                            read_json(seed_dir / DONE), read_json(seed_dir / SPEC), config))
+    return out

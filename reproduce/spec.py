@@ -1,0 +1,284 @@
+"""Configs of the reproduction: hyperparameters, profiles, published numbers -> run specs.
+
+- ``configs/hyperparams.toml``: the paper's hyperparameters per algorithm and domain.
+- ``configs/profiles.toml``: named sweep scales (smoke, quick, paper, fig2, fig3), budgets,
+  early stopping, and the cost model used for estimates.
+- ``published.csv``: every cell of Table 1. Columns: domain, threshold, algorithm (the
+  paper's name), algo (our --algo), metric (``max_return`` or ``episodes``), value,
+  qualifier, note. ``qualifier`` is ``""`` for a plain number, ``">"`` for a bound the paper
+  printed as ">x" (value holds x), ``"N/A"`` for "never crossed" (value empty).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPRO_DIR = Path(__file__).resolve().parent
+REPO_ROOT = REPRO_DIR.parent
+CONFIG_DIR = REPRO_DIR / "configs"
+PUBLISHED_CSV = REPRO_DIR / "published.csv"
+
+EPISODE_STEPS = 1000
+"""The paper's "episode" (its x-axis unit and Table 1's unit) is 1000 env steps."""
+PAPER_BUDGET_EPISODES = 30000
+"""Table 1's MaxReturn is the best average return within the first 30000 episodes."""
+TABLE1_ALGOS: tuple[str, ...] = ("qprop-c", "trpo", "ddpg")
+"""Table 1's columns, in the paper's order."""
+PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg": "DDPG",
+                               "qprop": "TR-Q-Prop", "qprop-a": "TR-a-Q-Prop",
+                               "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1"}
+QUALIFIERS = ("", ">", "N/A")
+
+
+class SpecError(ValueError):
+    """A bad profile, domain, algorithm or override, reported before anything trains."""
+
+
+@cache
+def hyperparams() -> dict[str, Any]:
+    with open(CONFIG_DIR / "hyperparams.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+@cache
+def profiles_file() -> dict[str, Any]:
+    with open(CONFIG_DIR / "profiles.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def profiles() -> dict[str, dict[str, Any]]:
+    return profiles_file()["profiles"]
+
+
+def domains() -> dict[str, dict[str, Any]]:
+    """Paper domain name -> its table (threshold, batch sizes), in Table 1 order."""
+    return hyperparams()["domains"]
+
+
+def algos() -> dict[str, dict[str, Any]]:
+    return hyperparams()["algos"]
+
+
+def figures() -> dict[str, dict[str, Any]]:
+    return hyperparams().get("figures", {})
+
+
+def threshold(domain: str) -> float:
+    return float(domains()[domain]["threshold"])
+
+
+def base_algo(algo: str) -> str:
+    """The qprop_tf --algo behind a run name (``ddpg-r0.1`` -> ``ddpg``)."""
+    if algo in algos():
+        return str(algos()[algo]["algo"])
+    return algo
+
+
+def metric_for(algo: str) -> str:
+    """The progress.csv column Table 1 reads: DDPG's noise-free eval return, else the batch's."""
+    return "eval_return" if base_algo(algo) == "ddpg" else "average_return"
+
+
+def paper_name(algo: str) -> str:
+    return PAPER_NAMES.get(algo, algo)
+
+
+@cache
+def load_published() -> pd.DataFrame:
+    """Table 1 as data (see the module docstring for the columns)."""
+    df = pd.read_csv(PUBLISHED_CSV, dtype={"qualifier": str, "note": str},
+                     keep_default_na=False, na_values={"value": [""]})
+    df["value"] = pd.to_numeric(df["value"], errors="raise")
+    bad = set(df["qualifier"]) - set(QUALIFIERS)
+    if bad:
+        raise SpecError(f"{PUBLISHED_CSV}: unknown qualifier(s) {sorted(bad)}")
+    return df
+
+
+def published_cell(domain: str, algo: str, metric: str) -> tuple[float, str] | None:
+    """(value, qualifier) of one Table 1 cell, or None when the paper has no such cell."""
+    df = load_published()
+    row = df[(df.domain == domain) & (df.algo == algo) & (df.metric == metric)]
+    if row.empty:
+        return None
+    return float(row.value.iloc[0]), str(row.qualifier.iloc[0])
+
+
+# ---------------------------------------------------------------------- run specs
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Stop once crossed and then ``margin`` x crossing steps and ``min_iterations`` later."""
+
+    threshold: float
+    metric: str
+    margin: float
+    min_iterations: int
+
+    def describe(self) -> str:
+        return (f"stop {self.margin:.0%} past the first crossing of {self.threshold:g} "
+                f"({self.metric}) and at least {self.min_iterations} iterations later")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    domain: str
+    algo: str
+    seed: int
+    base_algo: str
+    profile: str
+    budget_episodes: float
+    threshold: float
+    metric: str
+    overrides: dict[str, Any] = field(hash=False)
+    early_stop: EarlyStop | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.domain}/{self.algo}/seed{self.seed}"
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.overrides["max_steps"])
+
+    def run_dir(self, results: str | Path) -> Path:
+        return Path(results) / "runs" / self.domain / self.algo / f"seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = dict(d)
+        if d.get("early_stop"):
+            d["early_stop"] = EarlyStop(**d["early_stop"])
+        return cls(**d)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a finished run to count as this run (not cosmetic fields)."""
+        d = self.to_dict()
+        d["overrides"] = {k: v for k, v in d["overrides"].items() if k != "progress_bar"}
+        d.pop("profile")
+        return d
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def paper_crossing(domain: str, algo: str) -> float | None:
+    """The paper's episodes-to-threshold for a Table 1 cell, None when N/A, '>' or absent."""
+    cell = published_cell(domain, algo, "episodes")
+    if cell is None or cell[1] != "" or math.isnan(cell[0]):
+        return None
+    return cell[0]
+
+
+def budget_episodes(profile: dict[str, Any], domain: str, algo: str) -> float:
+    rule = profile["budget_episodes"]
+    if isinstance(rule, (int, float)):
+        return float(rule)
+    if rule != "paper-crossing":
+        raise SpecError(f"unknown budget_episodes rule {rule!r}")
+    cap = float(profile.get("budget_cap", PAPER_BUDGET_EPISODES))
+    crossing = paper_crossing(domain, algo)
+    if crossing is None:
+        return cap
+    budget = max(float(profile.get("budget_factor", 1.5)) * crossing,
+                 crossing + float(profile.get("budget_min_extra", 0)))
+    return float(min(cap, math.ceil(budget / 100) * 100))
+
+
+def merged_overrides(domain: str, algo: str) -> dict[str, Any]:
+    """The hyperparameters of (domain, algo), before the profile and the CLI."""
+    hp = hyperparams()
+    out: dict[str, Any] = dict(hp.get("common", {}))
+    out.update({k: v for k, v in algos().get(algo, {}).items() if k != "algo"})
+    dom = domains()[domain]
+    if algo in dom.get("batch_size", {}):
+        out["batch_size"] = dom["batch_size"][algo]
+    out.update(dom.get("overrides", {}).get(algo, {}))
+    return out
+
+
+def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
+                 algo_list: list[str] | None = None, seeds: int | None = None,
+                 extra: dict[str, Any] | None = None) -> list[RunSpec]:
+    """Every run of a sweep, validated against qprop_tf's Config (no training, no TF)."""
+    from qprop_tf.config import ALGOS, ConfigError, load_config
+
+    if profile_name not in profiles():
+        raise SpecError(f"unknown profile {profile_name!r}; valid: {', '.join(profiles())}")
+    profile = profiles()[profile_name]
+    doms = domain_list or list(profile["domains"])
+    names = algo_list or list(profile["algos"])
+    n_seeds = int(seeds if seeds is not None else profile["seeds"])
+    if n_seeds < 1:
+        raise SpecError("--seeds must be >= 1")
+    for d in doms:
+        if d not in domains():
+            raise SpecError(f"unknown domain {d!r}; valid: {', '.join(domains())}")
+    for a in names:
+        if a not in algos() and a not in ALGOS:
+            raise SpecError(f"unknown algorithm {a!r}; valid: {', '.join(algos())} "
+                            f"(or any qprop_tf algo: {', '.join(ALGOS)})")
+    specs: list[RunSpec] = []
+    for d in doms:
+        for a in names:
+            budget = budget_episodes(profile, d, a)
+            metric = metric_for(a)
+            early = None
+            if profile.get("early_stop", False):
+                early = EarlyStop(threshold(d), metric,
+                                  float(profile.get("early_stop_margin", 0.1)),
+                                  int(profile.get("early_stop_min_iterations", 3)))
+            for seed in range(n_seeds):
+                ov = merged_overrides(d, a)
+                ov["max_steps"] = int(round(budget * EPISODE_STEPS))
+                ov.update(profile.get("overrides", {}))
+                ov.update(extra or {})
+                ov["progress_bar"] = False
+                try:
+                    cfg = load_config(base_algo(a), d, seed, dict(ov))
+                except ConfigError as exc:
+                    raise SpecError(f"{d}/{a}/seed{seed}: {exc}") from None
+                # Store typed values as JSON would, so a re-resolved spec compares equal.
+                typed = {k: _norm(getattr(cfg, k)) for k in ov}
+                budget_eff = typed["max_steps"] / EPISODE_STEPS
+                specs.append(RunSpec(d, a, seed, base_algo(a), profile_name, budget_eff,
+                                     threshold(d), metric, typed, early))
+    return specs
+
+
+def rate_for(spec: RunSpec) -> float:
+    """Estimated whole-loop env steps/s of one run on one core (profiles.toml [rates])."""
+    from qprop_tf.config import QPROP_ALGOS
+
+    rates = profiles_file().get("rates", {})
+    family = "qprop" if spec.base_algo in QPROP_ALGOS else spec.base_algo
+    table = rates.get(family, {})
+    return float(table.get(spec.domain, table.get("default", 5000)))
+
+
+def run_hours(spec: RunSpec) -> float:
+    """Estimated wall hours of one run on one core at full budget (no early stop)."""
+    startup = float(profiles_file().get("cost", {}).get("startup_seconds", 8))
+    return (spec.max_steps / rate_for(spec) + startup) / 3600
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise SpecError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,414 @@
+"""The reproduce/ harness: configs, published numbers, table, sweep (local and Ray), plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+from reproduce import spec as rspec  # noqa: E402
+from reproduce.runner import (  # noqa: E402
+    DONE,
+    EarlyStopCallback,
+    StopTraining,
+    run_one,
+)
+from reproduce.spec import EarlyStop, RunSpec, resolve_runs  # noqa: E402
+from reproduce.table import build_table, spread, write_table  # noqa: E402
+
+# ---------------------------------------------------------------------- synthetic runs
+
+
+def write_run(results: Path, domain: str, algo: str, seed: int, episodes: list[float],
+              returns: list[float], *, base: str | None = None, budget_episodes: float = 30000,
+              done: bool = True, stopped: str = "budget", eval_returns: list[float] | None = None,
+              real_per_episode: float = 2.0) -> Path:
+    """A run directory as the sweep leaves it, with hand-chosen rows."""
+    d = results / "runs" / domain / algo / f"seed{seed}"
+    d.mkdir(parents=True)
+    steps = [int(round(e * 1000)) for e in episodes]
+    df = pd.DataFrame({"iteration": range(len(steps)), "env_steps": steps,
+                       "paper_episodes": [s / 1000 for s in steps],
+                       "real_episodes": [e * real_per_episode for e in episodes],
+                       "average_return": returns, "max_return_so_far": np.maximum.accumulate(
+                           np.nan_to_num(returns, nan=-1e9))})
+    if eval_returns is not None:
+        df["eval_return"] = eval_returns
+    df.to_csv(d / "progress.csv", index=False)
+    base = base or rspec.base_algo(algo)
+    budget = int(budget_episodes * 1000)
+    (d / "config.json").write_text(json.dumps({
+        "config": {"algo": base, "max_steps": budget, "batch_size": 5000, "eval_steps": 10000},
+        "versions": {"gymnasium": "1.4.0", "mujoco": "4.0.0", "tensorflow": "2.21.0"},
+        "git_commit": "synthetic"}))
+    if done:
+        (d / DONE).write_text(json.dumps({"status": "done", "stopped": stopped,
+                                          "max_steps": budget, "env_steps": steps[-1]}))
+    return d
+
+
+FULL = 30000  # a run that covers the paper's 30000 episodes ends here
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    r = tmp_path / "results"
+    # Hopper TR-c-Q-Prop, 3 seeds, all cross: at 10, 20, 30 episodes; maxima 2500, 3000, 2900.
+    write_run(r, "Hopper", "qprop-c", 0, [5, 10, 20, 30, FULL], [100, 2100, 2500, 1800, 1900])
+    write_run(r, "Hopper", "qprop-c", 1, [5, 10, 20, 30, FULL], [100, 500, 2200, 3000, 2000])
+    write_run(r, "Hopper", "qprop-c", 2, [5, 10, 20, 30, FULL], [0, 100, 1000, 2001, 2900])
+    # Hopper TRPO, a single seed that never crosses 2000 (max 500) in the full budget.
+    write_run(r, "Hopper", "trpo", 0, [5, 10, 20, FULL], [100, 200, 500, 400])
+    # Hopper DDPG: the table must read eval_return (crossing 2 and 4 episodes), not the
+    # training return (which crosses at 1 and is NaN in some epochs).
+    write_run(r, "Hopper", "ddpg", 0, [1, 2, 3, FULL], [2500, math.nan, 0, 0],
+              eval_returns=[100, 2100, 2600, 2000])
+    write_run(r, "Hopper", "ddpg", 1, [1, 2, 4, FULL], [2500, 0, 0, 0],
+              eval_returns=[100, 1900, 2200, 2400])
+    # Swimmer TR-c-Q-Prop stopped early at 40 episodes: max 120 > paper 103 (better even so).
+    write_run(r, "Swimmer", "qprop-c", 0, [10, 20, 30, 40], [10, 95, 120, 100],
+              budget_episodes=3100, stopped="early")
+    # Swimmer TRPO: stopped early below the paper's max -> not comparable.
+    write_run(r, "Swimmer", "trpo", 0, [25, 50, 75], [50, 91, 95], budget_episodes=4600,
+              stopped="early")
+    # Swimmer DDPG: no DONE (unfinished) -> left out and listed.
+    write_run(r, "Swimmer", "ddpg", 0, [5, 10], [1, 2], eval_returns=[1, 2], done=False)
+    # Humanoid TRPO (paper ">30000"): never crosses in the full budget -> within.
+    write_run(r, "Humanoid", "trpo", 0, [25, 1000, FULL], [100, 500, 900])
+    # Humanoid DDPG (paper N/A): crosses -> better.
+    write_run(r, "Humanoid", "ddpg", 0, [5, 100, FULL], [0, 0, 0],
+              eval_returns=[100, 2600, 2400])
+    # Reacher TR-c-Q-Prop: budget ends (2000) before the paper's crossing (2060), no crossing.
+    write_run(r, "Reacher", "qprop-c", 0, [500, 1000, 2000], [-20, -10, -8],
+              budget_episodes=2000)
+    # An algorithm without a Table 1 column.
+    write_run(r, "Hopper", "vpg", 0, [5, 10], [10, 20])
+    return r
+
+
+def _cell(df: pd.DataFrame, domain: str, algo: str) -> pd.Series:
+    rows = df[(df.domain == domain) & (df.algo == algo)]
+    assert len(rows) == 1, (domain, algo)
+    return rows.iloc[0]
+
+
+# ---------------------------------------------------------------------- configs
+
+
+def test_published_csv_has_every_cell_of_table1():
+    pub = rspec.load_published()
+    assert len(pub) == 7 * 3 * 2
+    assert set(pub.domain) == set(rspec.domains())
+    assert set(pub.algo) == set(rspec.TABLE1_ALGOS)
+    assert set(pub.qualifier) <= {"", ">", "N/A"}
+    for domain, cfg in rspec.domains().items():  # thresholds agree with the TOML
+        assert set(pub[pub.domain == domain].threshold) == {cfg["threshold"]}
+    na = pub[pub.qualifier == "N/A"]
+    assert set(zip(na.domain, na.algo, strict=True)) == {("Ant", "ddpg"), ("Humanoid", "ddpg")}
+    assert na.value.isna().all()
+    assert rspec.published_cell("Humanoid", "qprop-c", "max_return") == (3492.0, ">")
+    assert rspec.published_cell("Humanoid", "trpo", "episodes") == (30000.0, ">")
+    assert rspec.published_cell("Reacher", "qprop-c", "max_return") == (-6.0, "")
+    assert rspec.published_cell("Walker", "trpo", "episodes") == (18875.0, "")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3"])
+def test_every_profile_resolves_to_valid_configs(profile):
+    specs = resolve_runs(profile)  # validates every run with qprop_tf's Config
+    prof = rspec.profiles()[profile]
+    assert len(specs) == len(prof["domains"]) * len(prof["algos"]) * prof["seeds"]
+    assert len({s.key for s in specs}) == len(specs)
+    for s in specs:
+        assert s.metric == ("eval_return" if s.base_algo == "ddpg" else "average_return")
+        assert s.overrides["progress_bar"] is False
+
+
+def test_budgets_and_hyperparameters():
+    quick = {s.key: s for s in resolve_runs("quick")}
+    # 1.5 x the paper's crossing, rounded up to 100 episodes, at least +500.
+    assert quick["Hopper/trpo/seed0"].budget_episodes == 8600  # 1.5 * 5715
+    assert quick["Swimmer/ddpg/seed0"].budget_episodes == 1000  # 500 + 500
+    assert quick["Hopper/trpo/seed0"].overrides["batch_size"] == 25000
+    assert quick["Hopper/qprop-c/seed0"].overrides["batch_size"] == 5000
+    assert quick["Hopper/qprop-c/seed0"].early_stop == EarlyStop(2000.0, "average_return", 0.1, 3)
+    paper = {s.key: s for s in resolve_runs("paper")}
+    assert len({s.seed for s in paper.values()}) == 5
+    assert all(s.max_steps == 30_000_000 and s.early_stop is None for s in paper.values())
+    r01 = resolve_runs("fig3", ["Humanoid"], ["ddpg-r0.1"], 1)[0]
+    assert r01.base_algo == "ddpg" and r01.overrides["reward_scale"] == 0.1
+    smoke = resolve_runs("smoke", ["Hopper"], ["trpo"], 1, {"gamma": "0.95"})[0]
+    assert smoke.overrides["gamma"] == 0.95 and smoke.max_steps == 1000
+    with pytest.raises(rspec.SpecError, match="unknown config key"):
+        resolve_runs("smoke", ["Hopper"], ["trpo"], 1, {"no_such_key": "1"})
+    with pytest.raises(rspec.SpecError, match="unknown domain"):
+        resolve_runs("smoke", ["Hopper-v5"], ["trpo"], 1)
+    # A spec survives its JSON round trip unchanged (the sweep's skip test relies on it).
+    assert RunSpec.from_dict(json.loads(json.dumps(smoke.to_dict()))) == smoke
+
+
+def test_early_stop_callback_stops_past_the_margin():
+    seen = []
+    cb = EarlyStopCallback(EarlyStop(100.0, "average_return", 0.5, 2), seen.append)
+    rows = [(1000, 50), (2000, 101), (2500, 90), (2900, 95), (3100, 80)]
+    with pytest.raises(StopTraining):
+        for i, (steps, ret) in enumerate(rows):
+            cb(i, {"env_steps": steps, "average_return": ret})
+    # crossed at 2000 (iteration 1); stops at >= 3000 steps and >= 2 iterations later.
+    assert cb.crossed_steps == 2000 and cb.last_steps == 3100 and cb.stopped
+    assert seen == [1000, 2000, 2500, 2900, 3100]
+    never = EarlyStopCallback(None)
+    never(0, {"env_steps": 10, "average_return": 1e9})
+    assert not never.stopped
+
+
+def test_spread_rules():
+    assert spread([]).kind == ""
+    one = spread([5.0])
+    assert (one.median, one.lo, one.hi, one.kind) == (5.0, 5.0, 5.0, "single seed")
+    two = spread([4.0, 10.0])
+    assert (two.median, two.lo, two.hi, two.kind) == (7.0, 4.0, 10.0, "min-max")
+    three = spread([10.0, 20.0, 30.0])
+    assert three.median == 20.0 and three.kind == "bootstrap 95% CI"
+    assert 10.0 <= three.lo <= 20.0 <= three.hi <= 30.0
+
+
+# ---------------------------------------------------------------------- table
+
+
+def test_table_from_synthetic_runs(synthetic):
+    df, coll = build_table(synthetic)
+    assert [str(u) for u in coll.unfinished] == [str(synthetic / "runs/Swimmer/ddpg/seed0")]
+    assert not coll.problems
+
+    q = _cell(df, "Hopper", "qprop-c")
+    assert (q.seeds_run, q.seeds_crossed) == (3, 3)
+    assert q.episodes_median == 20 and q.episodes_interval == "bootstrap 95% CI"
+    assert 10 <= q.episodes_lo <= q.episodes_hi <= 30
+    assert q.env_steps_median == 20000 and q.real_episodes_median == 40
+    assert q.max_return_median == 2900  # median of 2500, 3000, 2900
+    assert (q.paper_episodes, q.paper_max_return) == (5945, 2957)
+    assert q.verdict_episodes == "better"  # 20 << 5945
+    assert q.verdict_max_return == "within", q.verdict_max_return_reason  # 2957 in the CI
+
+    t = _cell(df, "Hopper", "trpo")
+    assert (t.seeds_run, t.seeds_crossed) == (1, 0) and math.isnan(t.episodes_median)
+    assert t.max_return_median == 500 and t.max_return_interval == "single seed"
+    assert t.verdict_episodes == "worse"  # ran all 30000 episodes, never crossed; paper 5715
+    assert t.verdict_max_return == "worse"
+
+    d = _cell(df, "Hopper", "ddpg")
+    assert d.metric == "eval_return"
+    assert (d.seeds_crossed, d.episodes_median, d.episodes_lo, d.episodes_hi) == (2, 3, 2, 4)
+    assert d.episodes_interval == "min-max"
+    assert d.max_return_median == (2600 + 2400) / 2
+
+    s = _cell(df, "Swimmer", "qprop-c")
+    assert s.episodes_median == 20 and s.stopped_early == 1 and s.budget_episodes_max == 3100
+    assert s.verdict_max_return == "better"  # 120 > 103 even at a shorter budget
+    s2 = _cell(df, "Swimmer", "trpo")
+    assert s2.episodes_median == 50 and s2.verdict_episodes == "better"
+    assert s2.verdict_max_return == "not comparable"  # 95 < 110, but stopped early
+    assert "stopped early" in s2.verdict_max_return_reason
+
+    sd = _cell(df, "Swimmer", "ddpg")
+    assert sd.seeds_run == 0 and sd.seeds_unfinished == 1 and sd.verdict_episodes == "missing"
+
+    ht = _cell(df, "Humanoid", "trpo")  # paper >30000 and ours never crossed in 30000
+    assert ht.paper_episodes_qualifier == ">" and ht.verdict_episodes == "within"
+    hd = _cell(df, "Humanoid", "ddpg")  # paper N/A, ours crossed at 100
+    assert hd.paper_episodes_qualifier == "N/A" and hd.episodes_median == 100
+    assert hd.verdict_episodes == "better"
+    hq = _cell(df, "Humanoid", "qprop-c")
+    assert hq.seeds_run == 0 and hq.verdict_episodes == "missing"
+
+    rq = _cell(df, "Reacher", "qprop-c")  # budget 2000 < the paper's 2060
+    assert rq.verdict_episodes == "not comparable"
+    assert "before the paper" in rq.verdict_episodes_reason
+
+    for domain in rspec.domains():  # every Table 1 cell is a row, run or not
+        for algo in rspec.TABLE1_ALGOS:
+            _cell(df, domain, algo)
+    assert not _cell(df, "Hopper", "vpg").table1_column
+    assert (_cell(df, "Walker", "trpo").seeds_run == 0)
+
+
+def test_table_files_and_missing_seeds(synthetic, capsys):
+    df = write_table(synthetic, profile="quick")
+    out = capsys.readouterr().out
+    assert (synthetic / "table.csv").is_file()
+    md = (synthetic / "table.md").read_text()
+    for needle in ("v5", "1000 env steps", "noise-free evaluation", "10000 env steps",
+                   "git commit synthetic", "bootstrap 95% CI", "missing", "Why each verdict"):
+        assert needle in md, needle
+    assert "Hopper" in out and "TR-c-Q-Prop" in out
+    # quick expects 3 seeds: Hopper/trpo has 1 run -> 2 missing; Walker/qprop-c 3 missing.
+    assert _cell(df, "Hopper", "trpo").seeds_missing == 2
+    assert _cell(df, "Walker", "qprop-c").seeds_missing == 3
+    back = pd.read_csv(synthetic / "table.csv")
+    assert len(back) == len(df)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "no_column", "empty", "text_value"])
+def test_corrupt_progress_is_reported_by_name_and_skipped(synthetic, capsys, damage):
+    path = synthetic / "runs/Hopper/qprop-c/seed1/progress.csv"
+    text = path.read_text()
+    if damage == "truncated":  # the process died mid-row
+        path.write_text(text[: len(text) - 7])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xff\xfe binary junk\n\"unterminated,quote\n1,2\n")
+    elif damage == "no_column":
+        path.write_text(text.replace("average_return", "avg_ret"))
+    elif damage == "empty":
+        path.write_text("")
+    else:
+        lines = text.splitlines()
+        lines[2] = lines[2].replace(lines[2].split(",")[4], "oops")
+        path.write_text("\n".join(lines) + "\n")
+    df = write_table(synthetic)
+    err = capsys.readouterr().err
+    assert str(path) in err
+    q = _cell(df, "Hopper", "qprop-c")
+    assert q.seeds_run == 2 and q.seeds_corrupt == 1  # the other two seeds still count
+    assert str(path) in (synthetic / "table.md").read_text()
+
+
+def test_empty_results_give_a_table_of_missing_cells(tmp_path):
+    df = write_table(tmp_path / "nothing", echo=False)
+    assert len(df) == 21 and (df.verdict_episodes == "missing").all()
+
+
+def test_plots_from_synthetic_runs(synthetic):
+    from reproduce.plot import make_plots
+
+    for algo in ("qprop", "qprop-c", "trpo"):  # Figure 2a's group on HalfCheetah
+        for seed in (0, 1):
+            write_run(synthetic, "HalfCheetah", algo, seed, [5, 10, 20],
+                      [100 * seed, 2000, 4800])
+    written = make_plots(synthetic)
+    names = {p.name for p in written}
+    assert {"curves_all.png", "curves_all.svg", "curves_Hopper.png", "curves_Humanoid.svg",
+            "fig2a.png", "fig2a.svg"} <= names
+    assert "fig3a.png" not in names  # only one of its algorithms has runs
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+# ---------------------------------------------------------------------- runner and sweep
+
+
+def test_failed_run_is_reported_with_its_log(tmp_path):
+    good = resolve_runs("smoke", ["Hopper"], ["trpo"], 1)[0].to_dict()
+    bad = dict(good, base_algo="no-such-algo")  # fails inside the run, before training
+    res = run_one(bad, str(tmp_path))
+    run_dir = tmp_path / "runs/Hopper/trpo/seed0"
+    assert res["status"] == "failed" and "no-such-algo" in res["error"]
+    assert res["log"] == str(run_dir / "log.txt")
+    assert "Traceback" in (run_dir / "log.txt").read_text()
+    assert not (run_dir / DONE).exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory):
+    """2 domains x 2 algorithms x 2 seeds of the smoke profile on the local backend."""
+    from reproduce.sweep import main
+
+    results = tmp_path_factory.mktemp("sweep") / "results"
+    t0 = time.perf_counter()
+    code = main(["--profile", "smoke", "--domains", "Hopper,Swimmer", "--algos", "qprop-c,trpo",
+                 "--seeds", "2", "--workers", "2", "--backend", "local", "--results",
+                 str(results), "--no-progress"])
+    return results, code, time.perf_counter() - t0
+
+
+def test_smoke_sweep_then_table_and_figures(smoke_sweep):
+    from reproduce.plot import make_plots
+
+    results, code, seconds = smoke_sweep
+    assert code == 0
+    runs = sorted(results.glob("runs/*/*/seed*"))
+    assert len(runs) == 8
+    for run in runs:
+        assert {"DONE", "progress.csv", "config.json", "spec.json", "log.txt"} <= {
+            p.name for p in run.iterdir()}
+        done = json.loads((run / DONE).read_text())
+        assert done["status"] == "done" and done["env_steps"] >= 1000
+    df = write_table(results, profile="smoke", echo=False)
+    for domain in ("Hopper", "Swimmer"):
+        for algo in ("qprop-c", "trpo"):
+            assert _cell(df, domain, algo).seeds_run == 2
+        assert _cell(df, domain, "ddpg").seeds_missing == 2  # in the profile, not run
+    names = {p.name for p in make_plots(results)}
+    assert {"curves_all.png", "curves_Hopper.png", "diagnostics_Hopper.png",
+            "diagnostics_Swimmer.svg"} <= names
+    print(f"smoke sweep of 8 runs on 2 workers: {seconds:.1f} s")
+
+
+def test_restarting_a_finished_sweep_trains_nothing(smoke_sweep, capsys):
+    from reproduce.sweep import main
+
+    results, _, _ = smoke_sweep
+    before = {p: p.stat().st_mtime_ns for p in results.glob("runs/*/*/seed*/progress.csv")}
+    t0 = time.perf_counter()
+    code = main(["--profile", "smoke", "--domains", "Hopper,Swimmer", "--algos", "qprop-c,trpo",
+                 "--seeds", "2", "--results", str(results), "--no-progress"])
+    assert code == 0 and time.perf_counter() - t0 < 10
+    assert "8 already finished, 0 to run" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns
+                      for p in results.glob("runs/*/*/seed*/progress.csv")}
+
+
+def test_unfinished_run_restarts_and_a_different_spec_is_not_silently_reused(tmp_path, capsys):
+    from reproduce.sweep import plan, sweep
+
+    specs = resolve_runs("smoke", ["Hopper"], ["trpo"], 1)
+    run_dir = specs[0].run_dir(tmp_path)
+    run_dir.mkdir(parents=True)
+    (run_dir / "progress.csv").write_text("iteration,env_steps\n0,500\n")
+    (run_dir / "log.txt").write_text("old attempt\n")
+    todo, done, mismatched = plan(specs, tmp_path, force=False)
+    assert todo == specs and not done and not mismatched
+    summary = sweep(specs, tmp_path, 1, "local", show_progress=False)
+    assert summary["ran"] == 1 and not summary["failed"]
+    assert (run_dir / "log.previous.txt").read_text() == "old attempt\n"
+    assert "unfinished; restarting from scratch" in capsys.readouterr().out
+    # The same run asked for with another budget: finished, so skipped, but said so.
+    other = resolve_runs("smoke", ["Hopper"], ["trpo"], 1, {"max_steps": "2000"})
+    todo, done, mismatched = plan(other, tmp_path, force=False)
+    assert not todo and not done and "max_steps: 1000 -> 2000" in mismatched[0][1]
+
+
+
+
+def _ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ray_available(),
+                    reason="ray is not installed (it is in requirements.txt: make install)")
+def test_ray_backend_smoke(tmp_path, monkeypatch):
+    from reproduce.sweep import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray instance
+    monkeypatch.setenv("REPRODUCE_RAY_SHIP", "1")  # exercise the no-shared-filesystem path
+    results = tmp_path / "results"
+    code = main(["--profile", "smoke", "--domains", "Hopper", "--algos", "trpo", "--seeds", "2",
+                 "--workers", "2", "--backend", "ray", "--results", str(results),
+                 "--no-progress"])
+    assert code == 0
+    for seed in (0, 1):
+        run = results / f"runs/Hopper/trpo/seed{seed}"
+        assert (run / DONE).is_file() and (run / "progress.csv").is_file()
+        assert "[reproduce] done" in (run / "log.txt").read_text()
+    assert not list(results.glob(".sweep-token-*"))
+    assert os.environ.get("REPRODUCE_RAY_SHIP") == "1"
