@@ -72,7 +72,7 @@ class MLPBaseline:
     """
 
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3,
-                 updates: int = 100, minibatch: int = 256) -> None:
+                 updates: int = 100, minibatch: int = 256, seed: int = 0) -> None:
         self.model = keras.Sequential(
             [keras.Input((obs_dim,))]
             + [keras.layers.Dense(h, activation="tanh") for h in hidden]
@@ -83,6 +83,8 @@ class MLPBaseline:
         self.minibatch = minibatch
         self.ret_mean = tf.Variable(0.0, trainable=False)
         self.ret_std = tf.Variable(1.0, trainable=False)
+        # A generator whose state is a variable, so a checkpoint restores the minibatches.
+        self.rng = tf.random.Generator.from_seed(seed)
         self._predict = tf.function(self._predict_impl, reduce_retracing=True)
         self._fit = tf.function(self._fit_impl, reduce_retracing=True)
 
@@ -93,7 +95,7 @@ class MLPBaseline:
         n = tf.shape(obs)[0]
         loss = tf.constant(0.0)
         for _ in tf.range(self.updates):
-            idx = tf.random.uniform([self.minibatch], 0, n, dtype=tf.int32)
+            idx = self.rng.uniform([self.minibatch], 0, n, dtype=tf.int32)
             with tf.GradientTape() as tape:
                 pred = self.model(tf.gather(obs, idx))[:, 0]
                 loss = tf.reduce_mean(tf.square(pred - tf.gather(target, idx)))
@@ -111,3 +113,15 @@ class MLPBaseline:
         self.ret_std.assign(std)
         target = ((returns - mean) / std).astype(np.float32)
         self._fit(tf.convert_to_tensor(obs, tf.float32), tf.convert_to_tensor(target))
+
+    def _variables(self) -> list[tf.Variable]:
+        return [*self.model.variables, *self.optimizer.variables, self.ret_mean,
+                self.ret_std, self.rng.state]
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Weights, Adam slots, the target scaling and the minibatch generator."""
+        return {str(i): np.array(v.numpy()) for i, v in enumerate(self._variables())}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        for i, v in enumerate(self._variables()):
+            v.assign(state[str(i)])

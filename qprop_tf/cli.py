@@ -50,19 +50,33 @@ def main(argv: list[str] | None = None) -> int:
     from qprop_tf.runtime import NonFiniteError, limit_threads
 
     limit_threads(cfg.tf_threads)
+    from qprop_tf.checkpoint import ConfigMismatch, RunInterrupted, RunLocked, is_done
     from qprop_tf.train import default_out_dir, train
 
     out = cfg.out or str(default_out_dir(cfg))
+    if is_done(out):
+        print(f"run already finished: {out} (nothing to do)")
+        return 0
     try:
         run_dir = train(cfg, out)
+    except (ConfigMismatch, RunLocked) as exc:
+        print(f"qprop-tf: error: {exc}", file=sys.stderr)
+        return 2
     except NonFiniteError as exc:
-        print(f"qprop-tf: error: {exc}; progress so far is in {out}/progress.csv",
-              file=sys.stderr)
+        print(f"qprop-tf: error: {exc}; progress so far is in {out}/progress.csv (the last "
+              f"checkpoint predates the NaN)", file=sys.stderr)
         return 3
+    except RunInterrupted as exc:
+        print(f"qprop-tf: {exc}; progress so far is in {out}/progress.csv", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print(f"qprop-tf: interrupted; progress so far is in {out}/progress.csv",
-              file=sys.stderr)
+        print(f"qprop-tf: interrupted; progress so far is in {out}/progress.csv; run the same "
+              f"command to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except OSError as exc:
+        print(f"qprop-tf: error: cannot write the run directory {out}: {exc}",
+              file=sys.stderr)
+        return 2
     print(f"run finished: {run_dir}")
     return 0
 

@@ -99,6 +99,7 @@ class Config:
     ddpg_chunk: int = 16
     # runtime
     tf_threads: int = 1
+    checkpoint_minutes: float = 5.0  # 0: a checkpoint after every iteration (epoch)
     progress_bar: bool = True
     out: str = ""
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -124,6 +125,8 @@ class Config:
             raise ConfigError(f"actor_hidden must be positive sizes, got {self.actor_hidden}")
         if self.critic_xla not in ("auto", "true", "false"):
             raise ConfigError(f"critic_xla must be auto, true or false, got {self.critic_xla!r}")
+        if not self.checkpoint_minutes >= 0:
+            raise ConfigError(f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         if self.qf_updates_ratio < 0 or self.min_replay < 0:
             raise ConfigError("qf_updates_ratio and min_replay must be >= 0")
         if len(self.qf_hidden) < 2 or any(h <= 0 for h in self.qf_hidden):

@@ -489,39 +489,122 @@ def _weighted(parts: list[tuple[float, int]]) -> float:
 
 
 # ----------------------------------------------------------------------- the training loop
+def ddpg_state(runner: DDPGRunner) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Everything a DDPG run needs to continue exactly, mid-episode: networks, Adam slots,
+    the replay's bookkeeping, the OU noise, the explorer's episode, the training env's full
+    MuJoCo state and every RNG. Arrays and JSON meta (see :mod:`qprop_tf.checkpoint`)."""
+    from qprop_tf.checkpoint import env_state, rng_state, variables_state
+
+    agent, explorer = runner.agent, runner.explorer
+    arrays: dict[str, np.ndarray] = {}
+    for name, variables in _ddpg_variables(agent).items():
+        arrays.update(variables_state(name, variables))
+    arrays.update({f"replay/{k}": v for k, v in agent.replay.get_state().items()})
+    arrays["noise/state"] = np.array(runner.noise.state)
+    arrays["explorer/obs"] = np.array(explorer.obs)
+    meta = {"noise_rng": rng_state(runner.noise.rng),
+            "ep_return": float(explorer.ep_return), "ep_length": int(explorer.ep_length),
+            "env": env_state(runner.env, "env", arrays, physics=True),
+            "eval_env": env_state(runner.eval_env, "eval_env", arrays)}
+    return arrays, meta
+
+
+def set_ddpg_state(runner: DDPGRunner, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                   chunks: Any) -> None:
+    """Inverse of :func:`ddpg_state` (``chunks``: the replay rows, see ReplayBuffer.set_state)."""
+    from qprop_tf.checkpoint import assign_variables, set_env_state, set_rng_state
+
+    agent, explorer = runner.agent, runner.explorer
+    for name, variables in _ddpg_variables(agent).items():
+        assign_variables(name, variables, arrays)
+    agent.replay.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
+                            if k.startswith("replay/")}, chunks)
+    runner.noise.state = np.array(arrays["noise/state"])
+    set_rng_state(runner.noise.rng, meta["noise_rng"])
+    explorer.obs = np.array(arrays["explorer/obs"])
+    explorer.ep_return = float(meta["ep_return"])
+    explorer.ep_length = int(meta["ep_length"])
+    set_env_state(runner.eval_env, "eval_env", meta["eval_env"], arrays)
+    agent.mirror.sync()
+    if not set_env_state(runner.env, "env", meta["env"], arrays):
+        # No way to put this env back mid-episode: end the stored path where it was cut
+        # (bootstrapped, as a time-limit truncation) and start a new episode.
+        print("warning: this env's state cannot be restored mid-episode; the interrupted "
+              "training episode restarts (its partial return is not logged), so this run "
+              "is no longer step-for-step identical to an uninterrupted one", flush=True)
+        agent.replay.close_open_path()
+        explorer._start_episode()
+
+
+def _ddpg_variables(agent: DDPG) -> dict[str, list[Any]]:
+    return {"actor": agent.actor.variables, "target_actor": agent.target_actor.variables,
+            "actor_adam": agent.actor_optimizer.variables, "qf": agent.critic.qf.variables,
+            "target_qf": agent.critic.target_qf.variables,
+            "qf_adam": agent.critic.optimizer.variables}
+
+
 def train_ddpg(cfg: Config, out: str | Path,
                on_iteration: Callable[[int, dict[str, Any], Any], None] | None = None,
-               verbose: bool = True) -> Path:
+               verbose: bool = True,
+               done_info: Callable[[], dict[str, Any]] | None = None) -> Path:
     """Train DDPG for ``cfg.max_steps`` env steps, one logged epoch per ``batch_size`` steps.
 
     Same run-directory conventions as :func:`qprop_tf.train.train` (config.json,
     progress.csv, TensorBoard events, progress bar, one summary line per epoch).
-    ``on_iteration(epoch, row, actor)`` is called after each logged row.
+    ``on_iteration(epoch, row, actor)`` is called after each logged row. Checkpoints,
+    resume, signals and DONE as :func:`qprop_tf.train.train` (which calls this, holding the
+    run lock); epochs end mid-episode, so the training env is restored with its full MuJoCo
+    state and the episode continues exactly.
     """
+    from qprop_tf.checkpoint import Checkpointer, RunInterrupted, StopRun, StopSignals, write_done
     from qprop_tf.envs import domain_name
     from qprop_tf.logger import RunLogger
     from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
+    from qprop_tf.train import replay_kept_rows, start_message
 
     cfg.validate()
     out = Path(out)
     seed_everything(cfg.seed)
     runner = DDPGRunner(cfg)
     agent = runner.agent
-    logger = RunLogger(out)
+    agent.replay.start_journal()
+    ckpt = Checkpointer(out, cfg.checkpoint_minutes)
+    loaded = ckpt.load()
+    start_message(out, loaded)
+    env_steps = 0
+    real_episodes = 0
+    max_return = -np.inf
+    elapsed0 = 0.0
+    epoch = 0
+    if loaded is not None:
+        set_ddpg_state(runner, loaded.arrays, loaded.meta, loaded.chunks)
+        epoch = int(loaded.meta["iteration"])
+        env_steps = int(loaded.meta["env_steps"])
+        real_episodes = int(loaded.meta["real_episodes"])
+        max_return = float(loaded.meta["max_return"])
+        elapsed0 = float(loaded.meta["elapsed"])
+    logger = RunLogger(out, resume_rows=None if loaded is None else int(loaded.meta["rows"]))
     logger.write_config({"config": cfg.to_dict(), "env_id": runner.env_id,
                          "obs_dim": runner.obs_dim, "act_dim": runner.act_dim,
                          "versions": versions(), "git_commit": git_commit()})
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm
-        bar = tqdm(total=cfg.max_steps, unit="step", unit_scale=True, dynamic_ncols=True,
-                   desc=f"{cfg.algo} {domain_name(runner.env_id)} s{cfg.seed}")
-    env_steps = 0
-    real_episodes = 0
-    max_return = -np.inf
-    t_start = time.perf_counter()
-    epoch = 0
+        bar = tqdm(total=cfg.max_steps, initial=env_steps, unit="step", unit_scale=True,
+                   dynamic_ncols=True, desc=f"{cfg.algo} {domain_name(runner.env_id)} s{cfg.seed}")
+
+    def save_checkpoint() -> None:
+        arrays, meta = ddpg_state(runner)
+        logger.sync()
+        meta.update(env_steps=env_steps, real_episodes=real_episodes, max_return=max_return,
+                    elapsed=time.perf_counter() - t_start, rows=logger.rows)
+        ckpt.save(epoch, arrays, meta, agent.replay)
+
+    t_start = time.perf_counter() - elapsed0
+    stopped = "budget"
+    signals = StopSignals().__enter__()
     try:
+        replay_kept_rows(logger, on_iteration)
         while env_steps < cfg.max_steps:
             t0 = time.perf_counter()
             epoch_steps = min(cfg.batch_size, cfg.max_steps - env_steps)
@@ -598,14 +681,29 @@ def train_ddpg(cfg: Config, out: str | Path,
                     bar.write(line)
             elif verbose:
                 print(line, flush=True)
-            if on_iteration is not None:
-                on_iteration(epoch, row, agent.actor)
             epoch += 1
+            if ckpt.due() or signals.signum is not None:
+                save_checkpoint()
+            if signals.signum is not None:
+                raise RunInterrupted(
+                    signals.signum, f"stopped by signal after epoch {epoch - 1}; "
+                    f"checkpointed in {ckpt.dir}: run the same command to resume")
+            if on_iteration is not None:
+                on_iteration(epoch - 1, row, agent.actor)
+    except StopRun as stop:
+        stopped = "early"
+        print(f"stopped early: {stop}", flush=True)
     finally:
+        signals.__exit__()
         if bar is not None:
             bar.close()
         logger.close()
         runner.close()
+    write_done(out, {"stopped": stopped, "env_steps": env_steps, "iterations": epoch,
+                     "checkpoints": ckpt.saves,
+                     "checkpoint_seconds": round(ckpt.save_seconds, 3),
+                     **(done_info() if done_info is not None else {})})
+    ckpt.remove()
     return out
 
 

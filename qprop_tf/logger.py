@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,41 @@ TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_p
 class RunLogger:
     """Appends one flushed row per iteration, so a crash never loses logged iterations."""
 
-    def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True,
+                 resume_rows: int | None = None) -> None:
+        """``resume_rows``: keep the first rows of an existing progress.csv and append after
+        them (a resumed run; later rows are cut, they get recomputed). None starts afresh."""
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.progress_path = self.dir / "progress.csv"
         self._file = None
         self._writer: csv.DictWriter | None = None
+        self.rows = 0
+        self.kept_rows: list[dict[str, str]] = []
+        if resume_rows:
+            self._resume(resume_rows)
         self._tb = tf.summary.create_file_writer(str(self.dir)) if tensorboard else None
+
+    def _resume(self, n: int) -> None:
+        with open(self.progress_path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = list(reader.fieldnames or [])
+            rows = [row for _, row in zip(range(n), reader, strict=False)]
+        if len(rows) < n:
+            raise ValueError(f"{self.progress_path} has {len(rows)} rows, the checkpoint "
+                             f"expects {n}")
+        tmp = self.progress_path.with_name("progress.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.progress_path)
+        self._file = open(self.progress_path, "a", newline="")  # noqa: SIM115
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
+        self.rows = n
+        self.kept_rows = rows
 
     def write_config(self, config: dict[str, Any]) -> None:
         tmp = self.dir / "config.json.tmp"
@@ -38,6 +67,7 @@ class RunLogger:
             self._writer.writeheader()
         self._writer.writerow(row)
         self._file.flush()
+        self.rows += 1
         if self._tb is not None:
             step = int(row.get("env_steps", row.get("iteration", 0)))
             with self._tb.as_default():
@@ -45,6 +75,12 @@ class RunLogger:
                     if isinstance(value, (int, float)) and math.isfinite(value):
                         tf.summary.scalar(key, value, step=step)
             self._tb.flush()
+
+    def sync(self) -> None:
+        """fsync progress.csv (before a checkpoint that counts its rows)."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file is not None:

@@ -47,6 +47,8 @@ keeps TF from copying them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import tensorflow as tf
 
@@ -106,6 +108,9 @@ class ReplayBuffer:
         self._head = 0
         self._n_valid = 0
         self._open_obs: np.ndarray | None = None  # last obs of a path left open by add_steps
+        # First absolute row written since the last checkpoint (see start_journal), or None
+        # when nobody checkpoints this buffer.
+        self._journal_from: int | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     @property
@@ -230,6 +235,8 @@ class ReplayBuffer:
             obs, act, rew, done, start = obs[skip:], act[skip:], rew[skip:], done[skip:], \
                 start[skip:]
             m = cap
+        if self._journal_from is not None:
+            self._journal_from = min(self._journal_from, self._rows_written)
         rows = (self._ptr + np.arange(m)) % cap
         # Start rows about to be overwritten are the oldest entries of the valid ring.
         dropped = int(np.count_nonzero(self._start[rows]))
@@ -279,3 +286,69 @@ class ReplayBuffer:
                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """A uniform minibatch (obs, act, rew, done, next_obs), in-graph."""
         return self.gather(self.sample_rows(batch_size))
+
+    # ------------------------------------------------------------------ checkpointing
+    def start_journal(self) -> None:
+        """Track the rows written from now on, for :meth:`take_journal` (checkpoints)."""
+        if self._journal_from is None:
+            self._journal_from = self._rows_written
+
+    def take_journal(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The rows written since the last call (or :meth:`start_journal`), as they are now.
+
+        Returns (absolute row of the first, {"obs", "act", "rew", "done", "start"}) or None
+        if nothing was written. Absolute row r lives at ring position r % capacity; rows
+        already overwritten are left out. The rows are read back from the ring with a
+        gather (no copy of the buffer, and no copy kept between checkpoints); an open
+        path's provisional row rewritten since is read in its current form.
+        """
+        if self._journal_from is None or self._journal_from >= self._rows_written:
+            return None
+        first = max(self._journal_from, self._rows_written - self.capacity)
+        pos = np.arange(first, self._rows_written) % self.capacity
+        idx = tf.constant(pos.astype(np.int64))
+        rows = {name: tf.gather(var, idx).numpy() for name, var in
+                (("obs", self.obs), ("act", self.act), ("rew", self.rew), ("done", self.done))}
+        rows["start"] = self._start[pos].copy()
+        self._journal_from = self._rows_written
+        return first, rows
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The ring bookkeeping (not the rows): valid ring, start flags, pointers, open path,
+        the sampling generator. Rows are saved incrementally (:meth:`take_journal`)."""
+        state = {
+            "valid_rows": self.valid_rows.numpy(),
+            "start": self._start.copy(),
+            "counters": np.array([self._ptr, self._rows_written, self._head, self._n_valid],
+                                 dtype=np.int64),
+            "rng": self._rng.state.numpy(),
+        }
+        if self._open_obs is not None:
+            state["open_obs"] = self._open_obs.copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray],
+                  chunks: Iterable[tuple[int, dict[str, np.ndarray]]]) -> None:
+        """Restore :meth:`get_state` and the rows from ``chunks`` (absolute first row, rows),
+        applied in order; rows outside the last ``capacity`` rows written are skipped."""
+        self._ptr, self._rows_written, self._head, self._n_valid = (
+            int(x) for x in state["counters"])
+        self._start[:] = state["start"]
+        self.valid_rows.assign(state["valid_rows"])
+        self._rng.state.assign(state["rng"])
+        self._open_obs = state["open_obs"].copy() if "open_obs" in state else None
+        if self._journal_from is not None:
+            self._journal_from = self._rows_written
+        self.valid_head.assign(self._head)
+        self.n_valid.assign(self._n_valid)
+        total, cap = self._rows_written, self.capacity
+        for first, rows in chunks:
+            lo, hi = max(first, total - cap, 0), min(first + rows["obs"].shape[0], total)
+            r = lo
+            while r < hi:
+                pos = r % cap
+                n = min(hi - r, cap - pos)
+                for name, var in (("obs", self.obs), ("act", self.act), ("rew", self.rew),
+                                  ("done", self.done)):
+                    _assign_rows(var, pos, rows[name][r - first:r - first + n])
+                r += n

@@ -39,7 +39,8 @@ def default_out_dir(cfg: Config) -> Path:
 def make_baseline(cfg: Config, obs_dim: int):
     if cfg.baseline == "linear":
         return LinearFeatureBaseline(obs_dim, cfg.baseline_reg)
-    return MLPBaseline(obs_dim, cfg.vf_hidden, cfg.vf_lr, cfg.vf_updates, cfg.vf_minibatch)
+    return MLPBaseline(obs_dim, cfg.vf_hidden, cfg.vf_lr, cfg.vf_updates, cfg.vf_minibatch,
+                       seed=cfg.seed)
 
 
 def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None):
@@ -82,22 +83,90 @@ def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray,
     return adv, returns, values
 
 
+def _numeric(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            out[k] = v
+    return out
+
+
+def replay_kept_rows(logger: RunLogger, on_iteration: Callable | None) -> None:
+    """On resume, show ``on_iteration`` the rows kept from before (with policy None), so a
+    stateful hook (the sweep's early-stop rule) sees the same history as without a crash."""
+    if on_iteration is not None:
+        for row in logger.kept_rows:
+            on_iteration(int(float(row["iteration"])), _numeric(row), None)
+
+
+def start_message(out: Path, loaded: Any) -> None:
+    if loaded is not None:
+        print(f"resuming {out} from checkpoint {loaded.name}: iteration "
+              f"{loaded.meta['iteration']}, {loaded.meta['env_steps']:,} env steps", flush=True)
+    elif (out / "progress.csv").is_file():
+        print(f"warning: {out} has a progress.csv but no valid checkpoint; starting over",
+              flush=True)
+
+
 def train(cfg: Config, out_dir: str | Path | None = None,
           on_iteration: Callable[[int, dict[str, Any], Any], None] | None = None,
-          verbose: bool = True) -> Path:
-    """Train until ``cfg.max_steps`` env steps; return the run directory.
+          verbose: bool = True,
+          done_info: Callable[[], dict[str, Any]] | None = None) -> Path:
+    """Train until ``cfg.max_steps`` env steps, resuming from the run directory's last
+    checkpoint if there is one; write DONE at the end and return the run directory.
 
     Prints one summary line per iteration (under the progress bar when there is one)
-    unless ``verbose`` is False.
+    unless ``verbose`` is False. A run directory with DONE is left alone ("run already
+    finished"); one holding another configuration raises
+    :class:`~qprop_tf.checkpoint.ConfigMismatch`; one in use by a live process raises
+    :class:`~qprop_tf.checkpoint.RunLocked`. SIGTERM/SIGINT checkpoint at the next iteration
+    boundary and raise :class:`~qprop_tf.checkpoint.RunInterrupted`.
 
-    ``on_iteration(iteration, row, policy)`` is called after each logged row (tests use it).
+    ``on_iteration(iteration, row, policy)`` is called after each logged row (tests use it;
+    raising :class:`~qprop_tf.checkpoint.StopRun` there finishes the run early). On resume it
+    is first called for every row kept from before, with policy None. ``done_info()`` adds
+    fields to the DONE marker.
     """
+    from qprop_tf.checkpoint import check_config, is_done, run_lock
+
     cfg.validate()
     out = Path(out_dir or cfg.out or default_out_dir(cfg))
-    if cfg.algo == "ddpg":
-        from qprop_tf.ddpg import train_ddpg
+    if is_done(out):
+        print(f"run already finished: {out} (nothing to do; delete {out / 'DONE'} or use "
+              f"another --out to run it again)", flush=True)
+        return out
+    check_config(out, cfg.to_dict())
+    with run_lock(out):
+        if is_done(out):  # finished by another process while we waited for the lock
+            print(f"run already finished: {out}", flush=True)
+            return out
+        if cfg.algo == "ddpg":
+            from qprop_tf.ddpg import train_ddpg
 
-        return train_ddpg(cfg, out, on_iteration=on_iteration, verbose=verbose)
+            return train_ddpg(cfg, out, on_iteration=on_iteration, verbose=verbose,
+                              done_info=done_info)
+        return _train_on_policy(cfg, out, on_iteration, verbose, done_info)
+
+
+def _train_on_policy(cfg: Config, out: Path,
+                     on_iteration: Callable[[int, dict[str, Any], Any], None] | None,
+                     verbose: bool, done_info: Callable[[], dict[str, Any]] | None) -> Path:
+    from qprop_tf.checkpoint import (
+        Checkpointer,
+        RunInterrupted,
+        StopRun,
+        StopSignals,
+        assign_variables,
+        env_state,
+        rng_state,
+        set_env_state,
+        set_rng_state,
+        variables_state,
+        write_done,
+    )
+
     seed_everything(cfg.seed)
     env_id = resolve_env_id(cfg.env)
     envs = make_envs(env_id, cfg.n_envs, cfg.seed)
@@ -111,104 +180,181 @@ def train(cfg: Config, out_dir: str | Path | None = None,
     optimizer = make_optimizer(
         cfg, policy, None if control_variate is None else control_variate.extra_loss)
     sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
+    replay = None if control_variate is None else control_variate.replay
+    if replay is not None:
+        replay.start_journal()
 
-    logger = RunLogger(out)
+    # Checkpointed state. At an iteration boundary no episode is in progress (the sampler
+    # resets its envs at the start of every batch), so an env is its RNG state.
+    def collect_state() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = variables_state("policy", policy.variables)
+        if isinstance(optimizer, VPG):
+            arrays.update(variables_state("vpg_adam", optimizer.optimizer.variables))
+        arrays.update({f"baseline/{k}": v for k, v in baseline.get_state().items()})
+        meta: dict[str, Any] = {"sampler_rng": rng_state(sampler.rng), "envs": [
+            env_state(env, f"env{i}", arrays) for i, env in enumerate(envs)]}
+        if control_variate is not None:
+            critic = control_variate.critic
+            arrays.update(variables_state("qf", critic.qf.variables))
+            arrays.update(variables_state("target_qf", critic.target_qf.variables))
+            arrays.update(variables_state("qf_adam", critic.optimizer.variables))
+            arrays.update({f"replay/{k}": v for k, v in replay.get_state().items()})
+            meta["prev_eta"] = control_variate.prev_eta
+        return arrays, meta
+
+    def restore_state(arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                      chunks: Any) -> None:
+        assign_variables("policy", policy.variables, arrays)
+        if isinstance(optimizer, VPG):
+            assign_variables("vpg_adam", optimizer.optimizer.variables, arrays)
+        baseline.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
+                            if k.startswith("baseline/")})
+        set_rng_state(sampler.rng, meta["sampler_rng"])
+        for i, env in enumerate(envs):
+            set_env_state(env, f"env{i}", meta["envs"][i], arrays)
+        if control_variate is not None:
+            critic = control_variate.critic
+            assign_variables("qf", critic.qf.variables, arrays)
+            assign_variables("target_qf", critic.target_qf.variables, arrays)
+            assign_variables("qf_adam", critic.optimizer.variables, arrays)
+            replay.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
+                              if k.startswith("replay/")}, chunks)
+            control_variate.prev_eta = float(meta["prev_eta"])
+        mirror.sync()
+
+    ckpt = Checkpointer(out, cfg.checkpoint_minutes)
+    loaded = ckpt.load()
+    start_message(out, loaded)
+    env_steps = 0
+    real_episodes = 0
+    max_return = -np.inf
+    elapsed0 = 0.0
+    iteration = 0
+    if loaded is not None:
+        restore_state(loaded.arrays, loaded.meta, loaded.chunks)
+        iteration = int(loaded.meta["iteration"])
+        env_steps = int(loaded.meta["env_steps"])
+        real_episodes = int(loaded.meta["real_episodes"])
+        max_return = float(loaded.meta["max_return"])
+        elapsed0 = float(loaded.meta["elapsed"])
+
+    logger = RunLogger(out, resume_rows=None if loaded is None else int(loaded.meta["rows"]))
     logger.write_config({"config": cfg.to_dict(), "env_id": env_id, "obs_dim": obs_dim,
                          "act_dim": act_dim, "versions": versions(), "git_commit": git_commit()})
+
+    def save_checkpoint() -> None:
+        arrays, meta = collect_state()
+        logger.sync()
+        meta.update(env_steps=env_steps, real_episodes=real_episodes, max_return=max_return,
+                    elapsed=time.perf_counter() - t_start, rows=logger.rows)
+        ckpt.save(iteration, arrays, meta, replay)
 
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm
-        bar = tqdm(total=cfg.max_steps, unit="step", unit_scale=True, dynamic_ncols=True,
-                   desc=f"{cfg.algo} {domain_name(env_id)} s{cfg.seed}")
-    env_steps = 0
-    real_episodes = 0
-    max_return = -np.inf
-    t_start = time.perf_counter()
-    iteration = 0
+        bar = tqdm(total=cfg.max_steps, initial=env_steps, unit="step", unit_scale=True,
+                   dynamic_ncols=True, desc=f"{cfg.algo} {domain_name(env_id)} s{cfg.seed}")
+    t_start = time.perf_counter() - elapsed0
+    stopped = "budget"
     try:
-        while env_steps < cfg.max_steps:
-            t0 = time.perf_counter()
-            batch = sampler.sample()
-            t1 = time.perf_counter()
+        with StopSignals() as signals:
+            replay_kept_rows(logger, on_iteration)
+            while env_steps < cfg.max_steps:
+                t0 = time.perf_counter()
+                batch = sampler.sample()
+                t1 = time.perf_counter()
 
-            if cfg.fit_baseline_first:
-                _, returns, _ = compute_advantages(cfg, batch, baseline)
-                baseline.fit(batch.obs, batch.t, returns)
-            adv, returns, values = compute_advantages(cfg, batch, baseline)
-            ev = explained_variance(values, returns)
-            if not cfg.fit_baseline_first:
-                baseline.fit(batch.obs, batch.t, returns)
-            signal, inputs, diag = adv, {}, {}
-            if control_variate is not None:
-                signal, inputs, diag = control_variate.process(batch, adv, policy)
-                check_finite(f"iteration {iteration} critic fit",
-                             {"critic_loss": diag["critic_loss"]} if diag["critic_updates"]
-                             else {})
-            if cfg.center_advantages:
-                signal = standardize(signal)
-            stats = optimizer.update({
-                "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
-                "signal": tf.constant(signal, tf.float32), **inputs})
-            check_finite(f"iteration {iteration} update", stats,
-                         [v.numpy() for v in policy.trainable_variables])
-            mirror.sync()
-            t2 = time.perf_counter()
+                if cfg.fit_baseline_first:
+                    _, returns, _ = compute_advantages(cfg, batch, baseline)
+                    baseline.fit(batch.obs, batch.t, returns)
+                adv, returns, values = compute_advantages(cfg, batch, baseline)
+                ev = explained_variance(values, returns)
+                if not cfg.fit_baseline_first:
+                    baseline.fit(batch.obs, batch.t, returns)
+                signal, inputs, diag = adv, {}, {}
+                if control_variate is not None:
+                    signal, inputs, diag = control_variate.process(batch, adv, policy)
+                    check_finite(f"iteration {iteration} critic fit",
+                                 {"critic_loss": diag["critic_loss"]} if diag["critic_updates"]
+                                 else {})
+                if cfg.center_advantages:
+                    signal = standardize(signal)
+                stats = optimizer.update({
+                    "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
+                    "signal": tf.constant(signal, tf.float32), **inputs})
+                check_finite(f"iteration {iteration} update", stats,
+                             [v.numpy() for v in policy.trainable_variables])
+                mirror.sync()
+                t2 = time.perf_counter()
 
-            env_steps += batch.n_steps
-            real_episodes += batch.n_paths
-            avg_ret = float(np.mean(batch.episode_returns))
-            max_return = max(max_return, avg_ret)
-            elapsed = time.perf_counter() - t_start
-            row = {
-                "iteration": iteration,
-                "env_steps": env_steps,
-                "paper_episodes": env_steps / PAPER_EPISODE_STEPS,
-                "real_episodes": real_episodes,
-                "batch_steps": batch.n_steps,
-                "batch_episodes": batch.n_paths,
-                "average_return": avg_ret,
-                "std_return": float(np.std(batch.episode_returns)),
-                "min_return": float(np.min(batch.episode_returns)),
-                "max_return": float(np.max(batch.episode_returns)),
-                "max_return_so_far": max_return,
-                "average_length": float(np.mean(batch.path_lengths)),
-                "terminated_fraction": float(np.mean(batch.path_terminated)),
-                "mean_kl": stats["mean_kl"],
-                "entropy": stats["entropy"],
-                "policy_std": float(np.mean(np.exp(mirror.log_std))),
-                "loss_before": stats["loss_before"],
-                "loss_after": stats["loss_after"],
-                "grad_norm": stats["grad_norm"],
-                "line_search_accepted": int(stats["accepted"]),
-                "backtracks": int(stats["backtracks"]),
-                "explained_variance": ev,
-                "advantage_std": float(np.std(adv)),
-                **diag,
-                "time": elapsed,
-                "iteration_time": t2 - t0,
-                "sample_time": t1 - t0,
-                "update_time": t2 - t1,
-                "steps_per_second": batch.n_steps / (t2 - t0),
-                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            }
-            logger.log(row)
-            line = (f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
-                    f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
-                    f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
-            if bar is not None:
-                bar.update(batch.n_steps)
-                if verbose:
-                    bar.write(line)
-            elif verbose:
-                print(line, flush=True)
-            if on_iteration is not None:
-                on_iteration(iteration, row, policy)
-            iteration += 1
+                env_steps += batch.n_steps
+                real_episodes += batch.n_paths
+                avg_ret = float(np.mean(batch.episode_returns))
+                max_return = max(max_return, avg_ret)
+                elapsed = time.perf_counter() - t_start
+                row = {
+                    "iteration": iteration,
+                    "env_steps": env_steps,
+                    "paper_episodes": env_steps / PAPER_EPISODE_STEPS,
+                    "real_episodes": real_episodes,
+                    "batch_steps": batch.n_steps,
+                    "batch_episodes": batch.n_paths,
+                    "average_return": avg_ret,
+                    "std_return": float(np.std(batch.episode_returns)),
+                    "min_return": float(np.min(batch.episode_returns)),
+                    "max_return": float(np.max(batch.episode_returns)),
+                    "max_return_so_far": max_return,
+                    "average_length": float(np.mean(batch.path_lengths)),
+                    "terminated_fraction": float(np.mean(batch.path_terminated)),
+                    "mean_kl": stats["mean_kl"],
+                    "entropy": stats["entropy"],
+                    "policy_std": float(np.mean(np.exp(mirror.log_std))),
+                    "loss_before": stats["loss_before"],
+                    "loss_after": stats["loss_after"],
+                    "grad_norm": stats["grad_norm"],
+                    "line_search_accepted": int(stats["accepted"]),
+                    "backtracks": int(stats["backtracks"]),
+                    "explained_variance": ev,
+                    "advantage_std": float(np.std(adv)),
+                    **diag,
+                    "time": elapsed,
+                    "iteration_time": t2 - t0,
+                    "sample_time": t1 - t0,
+                    "update_time": t2 - t1,
+                    "steps_per_second": batch.n_steps / (t2 - t0),
+                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+                logger.log(row)
+                line = (f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
+                        f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
+                        f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
+                if bar is not None:
+                    bar.update(batch.n_steps)
+                    if verbose:
+                        bar.write(line)
+                elif verbose:
+                    print(line, flush=True)
+                iteration += 1
+                if ckpt.due() or signals.signum is not None:
+                    save_checkpoint()
+                if signals.signum is not None:
+                    raise RunInterrupted(
+                        signals.signum, f"stopped by signal after iteration {iteration - 1}; "
+                        f"checkpointed in {ckpt.dir}: run the same command to resume")
+                if on_iteration is not None:
+                    on_iteration(iteration - 1, row, policy)
+    except StopRun as stop:
+        stopped = "early"
+        print(f"stopped early: {stop}", flush=True)
     finally:
         if bar is not None:
             bar.close()
         logger.close()
         for env in envs:
             env.close()
+    write_done(out, {"stopped": stopped, "env_steps": env_steps, "iterations": iteration,
+                     "checkpoints": ckpt.saves,
+                     "checkpoint_seconds": round(ckpt.save_seconds, 3),
+                     **(done_info() if done_info is not None else {})})
+    ckpt.remove()
     return out

@@ -5,10 +5,12 @@ writes (config.json, progress.csv, TensorBoard events) plus:
 
 - ``spec.json``: the sweep's resolved spec of this run (profile, budget, early-stop rule);
 - ``log.txt``: the run's stdout and stderr (Python and TF's C++ logs alike);
-- ``DONE``: JSON, written atomically and last, once the run finished its budget or stopped
-  early by rule. A directory without DONE is unfinished: a new sweep deletes it and trains
-  that run again from scratch (resuming from checkpoints is not implemented yet); the old
-  log is kept as ``log.previous.txt``.
+- ``DONE``: JSON, written atomically and last (by ``qprop_tf.train.train``, with this
+  runner's fields added), once the run finished its budget or stopped early by rule. A
+  directory without DONE is unfinished: a new sweep resumes it from its last checkpoint
+  (``checkpoint/``, see ``qprop_tf.checkpoint``), appending to its log;
+- ``LOCK``: held (hostname and pid) while a process runs the run, so two sweeps over the same
+  results never run it twice; a lock left by a dead process on this host is taken over.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from qprop_tf.checkpoint import RunLocked, StopRun, run_lock
 from reproduce.spec import EarlyStop, RunSpec
 
 DONE = "DONE"
@@ -34,8 +36,8 @@ LOG = "log.txt"
 PREVIOUS_LOG = "log.previous.txt"
 
 
-class StopTraining(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised from ``on_iteration`` to end a run early; the runner treats it as success."""
+class StopTraining(StopRun):
+    """Raised from ``on_iteration`` to end a run early; ``train`` then finishes the run."""
 
 
 class EarlyStopCallback:
@@ -93,7 +95,8 @@ def is_done(run_dir: Path) -> bool:
 
 
 def reset_run_dir(run_dir: Path) -> None:
-    """Empty an unfinished run directory (keeping its last log) so the run starts afresh."""
+    """Empty an unfinished run directory (keeping its last log) so the run starts afresh
+    (``--force`` on a finished run)."""
     if not run_dir.exists() or all(p.name == PREVIOUS_LOG for p in run_dir.iterdir()):
         return
     log = run_dir / LOG
@@ -135,16 +138,31 @@ def one_thread_env() -> None:
 
 def run_one(spec_dict: dict[str, Any], results: str,
             report: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train one run into its directory under ``results``; never raises for a training error.
+    """Train (or resume) one run in its directory under ``results``, holding its LOCK; never
+    raises for a training error.
 
-    Returns a summary: ``status`` ("done" or "failed"), ``stopped`` ("budget", "early"),
-    ``env_steps``, ``seconds``, ``error`` and ``log``.
+    Returns a summary: ``status`` ("done", "failed", or "busy" when another live process
+    holds the run's lock), ``stopped`` ("budget", "early", or "already" when the run was
+    found finished), ``env_steps``, ``seconds``, ``error`` and ``log``.
     """
     spec = RunSpec.from_dict(spec_dict)
     run_dir = spec.run_dir(results)
     one_thread_env()
-    reset_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(run_dir):
+            if is_done(run_dir):  # finished by another sweep since this one planned
+                marker = read_json(run_dir / DONE) or {}
+                return {"key": spec.key, "status": "done", "stopped": "already",
+                        "env_steps": int(marker.get("env_steps", 0)), "seconds": 0.0,
+                        "error": None, "log": str(run_dir / LOG)}
+            return _run_locked(spec, run_dir, report)
+    except RunLocked as exc:
+        return {"key": spec.key, "status": "busy", "stopped": None, "env_steps": 0,
+                "seconds": 0.0, "error": str(exc), "log": str(run_dir / LOG)}
+
+
+def _run_locked(spec: RunSpec, run_dir: Path, report: Callable[[int], None] | None
+                ) -> dict[str, Any]:
     atomic_write_text(run_dir / SPEC, json.dumps(spec.to_dict(), indent=2) + "\n")
     log = run_dir / LOG
     result: dict[str, Any] = {"key": spec.key, "status": "failed", "stopped": None,
@@ -163,12 +181,19 @@ def run_one(spec_dict: dict[str, Any], results: str,
             from qprop_tf.train import train
 
             cfg = load_config(spec.base_algo, spec.domain, spec.seed, dict(spec.overrides))
-            try:
-                train(cfg, run_dir, on_iteration=callback, verbose=True)
-                result["stopped"] = "budget"
-            except StopTraining as stop:
-                result["stopped"] = "early"
-                print(f"[reproduce] early stop: {stop}", flush=True)
+
+            def done_info() -> dict[str, Any]:
+                return {"max_steps": spec.max_steps, "budget_episodes": spec.budget_episodes,
+                        "crossed_at_env_steps": callback.crossed_steps,
+                        "early_stop": None if spec.early_stop is None
+                        else spec.early_stop.describe(),
+                        "seconds": round(time.perf_counter() - t0, 3)}
+
+            # train() writes DONE last, with done_info's fields.
+            train(cfg, run_dir, on_iteration=callback, verbose=True, done_info=done_info)
+            result["stopped"] = "early" if callback.stopped else "budget"
+            if callback.stopped:
+                print("[reproduce] early stop", flush=True)
             result["status"] = "done"
         except BaseException as exc:  # noqa: BLE001 (reported, the sweep goes on)
             traceback.print_exc()
@@ -180,12 +205,4 @@ def run_one(spec_dict: dict[str, Any], results: str,
             result["env_steps"] = callback.last_steps
             print(f"[reproduce] {result['status']} after {result['seconds']:.1f} s, "
                   f"{callback.last_steps} env steps", flush=True)
-    if result["status"] == "done":
-        done = {"status": "done", "stopped": result["stopped"], "env_steps": callback.last_steps,
-                "max_steps": spec.max_steps, "budget_episodes": spec.budget_episodes,
-                "crossed_at_env_steps": callback.crossed_steps,
-                "early_stop": None if spec.early_stop is None else spec.early_stop.describe(),
-                "seconds": round(result["seconds"], 3), "host": socket.gethostname(),
-                "finished": datetime.now(UTC).isoformat(timespec="seconds")}
-        atomic_write_text(run_dir / DONE, json.dumps(done, indent=2) + "\n")
     return result

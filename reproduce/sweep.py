@@ -6,9 +6,12 @@
 Each run is its own process with one TF thread and lands in
 ``<results>/runs/<Domain>/<algo>/seed<k>/``. Runs with a DONE marker are skipped (a finished
 run with a *different* spec is skipped with a warning; ``--force`` re-runs it). Unfinished
-runs restart from scratch. A failed run is reported with its error and log and does not stop
-the others; the exit code is 1 if any run failed. ``--dry-run`` lists the runs and an
-estimate of their cost without training.
+runs resume from their last checkpoint. Each run holds a LOCK in its directory while it runs,
+so two sweeps over the same results never run the same run twice (the second reports it as
+busy). Interrupting a sweep (Ctrl-C, SIGTERM) lets every running run checkpoint at its next
+iteration boundary; every run is then finished or resumable. A failed run is reported with
+its error and log and does not stop the others; the exit code is 1 if any run failed.
+``--dry-run`` lists the runs and an estimate of their cost without training.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ class Progress:
         self.steps = dict.fromkeys(self.budget, 0)
         self.finished: set[str] = set()
         self.bar = None
-        self.counts = {"running": 0, "done": 0, "failed": 0}
+        self.counts = {"running": 0, "done": 0, "failed": 0, "busy": 0}
         if enabled and specs:
             from tqdm import tqdm
 
@@ -194,6 +197,10 @@ class Progress:
 
 
 def describe(result: dict[str, Any]) -> str:
+    if result["status"] == "busy":
+        return f"busy    {result['key']}: {result['error']}"
+    if result["status"] == "done" and result["stopped"] == "already":
+        return f"done    {result['key']}: already finished by another process"
     if result["status"] == "done":
         how = "stopped early by rule" if result["stopped"] == "early" else "full budget"
         return (f"done    {result['key']}: {result['env_steps']:,} env steps in "
@@ -252,7 +259,7 @@ def run_local(specs: list[RunSpec], results: Path, workers: int, progress: Progr
 
 def _record(res: dict[str, Any], progress: Progress, out: list[dict[str, Any]]) -> None:
     out.append(res)
-    progress.counts["done" if res["status"] == "done" else "failed"] += 1
+    progress.counts[{"done": "done", "busy": "busy"}.get(res["status"], "failed")] += 1
     progress.finish(res["key"], int(res["env_steps"]))
     progress.write(describe(res))
 
@@ -400,9 +407,12 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
     for spec in todo:
         run_dir = spec.run_dir(results)
         if run_dir.exists():
-            if not (run_dir / DONE).is_file():
-                log(f"  {spec.key}: unfinished; restarting from scratch")
-            reset_run_dir(run_dir)  # before queueing, so the bar never counts stale rows
+            if (run_dir / DONE).is_file():  # --force
+                reset_run_dir(run_dir)
+            elif (run_dir / "LOCK").is_file():
+                log(f"  {spec.key}: unfinished and locked (running elsewhere, or stale)")
+            else:
+                log(f"  {spec.key}: unfinished; resuming from its last checkpoint")
     n_workers = workers or os.cpu_count() or 1
     progress = Progress(todo, show_progress)
     t0 = time.perf_counter()
@@ -415,12 +425,15 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
             outcomes = run_local(todo, results, n_workers, progress)
     finally:
         progress.close()
-    failed = [r for r in outcomes if r["status"] != "done"]
-    summary = {"ran": len(outcomes) - len(failed), "skipped": len(done),
+    failed = [r for r in outcomes if r["status"] == "failed"]
+    busy = [r for r in outcomes if r["status"] == "busy"]
+    summary = {"ran": len(outcomes) - len(failed) - len(busy), "skipped": len(done),
+               "busy": busy,
                "mismatched": len(mismatched), "failed": failed,
                "seconds": time.perf_counter() - t0, "outcomes": outcomes}
     log(f"sweep finished in {summary['seconds']:.1f} s: {summary['ran']} trained, "
-        f"{len(done)} skipped (already done), {len(failed)} failed")
+        f"{len(done)} skipped (already done), {len(failed)} failed"
+        + (f", {len(busy)} busy in another process" if busy else ""))
     for r in failed:
         log(f"  FAILED {r['key']}: {r['error']}\n         log: {r['log']}")
     _append_history(results, specs, summary, backend)

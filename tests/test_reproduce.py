@@ -364,7 +364,7 @@ def test_restarting_a_finished_sweep_trains_nothing(smoke_sweep, capsys):
                       for p in results.glob("runs/*/*/seed*/progress.csv")}
 
 
-def test_unfinished_run_restarts_and_a_different_spec_is_not_silently_reused(tmp_path, capsys):
+def test_unfinished_run_resumes_and_a_different_spec_is_not_silently_reused(tmp_path, capsys):
     from reproduce.sweep import plan, sweep
 
     specs = resolve_runs("smoke", ["Hopper"], ["trpo"], 1)
@@ -376,8 +376,11 @@ def test_unfinished_run_restarts_and_a_different_spec_is_not_silently_reused(tmp
     assert todo == specs and not done and not mismatched
     summary = sweep(specs, tmp_path, 1, "local", show_progress=False)
     assert summary["ran"] == 1 and not summary["failed"]
-    assert (run_dir / "log.previous.txt").read_text() == "old attempt\n"
-    assert "unfinished; restarting from scratch" in capsys.readouterr().out
+    log = (run_dir / "log.txt").read_text()
+    assert log.startswith("old attempt\n")  # the log is appended to
+    # No checkpoint to resume from: the run said so and started over.
+    assert "but no valid checkpoint; starting over" in log
+    assert "unfinished; resuming from its last checkpoint" in capsys.readouterr().out
     # The same run asked for with another budget: finished, so skipped, but said so.
     other = resolve_runs("smoke", ["Hopper"], ["trpo"], 1, {"max_steps": "2000"})
     todo, done, mismatched = plan(other, tmp_path, force=False)

@@ -1,0 +1,326 @@
+"""Runs that survive: kill-and-resume is exact, checkpoints fall back, sweeps lock, bad input.
+
+Kill tests run the CLI in a subprocess and SIGKILL/SIGTERM it once progress.csv holds 2 and
+then 4 rows (mid-iteration: the kill lands while the next iteration runs), resume with the
+same command, and compare the final progress.csv with an uninterrupted run's, apart from
+the time columns.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qprop_tf.checkpoint import (
+    DONE,
+    LOCK,
+    Checkpointer,
+    RunLocked,
+    check_state_finite,
+    run_lock,
+)
+from qprop_tf.cli import main as cli_main
+from qprop_tf.config import load_config
+from qprop_tf.logger import TIME_COLUMNS
+from qprop_tf.replay import ReplayBuffer
+from qprop_tf.runtime import NonFiniteError
+from qprop_tf.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = {
+    "qprop-c": ["--batch-size", "300", "--max-steps", "1800", "--set", "min_replay=200"],
+    "ddpg": ["--batch-size", "300", "--max-steps", "1800", "--set", "min_replay=200",
+             "--set", "eval_steps=200"],
+}
+
+
+def _args(algo: str, out: Path, *extra: str) -> list[str]:
+    return ["train", "--algo", algo, "--env", "Hopper", "--seed", "2", *SMOKE[algo],
+            "--set", "checkpoint_minutes=0", "--no-progress", "--out", str(out), *extra]
+
+
+def _rows(out: Path) -> int:
+    try:
+        return max(0, len((out / "progress.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def _run_until(algo: str, out: Path, rows: int, sig: int) -> subprocess.CompletedProcess:
+    """Start the CLI, send ``sig`` once progress.csv has ``rows`` rows; wait for the exit."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "qprop_tf", *_args(algo, out)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while _rows(out) < rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=240)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _resume(algo: str, out: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "qprop_tf", *_args(algo, out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _same_progress(a: Path, b: Path) -> None:
+    x, y = pd.read_csv(a / "progress.csv"), pd.read_csv(b / "progress.csv")
+    drop = [c for c in TIME_COLUMNS if c in x.columns]
+    assert list(y.iteration) == list(range(len(x)))  # no duplicated or missing iterations
+    pd.testing.assert_frame_equal(x.drop(columns=drop), y.drop(columns=drop), check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs, in-process (same numerics as the CLI: one TF thread)."""
+    base = tmp_path_factory.mktemp("reference")
+    out = {}
+    for algo in SMOKE:
+        assert cli_main(_args(algo, base / algo)) == 0
+        out[algo] = base / algo
+    return out
+
+
+@pytest.mark.parametrize("algo,second", [("qprop-c", signal.SIGKILL),
+                                         ("ddpg", signal.SIGTERM)])
+def test_kill_and_resume_is_exact(algo, second, reference, tmp_path):
+    """SIGKILL after 2 rows, then SIGKILL (Q-Prop) or SIGTERM (DDPG) after 4, then finish."""
+    out = tmp_path / algo
+    first = _run_until(algo, out, 2, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    assert not (out / DONE).exists() and (out / "checkpoint" / "latest").is_file()
+    second_run = _run_until(algo, out, 4, second)
+    assert "resuming" in second_run.stdout
+    if second == signal.SIGTERM:
+        assert second_run.returncode == 143, second_run.stderr[-2000:]
+        assert "checkpointed" in second_run.stderr and "progress so far" in second_run.stderr
+        meta = json.loads((out / "checkpoint" / (out / "checkpoint/latest").read_text()
+                           / "meta.json").read_text())
+        assert meta["rows"] == _rows(out)  # nothing logged after the checkpoint
+    else:
+        assert second_run.returncode == -signal.SIGKILL
+    assert not (out / LOCK).exists() or second == signal.SIGKILL
+    last = _resume(algo, out)
+    assert last.returncode == 0, last.stderr[-2000:]
+    assert "resuming" in last.stdout
+    assert (out / DONE).is_file() and not (out / "checkpoint").exists()
+    _same_progress(reference[algo], out)
+
+
+def test_finished_run_does_nothing_and_other_config_is_refused(reference, capsys):
+    out = reference["qprop-c"]
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert cli_main(_args("qprop-c", out)) == 0
+    assert "run already finished" in capsys.readouterr().out
+    (out / DONE).rename(out / "DONE.saved")
+    try:
+        assert cli_main([*_args("qprop-c", out), "--set", "gae_lambda=0.9"]) == 2
+        err = capsys.readouterr().err
+        assert "another configuration" in err and "gae_lambda: 0.97 -> 0.9" in err
+    finally:
+        (out / "DONE.saved").rename(out / DONE)
+    assert before == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_after(n: int):
+    def hook(iteration, row, policy):
+        if iteration == n - 1 and policy is not None:
+            raise Crash
+
+    return hook
+
+
+def test_corrupt_checkpoint_falls_back_then_starts_over(reference, tmp_path, capsys):
+    cfg = load_config("qprop-c", "Hopper", 2, {"batch_size": 300, "max_steps": 1800,
+                                               "min_replay": 200, "checkpoint_minutes": 0,
+                                               "progress_bar": False})
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(cfg, out, on_iteration=_crash_after(4), verbose=False)
+    ckpts = sorted((out / "checkpoint").glob("ckpt-*"))
+    assert [p.name for p in ckpts] == ["ckpt-000003", "ckpt-000004"]
+    data = bytearray((ckpts[1] / "state.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (ckpts[1] / "state.npz").write_bytes(bytes(data))
+    capsys.readouterr()
+    with pytest.raises(Crash):  # resumes from ckpt-000003, crashes again after 5 rows
+        train(cfg, out, on_iteration=_crash_after(5), verbose=False)
+    text = capsys.readouterr().out
+    assert "ckpt-000004 is damaged" in text and "from checkpoint ckpt-000003" in text
+    # Damage every checkpoint: the run starts over, with a warning, and still matches.
+    for ckpt in (out / "checkpoint").glob("ckpt-*"):
+        (ckpt / "meta.json").write_text("{not json")
+    train(cfg, out, verbose=False)
+    text = capsys.readouterr().out
+    assert "no valid checkpoint" in text and "starting over" in text
+    _same_progress(reference["qprop-c"], out)
+
+
+def test_replay_chunks_restore_the_ring_exactly():
+    """Open paths, wrap-around and overwritten chunks: the restored buffer is identical."""
+    rng = np.random.default_rng(0)
+    cap, od, ad = 50, 3, 2
+    live = ReplayBuffer(od, ad, cap, seed=1)
+    live.start_journal()
+    ckpt_chunks: list[tuple[int, dict]] = []
+    obs = rng.standard_normal(od).astype(np.float32)
+    for step in range(40):
+        k = int(rng.integers(1, 6))
+        o = np.concatenate([obs[None], rng.standard_normal((k - 1, od)).astype(np.float32)])
+        ends = rng.random() < 0.3
+        last = rng.standard_normal((1, od)).astype(np.float32)
+        live.add_steps(o, rng.standard_normal((k, ad)), rng.standard_normal(k), [k], last,
+                       [ends], last_path_open=not ends)
+        obs = last[0] if not ends else rng.standard_normal(od).astype(np.float32)
+        if ends:
+            live.close_open_path()
+        if step % 7 == 6:
+            span = live.take_journal()
+            if span is not None:
+                ckpt_chunks.append(span)
+            restored = ReplayBuffer(od, ad, cap, seed=99)
+            restored.set_state(live.get_state(), ckpt_chunks)
+            for name in ("obs", "act", "rew", "done", "valid_rows"):
+                np.testing.assert_array_equal(getattr(live, name).numpy(),
+                                              getattr(restored, name).numpy())
+            assert int(restored.n_valid) == live.size and int(restored.valid_head) == live._head
+            np.testing.assert_array_equal(live.sample_rows(8).numpy(),
+                                          restored.sample_rows(8).numpy())
+    assert live._rows_written > 2 * cap  # wrapped around (chunks overwritten)
+
+
+def test_nan_state_is_never_checkpointed(tmp_path):
+    with pytest.raises(NonFiniteError, match="not checkpointed"):
+        check_state_finite({"policy/0": np.array([1.0, np.nan])})
+    cfg = load_config("vpg", "Hopper", 0, ["batch_size=200", "max_steps=2000",
+                                           "progress_bar=false", "checkpoint_minutes=0"])
+
+    def poison(iteration, row, policy):
+        if iteration == 1:
+            policy.mean_layer.kernel.assign(np.full(policy.mean_layer.kernel.shape, np.nan))
+
+    with pytest.raises(NonFiniteError):
+        train(cfg, tmp_path / "nan", on_iteration=poison, verbose=False)
+    loaded = Checkpointer(tmp_path / "nan", 0).load()
+    assert loaded is not None and loaded.meta["iteration"] == 2
+    check_state_finite(loaded.arrays)  # the checkpoint predates the poisoned weights
+    assert not (tmp_path / "nan" / LOCK).exists()
+
+
+def test_run_lock_detects_live_and_stale_owners(tmp_path):
+    import socket
+
+    lock = tmp_path / LOCK
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": 1}))  # live (init)
+    with pytest.raises(RunLocked, match="in use by pid 1"), run_lock(tmp_path):
+        pass
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead)}))
+    with run_lock(tmp_path):  # stale: taken over
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with run_lock(tmp_path):  # re-entrant in one process
+            pass
+        assert lock.exists()
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--algo", "nope"], "unknown algo"),
+    (["--env", "Hoper"], "unknown env"),
+    (["--set", "nope=1"], "unknown config key"),
+    (["--set", "batch_size=abc"], "bad value for 'batch_size'"),
+    (["--set", "gamma=yes"], "bad value for 'gamma'"),
+    (["--batch-size", "0"], "batch_size must be > 0"),
+    (["--batch-size", "-5"], "batch_size must be > 0"),
+    (["--set", "checkpoint_minutes=-1"], "checkpoint_minutes must be >= 0"),
+])
+def test_bad_input_is_refused_before_anything_is_written(extra, fragment, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--env", "Hopper", "--out", str(out), "--no-progress", *extra]
+    assert cli_main(args) == 2
+    assert fragment in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unwritable_results_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me\n")
+    args = ["train", "--env", "Hopper", "--out", str(blocker / "run"), "--no-progress",
+            "--batch-size", "100", "--max-steps", "100"]
+    assert cli_main(args) == 2
+    assert "cannot write the run directory" in capsys.readouterr().err
+    assert blocker.read_text() == "keep me\n"
+
+
+def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", "smoke", "--domains", "Hopper",
+           "--algos", "trpo", "--seeds", "2", "--workers", "1", "--backend", "local",
+           "--results", str(results), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    for seed in (0, 1):
+        run = results / f"runs/Hopper/trpo/seed{seed}"
+        assert (run / DONE).is_file() and not (run / LOCK).exists()
+        log = (run / "log.txt").read_text()
+        assert log.count("[reproduce] Hopper/trpo/seed") == 1, log  # trained once
+        assert log.count("[reproduce] done") == 1
+
+
+def _inproc_cfg(algo: str, **extra):
+    return load_config(algo, "Hopper", 4, {"batch_size": 300, "max_steps": 1500,
+                                           "min_replay": 200, "checkpoint_minutes": 0,
+                                           "eval_steps": 200, "progress_bar": False, **extra})
+
+
+def test_resume_vpg_mlp_baseline_adaptive_eta_is_exact(tmp_path):
+    """VPG's Adam slots, the MLP baseline (weights, Adam, generator), eta's carry-over and
+    two envs, crashed after 3 iterations and resumed in-process."""
+    cfg = _inproc_cfg("vqprop-adaptive", baseline="mlp", n_envs=2)
+    train(cfg, tmp_path / "a", verbose=False)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "b", on_iteration=_crash_after(3), verbose=False)
+    train(cfg, tmp_path / "b", verbose=False)
+    _same_progress(tmp_path / "a", tmp_path / "b")
+
+
+def test_env_without_restorable_state_restarts_its_episode(tmp_path, monkeypatch, capsys):
+    import qprop_tf.checkpoint as ck
+
+    cfg = _inproc_cfg("ddpg")
+    train(cfg, tmp_path / "a", verbose=False)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
+    real = ck.set_env_state
+
+    def no_physics(env, prefix, meta, arrays):
+        return real(env, prefix, meta, {}) and prefix != "env"
+
+    monkeypatch.setattr(ck, "set_env_state", no_physics)
+    capsys.readouterr()
+    train(cfg, tmp_path / "b", verbose=False)
+    assert "interrupted training episode restarts" in capsys.readouterr().out
+    a, b = (pd.read_csv(tmp_path / x / "progress.csv") for x in "ab")
+    same = ["iteration", "env_steps", "batch_steps"]  # what can still be compared
+    pd.testing.assert_frame_equal(a[same], b[same])
+    drop = [c for c in TIME_COLUMNS if c in a.columns]
+    pd.testing.assert_frame_equal(a.iloc[:2].drop(columns=drop), b.iloc[:2].drop(columns=drop),
+                                  check_exact=True)  # the rows from before the crash
