@@ -38,7 +38,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -500,3 +500,14 @@ class StopSignals:
     def __exit__(self, *exc: Any) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def at_boundary(ckpt: Any, signals: Any, save: Callable[[], None], label: str) -> None:
+    """At an iteration (epoch) boundary: checkpoint if one is due or a stop signal arrived,
+    then raise :class:`RunInterrupted` if there was a signal."""
+    if ckpt.due() or signals.signum is not None:
+        save()
+    if signals.signum is not None:
+        raise RunInterrupted(
+            signals.signum, f"stopped by signal after {label}; checkpointed in {ckpt.dir}: "
+            "run the same command to resume")

@@ -556,9 +556,9 @@ def train_ddpg(cfg: Config, out: str | Path,
     run lock); epochs end mid-episode, so the training env is restored with its full MuJoCo
     state and the episode continues exactly.
     """
-    from qprop_tf.checkpoint import Checkpointer, RunInterrupted, StopRun, StopSignals, write_done
+    from qprop_tf.checkpoint import Checkpointer, StopRun, StopSignals, at_boundary, write_done
     from qprop_tf.envs import domain_name
-    from qprop_tf.logger import RunLogger
+    from qprop_tf.logger import RunLogger, report
     from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
     from qprop_tf.train import replay_kept_rows, start_message
 
@@ -675,19 +675,9 @@ def train_ddpg(cfg: Config, out: str | Path,
                     f"| eval {eval_return:9.2f} | max {max_return:9.2f} "
                     f"| Q {row['mean_q']:8.3g} | qloss {row['critic_loss']:8.3g} "
                     f"| {row['steps_per_second']:6.0f} st/s")
-            if bar is not None:
-                bar.update(epoch_steps)
-                if verbose:
-                    bar.write(line)
-            elif verbose:
-                print(line, flush=True)
+            report(bar, line, epoch_steps, verbose)
             epoch += 1
-            if ckpt.due() or signals.signum is not None:
-                save_checkpoint()
-            if signals.signum is not None:
-                raise RunInterrupted(
-                    signals.signum, f"stopped by signal after epoch {epoch - 1}; "
-                    f"checkpointed in {ckpt.dir}: run the same command to resume")
+            at_boundary(ckpt, signals, save_checkpoint, f"epoch {epoch - 1}")
             if on_iteration is not None:
                 on_iteration(epoch - 1, row, agent.actor)
     except StopRun as stop:

@@ -87,3 +87,14 @@ class RunLogger:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def report(bar: Any, line: str, n_steps: int, verbose: bool) -> None:
+    """Advance the progress bar by ``n_steps`` and print the iteration's summary line
+    (under the bar when there is one)."""
+    if bar is not None:
+        bar.update(n_steps)
+        if verbose:
+            bar.write(line)
+    elif verbose:
+        print(line, flush=True)

@@ -25,7 +25,7 @@ from qprop_tf.advantages import (
 from qprop_tf.baselines import LinearFeatureBaseline, MLPBaseline
 from qprop_tf.config import PAPER_EPISODE_STEPS, QPROP_ALGOS, Config, policy_optimizer_name
 from qprop_tf.envs import domain_name, make_envs, resolve_env_id
-from qprop_tf.logger import RunLogger
+from qprop_tf.logger import RunLogger, report
 from qprop_tf.optim import TRPO, VPG
 from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
 from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
@@ -155,10 +155,10 @@ def _train_on_policy(cfg: Config, out: Path,
                      verbose: bool, done_info: Callable[[], dict[str, Any]] | None) -> Path:
     from qprop_tf.checkpoint import (
         Checkpointer,
-        RunInterrupted,
         StopRun,
         StopSignals,
         assign_variables,
+        at_boundary,
         env_state,
         rng_state,
         set_env_state,
@@ -328,19 +328,9 @@ def _train_on_policy(cfg: Config, out: Path,
                 line = (f"it {iteration:4d} | steps {env_steps:>9,d} | ret {avg_ret:9.2f} "
                         f"| max {max_return:9.2f} | kl {stats['mean_kl']:.4f} "
                         f"| ent {stats['entropy']:6.3f} | {row['steps_per_second']:6.0f} st/s")
-                if bar is not None:
-                    bar.update(batch.n_steps)
-                    if verbose:
-                        bar.write(line)
-                elif verbose:
-                    print(line, flush=True)
+                report(bar, line, batch.n_steps, verbose)
                 iteration += 1
-                if ckpt.due() or signals.signum is not None:
-                    save_checkpoint()
-                if signals.signum is not None:
-                    raise RunInterrupted(
-                        signals.signum, f"stopped by signal after iteration {iteration - 1}; "
-                        f"checkpointed in {ckpt.dir}: run the same command to resume")
+                at_boundary(ckpt, signals, save_checkpoint, f"iteration {iteration - 1}")
                 if on_iteration is not None:
                     on_iteration(iteration - 1, row, policy)
     except StopRun as stop:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qprop_tf.checkpoint import RunLocked, StopRun, run_lock
+from qprop_tf.checkpoint import RunLocked, StopRun, run_lock, write_bytes_durably
 from reproduce.spec import EarlyStop, RunSpec
 
 DONE = "DONE"
@@ -75,12 +75,7 @@ class EarlyStopCallback:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes_durably(path, text.encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
