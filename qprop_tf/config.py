@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PAPER_EPISODE_STEPS = 1000
@@ -102,7 +102,6 @@ class Config:
     checkpoint_minutes: float = 5.0  # 0: a checkpoint after every iteration (epoch)
     progress_bar: bool = True
     out: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Config:
@@ -157,13 +156,11 @@ class Config:
         return self.replay_size * obs_dim * 4 < 2**30
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("extra")
-        return d
+        return dataclasses.asdict(self)
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+        return [f.name for f in dataclasses.fields(cls)]
 
     # ------------------------------------------------------------------ overrides
     def with_overrides(self, overrides: dict[str, Any] | list[str]) -> Config:
