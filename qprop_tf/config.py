@@ -87,6 +87,7 @@ class Config:
     replay_size: int = 1_000_000
     min_replay: int = 1000
     fit_critic_first: bool = False
+    critic_clip_actions: bool = False  # True: the critic learns Q(s, clip(a)); authors: False
     critic_xla: str = "auto"
     # DDPG (REFERENCE.md section 2); shares qf_*, replay_size, min_replay with Q-Prop.
     # An "epoch" is batch_size env steps, followed by a noise-free evaluation.

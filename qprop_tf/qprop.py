@@ -10,6 +10,7 @@ A_hat - eta*A_bar (standardised), and the second as the analytic loss
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -129,11 +130,13 @@ class QPropControlVariate:
     come from the critic as it was before this iteration, then the batch joins the replay,
     the critic is fitted, and the policy step's analytic term uses the fitted critic. With
     ``fit_critic_first=True`` the critic is fitted first and both terms use it (the paper's
-    Algorithm 1).
+    Algorithm 1). With ``clip_bounds=(low, high)`` the replay stores clipped actions (the
+    authors stored the sampled, unclipped ones).
     """
 
     def __init__(self, critic, replay, rule: str, updates_ratio: float = 1.0,
-                 truncation_is_terminal: bool = False, fit_critic_first: bool = False) -> None:
+                 truncation_is_terminal: bool = False, fit_critic_first: bool = False,
+                 clip_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if rule not in ETA_RULES:
             raise ValueError(f"unknown eta rule {rule!r}; valid: {', '.join(ETA_RULES)}")
         self.critic = critic
@@ -142,12 +145,17 @@ class QPropControlVariate:
         self.updates_ratio = updates_ratio
         self.truncation_is_terminal = truncation_is_terminal
         self.fit_critic_first = fit_critic_first
+        self.clip_bounds = clip_bounds
         self.prev_eta = 1.0
 
     def extra_loss(self, mean: tf.Tensor, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"])
 
     def _fit(self, batch, policy) -> dict[str, float]:
+        if self.clip_bounds is not None:
+            # The critic then learns Q(s, clip(a)), the function the env actually applies.
+            # A_bar still uses the sampled action: E_a[A_bar] = 0 needs the unclipped a.
+            batch = dataclasses.replace(batch, act=np.clip(batch.act, *self.clip_bounds))
         self.replay.add_batch(batch, truncation_is_terminal=self.truncation_is_terminal)
         n_updates = int(np.ceil(self.updates_ratio * batch.n_steps))
         return self.critic.fit(self.replay, policy, n_updates)

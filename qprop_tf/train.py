@@ -53,8 +53,12 @@ def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None):
     raise ValueError(f"no policy optimiser for algo {cfg.algo!r}")
 
 
-def make_control_variate(cfg: Config, obs_dim: int, act_dim: int):
-    """Q-Prop's critic control variate for the qprop* algos, None otherwise."""
+def make_control_variate(cfg: Config, obs_dim: int, act_dim: int,
+                         bounds: tuple[np.ndarray, np.ndarray] | None = None):
+    """Q-Prop's critic control variate for the qprop* algos, None otherwise.
+
+    ``bounds`` (the action space's low, high) are needed when ``cfg.critic_clip_actions``.
+    """
     if cfg.algo not in QPROP_ALGOS:
         return None
     from qprop_tf.critic import Critic
@@ -67,7 +71,8 @@ def make_control_variate(cfg: Config, obs_dim: int, act_dim: int):
     replay = ReplayBuffer(obs_dim, act_dim, cfg.replay_size, seed=cfg.seed)
     return QPropControlVariate(critic, replay, QPROP_ALGOS[cfg.algo][1], cfg.qf_updates_ratio,
                                truncation_is_terminal=not cfg.bootstrap_truncation,
-                               fit_critic_first=cfg.fit_critic_first)
+                               fit_critic_first=cfg.fit_critic_first,
+                               clip_bounds=bounds if cfg.critic_clip_actions else None)
 
 
 def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray, np.ndarray,
@@ -176,7 +181,8 @@ def _train_on_policy(cfg: Config, out: Path,
     policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
     mirror = NumpyPolicy(policy)
     baseline = make_baseline(cfg, obs_dim)
-    control_variate = make_control_variate(cfg, obs_dim, act_dim)
+    space = envs[0].action_space
+    control_variate = make_control_variate(cfg, obs_dim, act_dim, (space.low, space.high))
     optimizer = make_optimizer(
         cfg, policy, None if control_variate is None else control_variate.extra_loss)
     sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))

@@ -45,6 +45,15 @@ def corr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Rank correlation (robust to the heavy tails a fall in Hopper/Walker gives D)."""
+    from scipy.stats import spearmanr
+
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
 class StateRecorder:
     """Wraps a MuJoCo gymnasium env and records (qpos, qvel) before every ``step``."""
 
@@ -175,7 +184,8 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
     mirror = NumpyPolicy(policy)
     baseline = make_baseline(cfg, obs_dim)
-    cv = make_control_variate(cfg, obs_dim, act_dim)
+    space = envs[0].action_space
+    cv = make_control_variate(cfg, obs_dim, act_dim, (space.low, space.high))
     optimizer = make_optimizer(cfg, policy, cv.extra_loss)
     sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
     oracle_rng = np.random.default_rng([cfg.seed, 7919])
@@ -218,6 +228,12 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
                 "corr_abar_adv_picked": corr(a_bar[pick], adv[pick]),
                 "std_adv": float(np.std(adv)), "std_abar": float(np.std(a_bar)),
                 "std_D": float(np.std(d)), "mean_se_D": float(np.mean(d_se)),
+                # share of var(D) that is not oracle noise (corr with D is attenuated by
+                # sqrt of it)
+                "reliability_D": float(1 - np.mean(d_se**2) / np.var(d)) if np.var(d) > 0
+                else float("nan"),
+                "spearman_D_adv": spearman(d, adv[pick]),
+                "spearman_D_abar": spearman(d, a_bar[pick]),
                 "slope_D_on_abar": (float(np.cov(d, a_bar[pick])[0, 1] / np.var(a_bar[pick]))
                                     if np.var(a_bar[pick]) > 0 else float("nan")),
                 "oracle_seconds": time.perf_counter() - t0,
@@ -232,7 +248,9 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
                       f"corr(D,A_bar) {row['corr_D_abar']:+.3f} "
                       f"corr(D,Qw(a)-Qw(mu)) {row['corr_D_criticadv']:+.3f} | "
                       f"std A_hat {row['std_adv']:.2f} A_bar {row['std_abar']:.2f} "
-                      f"D {row['std_D']:.2f} (se {row['mean_se_D']:.2f}) | "
+                      f"D {row['std_D']:.2f} (se {row['mean_se_D']:.2f}, reliability "
+                      f"{row['reliability_D']:.2f}) | rank corr(D,A_hat) "
+                      f"{row['spearman_D_adv']:+.3f} (D,A_bar) {row['spearman_D_abar']:+.3f} | "
                       f"{row['oracle_seconds']:.0f}s", flush=True)
         signal, inputs, _ = cv.process(batch, adv, policy)
         if cfg.center_advantages:

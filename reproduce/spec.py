@@ -190,6 +190,8 @@ def budget_episodes(profile: dict[str, Any], domain: str, algo: str) -> float:
         raise SpecError(f"unknown budget_episodes rule {rule!r}")
     cap = float(profile.get("budget_cap", PAPER_BUDGET_EPISODES))
     crossing = paper_crossing(domain, algo)
+    if crossing is None and base_algo(algo) != algo:  # a variant: its base algo's cell
+        crossing = paper_crossing(domain, base_algo(algo))
     if crossing is None:
         return cap
     budget = max(float(profile.get("budget_factor", 1.5)) * crossing,

@@ -45,3 +45,26 @@ def test_mlp_baseline_and_switches_run(tmp_path):
     df = _smoke("trpo", tmp_path / "mlp", baseline="mlp", bootstrap_truncation=False,
                 fit_baseline_first=True, n_envs=2)
     assert list(df.iteration) == [0, 1] and np.isfinite(df.explained_variance.iloc[1])
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
+    from qprop_tf.config import Config
+    from qprop_tf.envs import make_envs
+    from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
+    from qprop_tf.sampler import Sampler
+    from qprop_tf.train import make_control_variate
+
+    cfg = Config(algo="qprop-c", env="Hopper", critic_clip_actions=clip, min_replay=10**6)
+    envs = make_envs("Hopper", 1, 0)
+    space = envs[0].action_space
+    policy = GaussianMLPPolicy(11, 3, init_std=3.0)  # most samples fall outside [-1, 1]
+    batch = Sampler(envs, NumpyPolicy(policy), 300, np.random.default_rng(0)).sample()
+    cv = make_control_variate(cfg, 11, 3, (space.low, space.high))
+    cv._fit(batch, policy)
+    stored = cv.replay.act.numpy()[: batch.n_steps + batch.n_paths]
+    assert np.abs(batch.act).max() > 1.5  # the batch itself keeps the sampled actions
+    if clip:
+        assert np.abs(stored).max() <= 1.0
+    else:
+        assert np.abs(stored).max() > 1.5

@@ -139,6 +139,11 @@ def test_budgets_and_hyperparameters():
     assert quick["Hopper/trpo/seed0"].overrides["batch_size"] == 25000
     assert quick["Hopper/qprop-c/seed0"].overrides["batch_size"] == 5000
     assert quick["Hopper/qprop-c/seed0"].early_stop == EarlyStop(2000.0, "average_return", 0.1, 3)
+    ablation = {s.key: s for s in resolve_runs("ablation")}
+    # A variant without a Table 1 cell takes its base algorithm's crossing.
+    assert ablation["Hopper/trpo-b5000/seed0"].budget_episodes == 8600
+    assert ablation["Hopper/trpo-b5000/seed0"].overrides["batch_size"] == 5000
+    assert ablation["Hopper/qprop-c-clipq/seed0"].overrides["critic_clip_actions"] is True
     paper = {s.key: s for s in resolve_runs("paper")}
     assert len({s.seed for s in paper.values()}) == 5
     assert all(s.max_steps == 30_000_000 and s.early_stop is None for s in paper.values())
