@@ -27,6 +27,7 @@ action's effect), std ratios, and the replicate noise of D.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -147,7 +148,7 @@ def crn_action_effects(env_id: str, policy, states: list[tuple[np.ndarray, np.nd
 
 def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states: int,
              replicates: int, horizon: int, out: Path, overrides: list[str] | None = None,
-             verbose: bool = True) -> Path:
+             verbose: bool = True, tag: str = "") -> Path:
     """Train ``iterations`` iterations, diagnosing every ``every``-th; return the CSV path."""
     import pandas as pd
     import tensorflow as tf
@@ -190,7 +191,14 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
     oracle_rng = np.random.default_rng([cfg.seed, 7919])
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"cv_{domain}_{algo}_seed{seed}.csv"
+    path = out / f"cv_{domain}_{algo}{'_' + tag if tag else ''}_seed{seed}.csv"
+    from qprop_tf.runtime import git_commit, versions
+
+    path.with_suffix(".json").write_text(json.dumps({
+        "command": "python -m reproduce.diagnose " + " ".join(sys.argv[1:]),
+        "config": cfg.to_dict(), "env_id": env_id, "versions": versions(),
+        "git_commit": git_commit(), "iterations": iterations, "every": every,
+        "states": states, "replicates": replicates, "horizon": horizon}, indent=1))
     rows: list[dict] = []
     env_steps = 0
     t_start = time.perf_counter()
@@ -279,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replicates", type=int, default=8)
     p.add_argument("--horizon", type=int, default=300)
     p.add_argument("--out", default="results/diagnostics")
+    p.add_argument("--tag", default="", help="suffix for the output file (e.g. the variant)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE")
     args = p.parse_args(argv)
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = diagnose(args.env, args.algo, args.seed, args.iterations, args.every,
                         args.states, args.replicates, args.horizon, Path(args.out),
-                        args.overrides)
+                        args.overrides, tag=args.tag)
     except ConfigError as exc:
         print(f"diagnose: error: {exc}", file=sys.stderr)
         return 2
