@@ -6,12 +6,18 @@
 # make reproduce-table BACKEND=ray          same runs as Ray tasks (RAY_ADDRESS=... for a cluster)
 # make table / make plot                    re-read $(RESULTS)/runs; no training
 # make bench                                speed benchmarks on this machine
+# make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
+#                                           builds a separate .venv-peers (torch) first
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench lint clean-venv
+PEERS_VENV := .venv-peers
+PEERS_PY := $(PEERS_VENV)/bin/python
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: install test bench bench-peers lint clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +37,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m qprop_tf.bench
 
+# torch, stable-baselines3 and sb3-contrib live only in .venv-peers (requirements-peers.txt).
+$(PEERS_STAMP): requirements-peers.txt
+	test -x $(PEERS_PY) || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PY) -m pip install --quiet --upgrade pip
+	$(PEERS_PY) -m pip install --quiet -r requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(PY) -m qprop_tf.bench_peers --peer-python $(PEERS_PY)
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PEERS_VENV)
 
 # ---- reproduce/ harness ------------------------------------------------------------
 PROFILE ?= quick

@@ -34,7 +34,10 @@ TABLE1_ALGOS: tuple[str, ...] = ("qprop-c", "trpo", "ddpg")
 """Table 1's columns, in the paper's order."""
 PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg": "DDPG",
                                "qprop": "TR-Q-Prop", "qprop-a": "TR-a-Q-Prop",
-                               "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1"}
+                               "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1",
+                               "trpo-b5000": "TRPO, batch 5000 (ablation)",
+                               "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "
+                                                "(ablation)"}
 QUALIFIERS = ("", ">", "N/A")
 
 
