@@ -88,6 +88,9 @@ class Config:
     min_replay: int = 1000
     fit_critic_first: bool = False
     critic_clip_actions: bool = False  # True: the critic learns Q(s, clip(a)); authors: False
+    # True: divide the analytic term by the std the learning signal is standardised by, so
+    # both terms of the Q-Prop gradient keep their relative scale; authors: False
+    scale_analytic: bool = False
     critic_xla: str = "auto"
     # DDPG (REFERENCE.md section 2); shares qf_*, replay_size, min_replay with Q-Prop.
     # An "epoch" is batch_size env steps, followed by a noise-free evaluation.

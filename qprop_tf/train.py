@@ -88,6 +88,26 @@ def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray,
     return adv, returns, values
 
 
+def prepare_signal(cfg: Config, signal: np.ndarray, inputs: dict[str, np.ndarray]
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+    """Standardise the learning signal (``center_advantages``) and, with ``scale_analytic``,
+    put Q-Prop's analytic term on the same scale:
+
+        l_i -> (l_i - mean(l)) / (std(l) + 1e-8),    eta_i -> eta_i / (std(l) + 1e-8)
+
+    so that -mean(ratio * l) - mean(eta * Q_w(s, mu)) is the Q-Prop gradient divided by
+    std(l), as a whole. The authors standardised l only (the analytic term then weighs
+    std(l) times more than in the estimator). Returns (signal, inputs, analytic scale).
+    """
+    scale = 1.0
+    if cfg.center_advantages:
+        if cfg.scale_analytic and "eta" in inputs:
+            scale = 1.0 / (float(np.std(signal)) + 1e-8)
+            inputs = {**inputs, "eta": (inputs["eta"] * scale).astype(np.float32)}
+        signal = standardize(signal)
+    return signal, inputs, scale
+
+
 def _numeric(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in row.items():
@@ -283,8 +303,9 @@ def _train_on_policy(cfg: Config, out: Path,
                     check_finite(f"iteration {iteration} critic fit",
                                  {"critic_loss": diag["critic_loss"]} if diag["critic_updates"]
                                  else {})
-                if cfg.center_advantages:
-                    signal = standardize(signal)
+                signal, inputs, analytic_scale = prepare_signal(cfg, signal, inputs)
+                if control_variate is not None:
+                    diag["analytic_scale"] = analytic_scale
                 stats = optimizer.update({
                     "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
                     "signal": tf.constant(signal, tf.float32), **inputs})

@@ -153,7 +153,7 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     import pandas as pd
     import tensorflow as tf
 
-    from qprop_tf.advantages import explained_variance, standardize
+    from qprop_tf.advantages import explained_variance
     from qprop_tf.config import QPROP_ALGOS, ConfigError, load_config
     from qprop_tf.envs import domain_name, make_envs, resolve_env_id
     from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
@@ -165,6 +165,7 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
         make_baseline,
         make_control_variate,
         make_optimizer,
+        prepare_signal,
     )
     from reproduce.spec import merged_overrides
 
@@ -261,8 +262,7 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
                       f"{row['spearman_D_adv']:+.3f} (D,A_bar) {row['spearman_D_abar']:+.3f} | "
                       f"{row['oracle_seconds']:.0f}s", flush=True)
         signal, inputs, _ = cv.process(batch, adv, policy)
-        if cfg.center_advantages:
-            signal = standardize(signal)
+        signal, inputs, _ = prepare_signal(cfg, signal, inputs)
         optimizer.update({"obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
                           "signal": tf.constant(signal, tf.float32), **inputs})
         mirror.sync()

@@ -37,7 +37,9 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1",
                                "trpo-b5000": "TRPO, batch 5000 (ablation)",
                                "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "
-                                                "(ablation)"}
+                                                "(ablation)",
+                               "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
+                                                 "(ablation)"}
 QUALIFIERS = ("", ">", "N/A")
 
 

@@ -68,3 +68,20 @@ def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
         assert np.abs(stored).max() <= 1.0
     else:
         assert np.abs(stored).max() > 1.5
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
+    from qprop_tf.config import Config
+    from qprop_tf.train import prepare_signal
+
+    cfg = Config(algo="qprop-c", scale_analytic=scale)
+    raw = np.random.default_rng(0).normal(3.0, 20.0, 1000)
+    eta = np.ones(1000, np.float32)
+    signal, inputs, s = prepare_signal(cfg, raw, {"eta": eta})
+    assert abs(signal.mean()) < 1e-9 and abs(signal.std() - 1) < 1e-6
+    expect = 1 / (raw.std() + 1e-8) if scale else 1.0
+    assert s == pytest.approx(expect)
+    np.testing.assert_allclose(inputs["eta"], eta * expect, rtol=1e-6)
+    # The estimator as a whole is divided by std(l): signal * std + mean recovers l.
+    np.testing.assert_allclose(signal * raw.std() + raw.mean(), raw, rtol=1e-6)
