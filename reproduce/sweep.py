@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -220,6 +222,8 @@ def run_local(specs: list[RunSpec], results: Path, workers: int, progress: Progr
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     ctx = multiprocessing.get_context("spawn")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     results_out: list[dict[str, Any]] = []
     by_key = {s.key: s for s in specs}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
@@ -252,9 +256,19 @@ def run_local(specs: list[RunSpec], results: Path, workers: int, progress: Progr
                     progress.set_steps(key, last_env_steps(csv_path))
                 progress.refresh()
         except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Ctrl-C in a terminal reaches the workers too, but a SIGTERM sent to this
+            # process alone does not: pass it on, so each running run checkpoints at its
+            # next iteration boundary, and wait for them (no orphan keeps a run's LOCK).
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                if proc.is_alive():
+                    proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results_out
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _record(res: dict[str, Any], progress: Progress, out: list[dict[str, Any]]) -> None:
@@ -474,7 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         print(estimate(specs, workers or os.cpu_count() or 1))
         print(f"{len(todo)} of them not finished in {results}/runs")
         return 0
-    summary = sweep(specs, results, workers, args.backend, not args.no_progress, args.force)
+    try:
+        summary = sweep(specs, results, workers, args.backend, not args.no_progress,
+                        args.force)
+    except KeyboardInterrupt:
+        print("reproduce.sweep: interrupted; the running runs checkpointed and are resumable: "
+              "run the same command to continue (finished runs are skipped)", file=sys.stderr)
+        return 130
     return 1 if summary["failed"] else 0
 
 

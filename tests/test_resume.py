@@ -324,3 +324,29 @@ def test_env_without_restorable_state_restarts_its_episode(tmp_path, monkeypatch
     drop = [c for c in TIME_COLUMNS if c in a.columns]
     pd.testing.assert_frame_equal(a.iloc[:2].drop(columns=drop), b.iloc[:2].drop(columns=drop),
                                   check_exact=True)  # the rows from before the crash
+
+
+def test_sigterm_to_the_sweep_alone_checkpoints_its_runs_and_leaves_no_orphan(tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", "quick", "--domains", "Hopper",
+           "--algos", "trpo", "--seeds", "1", "--workers", "1", "--backend", "local",
+           "--results", str(results), "--no-progress", "--set", "batch_size=300"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    run = results / "runs/Hopper/trpo/seed0"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        csv = run / "progress.csv"
+        if csv.is_file() and len(csv.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    worker_pid = json.loads((run / LOCK).read_text())["pid"]
+    proc.send_signal(signal.SIGTERM)  # to the sweep's own process only
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, out
+    assert "resumable" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)  # the worker has exited, not been orphaned
+    assert not (run / LOCK).exists() and not (run / DONE).exists()
+    assert (run / "checkpoint").is_dir() and any((run / "checkpoint").iterdir())
