@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qprop_tf.checkpoint import RunLocked, StopRun, run_lock, write_bytes_durably
+from qprop_tf.checkpoint import RunInterrupted, RunLocked, StopRun, run_lock, write_bytes_durably
 from reproduce.spec import EarlyStop, RunSpec
 
 DONE = "DONE"
@@ -136,7 +136,8 @@ def run_one(spec_dict: dict[str, Any], results: str,
     """Train (or resume) one run in its directory under ``results``, holding its LOCK; never
     raises for a training error.
 
-    Returns a summary: ``status`` ("done", "failed", or "busy" when another live process
+    Returns a summary: ``status`` ("done", "failed", "interrupted" (by a signal: checkpointed
+    and resumable), or "busy" when another live process
     holds the run's lock), ``stopped`` ("budget", "early", or "already" when the run was
     found finished), ``env_steps``, ``seconds``, ``error`` and ``log``.
     """
@@ -190,6 +191,9 @@ def _run_locked(spec: RunSpec, run_dir: Path, report: Callable[[int], None] | No
             if callback.stopped:
                 print("[reproduce] early stop", flush=True)
             result["status"] = "done"
+        except RunInterrupted as exc:  # a signal: checkpointed, resumable, not a failure
+            result["status"] = "interrupted"
+            result["error"] = str(exc)
         except BaseException as exc:  # noqa: BLE001 (reported, the sweep goes on)
             traceback.print_exc()
             result["error"] = f"{type(exc).__name__}: {exc}".strip()

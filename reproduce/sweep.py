@@ -161,7 +161,7 @@ class Progress:
         self.steps = dict.fromkeys(self.budget, 0)
         self.finished: set[str] = set()
         self.bar = None
-        self.counts = {"running": 0, "done": 0, "failed": 0, "busy": 0}
+        self.counts = {"running": 0, "done": 0, "failed": 0, "busy": 0, "interrupted": 0}
         if enabled and specs:
             from tqdm import tqdm
 
@@ -203,6 +203,8 @@ def describe(result: dict[str, Any]) -> str:
         return f"busy    {result['key']}: {result['error']}"
     if result["status"] == "done" and result["stopped"] == "already":
         return f"done    {result['key']}: already finished by another process"
+    if result["status"] == "interrupted":
+        return f"stopped {result['key']}: {result['error']}"
     if result["status"] == "done":
         how = "stopped early by rule" if result["stopped"] == "early" else "full budget"
         return (f"done    {result['key']}: {result['env_steps']:,} env steps in "
@@ -273,7 +275,8 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 def _record(res: dict[str, Any], progress: Progress, out: list[dict[str, Any]]) -> None:
     out.append(res)
-    progress.counts[{"done": "done", "busy": "busy"}.get(res["status"], "failed")] += 1
+    progress.counts[{"done": "done", "busy": "busy", "interrupted": "interrupted"}.get(
+        res["status"], "failed")] += 1
     progress.finish(res["key"], int(res["env_steps"]))
     progress.write(describe(res))
 
@@ -441,13 +444,15 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
         progress.close()
     failed = [r for r in outcomes if r["status"] == "failed"]
     busy = [r for r in outcomes if r["status"] == "busy"]
-    summary = {"ran": len(outcomes) - len(failed) - len(busy), "skipped": len(done),
-               "busy": busy,
+    stopped = [r for r in outcomes if r["status"] == "interrupted"]
+    summary = {"ran": len(outcomes) - len(failed) - len(busy) - len(stopped),
+               "skipped": len(done), "busy": busy, "interrupted": stopped,
                "mismatched": len(mismatched), "failed": failed,
                "seconds": time.perf_counter() - t0, "outcomes": outcomes}
     log(f"sweep finished in {summary['seconds']:.1f} s: {summary['ran']} trained, "
         f"{len(done)} skipped (already done), {len(failed)} failed"
-        + (f", {len(busy)} busy in another process" if busy else ""))
+        + (f", {len(busy)} busy in another process" if busy else "")
+        + (f", {len(stopped)} interrupted (checkpointed, resumable)" if stopped else ""))
     for r in failed:
         log(f"  FAILED {r['key']}: {r['error']}\n         log: {r['log']}")
     _append_history(results, specs, summary, backend)

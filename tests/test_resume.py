@@ -350,3 +350,4 @@ def test_sigterm_to_the_sweep_alone_checkpoints_its_runs_and_leaves_no_orphan(tm
         os.kill(worker_pid, 0)  # the worker has exited, not been orphaned
     assert not (run / LOCK).exists() and not (run / DONE).exists()
     assert (run / "checkpoint").is_dir() and any((run / "checkpoint").iterdir())
+    assert "[reproduce] interrupted after" in (run / "log.txt").read_text()  # not "failed"
