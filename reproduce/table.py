@@ -308,6 +308,11 @@ def _budget_cell(r: pd.Series) -> str:
     return text
 
 
+COMPACT_COLUMNS = ["Domain", "Threshold", "Algorithm", "Seeds crossed", "Episodes (ours)",
+                   "Episodes (paper)", "Episodes verdict", "MaxReturn (ours)",
+                   "MaxReturn (paper)", "Budget (episodes)"]
+
+
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in df.iterrows():
@@ -445,6 +450,9 @@ def write_table(results: str | Path, profile: str | None = None, seeds: int | No
     df.to_csv(results / "table.csv", index=False)
     md = header(coll) + [markdown_table(shown)] + notes(df, coll)
     (results / "table.md").write_text("\n".join(md) + "\n")
+    # The README's short form: the cells that ran, the columns a reader compares first.
+    ran = shown[df["seeds_run"].to_numpy() > 0]
+    (results / "table_compact.md").write_text(markdown_table(ran[COMPACT_COLUMNS]) + "\n")
     if echo:
         print("\n".join(header(coll)[2:]))
         print(text_table(shown))

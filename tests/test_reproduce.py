@@ -349,6 +349,8 @@ def test_smoke_sweep_then_table_and_figures(smoke_sweep):
         for algo in ("qprop-c", "trpo"):
             assert _cell(df, domain, algo).seeds_run == 2
         assert _cell(df, domain, "ddpg").seeds_missing == 2  # in the profile, not run
+    compact = (results / "table_compact.md").read_text()
+    assert "TR-c-Q-Prop" in compact and "DDPG" not in compact  # only the cells that ran
     names = {p.name for p in make_plots(results)}
     assert {"curves_all.png", "curves_Hopper.png", "diagnostics_Hopper.png",
             "diagnostics_Swimmer.svg"} <= names
