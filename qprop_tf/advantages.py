@@ -17,14 +17,18 @@ def discount_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
 
 
 def path_end_values(last_values: np.ndarray, path_terminated: np.ndarray,
-                    path_truncated: np.ndarray, bootstrap_truncation: bool) -> np.ndarray:
-    """V after each path's last step: 0 at termination; V(s_T) at truncation if bootstrapping.
+                    path_truncated: np.ndarray, bootstrap_truncation: bool,
+                    path_cut: np.ndarray | None = None) -> np.ndarray:
+    """V after each path's last step: 0 at termination; V(s_T) at truncation if bootstrapping,
+    and always where the batch's end cut an episode that goes on (fixed-length rollouts).
 
     V_end = 0                      if the path terminated (or bootstrap_truncation is off)
-    V_end = V(s_T)                 if the time limit truncated it
+    V_end = V(s_T)                 if the time limit truncated it, or the batch's end cut it
     """
     keep = path_truncated & ~path_terminated if bootstrap_truncation else np.zeros_like(
         path_truncated)
+    if path_cut is not None:
+        keep = keep | (np.asarray(path_cut, dtype=bool) & ~path_terminated)
     return np.where(keep, last_values, 0.0)
 
 
@@ -73,3 +77,11 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     """1 - Var(target - pred) / Var(target); nan when the target is constant."""
     var = np.var(target)
     return float("nan") if var == 0 else float(1.0 - np.var(target - pred) / var)
+
+
+def lambda_returns(advantages: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """TD(lambda) value targets, as sb3 and OpenAI baselines fit V (Schulman et al. 2016, §5).
+
+    R^lambda_t = A^GAE(gamma, lambda)_t + V(s_t)
+    """
+    return np.asarray(advantages, np.float64) + np.asarray(values, np.float64)

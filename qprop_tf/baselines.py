@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from qprop_tf.policy import HIDDEN_GAIN, kernel_initializer
+
 
 class Baseline(Protocol):
     def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray: ...
@@ -64,23 +66,32 @@ class LinearFeatureBaseline:
 
 
 class MLPBaseline:
-    """V(s) as a tanh MLP fitted by Adam on mean squared error to the discounted returns.
+    """V(s) as a tanh MLP fitted by Adam on mean squared error to the given targets.
 
-    Each fit runs ``updates`` minibatch steps inside one compiled call, with the minibatch
-    indices sampled in the graph. Targets are standardised with the batch's mean and std
-    and the network predicts in that scale (rescaled on predict).
+    Each fit is one compiled call, minibatch indices drawn in the graph, either
+    ``updates`` minibatches sampled with replacement (``epochs`` = 0) or ``epochs`` passes
+    over a fresh random permutation of the batch in minibatches of ``minibatch`` (the last
+    one partial), as sb3 fits its value net. With ``normalize_targets`` the targets are
+    standardised with the batch's mean and std and the network predicts in that scale
+    (rescaled on predict; the previous fit's outputs are reinterpreted in the new scale);
+    without, it regresses the raw targets.
     """
 
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), lr: float = 1e-3,
-                 updates: int = 100, minibatch: int = 256, seed: int = 0) -> None:
+                 updates: int = 100, minibatch: int = 256, seed: int = 0, epochs: int = 0,
+                 normalize_targets: bool = True, init: str = "glorot") -> None:
         self.model = keras.Sequential(
             [keras.Input((obs_dim,))]
-            + [keras.layers.Dense(h, activation="tanh") for h in hidden]
-            + [keras.layers.Dense(1)])
+            + [keras.layers.Dense(h, activation="tanh",
+                                  kernel_initializer=kernel_initializer(init, HIDDEN_GAIN))
+               for h in hidden]
+            + [keras.layers.Dense(1, kernel_initializer=kernel_initializer(init, 1.0))])
         self.optimizer = keras.optimizers.Adam(lr)
         self.optimizer.build(self.model.trainable_variables)
         self.updates = updates
         self.minibatch = minibatch
+        self.epochs = epochs
+        self.normalize_targets = normalize_targets
         self.ret_mean = tf.Variable(0.0, trainable=False)
         self.ret_std = tf.Variable(1.0, trainable=False)
         # A generator whose state is a variable, so a checkpoint restores the minibatches.
@@ -91,27 +102,42 @@ class MLPBaseline:
     def _predict_impl(self, obs: tf.Tensor) -> tf.Tensor:
         return self.model(obs)[:, 0] * self.ret_std + self.ret_mean
 
+    def _step(self, obs: tf.Tensor, target: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
+        """One Adam step on mean((V(s_i) - y_i)^2) over the minibatch ``idx``."""
+        with tf.GradientTape() as tape:
+            pred = self.model(tf.gather(obs, idx))[:, 0]
+            loss = tf.reduce_mean(tf.square(pred - tf.gather(target, idx)))
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+        return loss
+
     def _fit_impl(self, obs: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         n = tf.shape(obs)[0]
         loss = tf.constant(0.0)
+        if self.epochs > 0:
+            n_batches = (n + self.minibatch - 1) // self.minibatch
+            for _ in tf.range(self.epochs):
+                perm = tf.argsort(self.rng.uniform([n]))
+                for i in tf.range(n_batches):
+                    idx = perm[i * self.minibatch:tf.minimum((i + 1) * self.minibatch, n)]
+                    loss = self._step(obs, target, idx)
+            return loss
         for _ in tf.range(self.updates):
             idx = self.rng.uniform([self.minibatch], 0, n, dtype=tf.int32)
-            with tf.GradientTape() as tape:
-                pred = self.model(tf.gather(obs, idx))[:, 0]
-                loss = tf.reduce_mean(tf.square(pred - tf.gather(target, idx)))
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables,
-                                               strict=True))
+            loss = self._step(obs, target, idx)
         return loss
 
     def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
         return self._predict(tf.convert_to_tensor(obs, tf.float32)).numpy().astype(np.float64)
 
     def fit(self, obs: np.ndarray, t: np.ndarray, returns: np.ndarray) -> None:
-        mean, std = float(np.mean(returns)), float(np.std(returns) + 1e-8)
-        self.ret_mean.assign(mean)
-        self.ret_std.assign(std)
-        target = ((returns - mean) / std).astype(np.float32)
+        target = np.asarray(returns, dtype=np.float64)
+        if self.normalize_targets:
+            mean, std = float(np.mean(returns)), float(np.std(returns) + 1e-8)
+            self.ret_mean.assign(mean)
+            self.ret_std.assign(std)
+            target = (target - mean) / std
+        target = target.astype(np.float32)
         self._fit(tf.convert_to_tensor(obs, tf.float32), tf.convert_to_tensor(target))
 
     def _variables(self) -> list[tf.Variable]:

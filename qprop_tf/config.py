@@ -38,6 +38,9 @@ def policy_optimizer_name(algo: str) -> str:
     return QPROP_ALGOS[algo][0] if algo in QPROP_ALGOS else algo
 
 BASELINES = ("linear", "mlp")
+VF_TARGETS = ("mc", "lambda")
+INITS = ("glorot", "orthogonal")
+ROLLOUTS = ("paths", "fixed")
 
 
 class ConfigError(ValueError):
@@ -58,6 +61,10 @@ class Config:
     gamma: float = 0.99
     gae_lambda: float = 0.97
     bootstrap_truncation: bool = True
+    # "paths": whole episodes until the batch holds >= batch_size steps (authors, rllab);
+    # "fixed": exactly batch_size steps, episodes continue across batches and the piece cut
+    # at the batch's end is bootstrapped with V (sb3, OpenAI baselines)
+    rollout: str = "paths"
     center_advantages: bool = True
     fit_baseline_first: bool = False
     # baseline for GAE
@@ -67,9 +74,15 @@ class Config:
     vf_lr: float = 1e-3
     vf_updates: int = 100
     vf_minibatch: int = 256
+    vf_epochs: int = 0  # > 0: that many passes of shuffled minibatches (sb3: 10 of 128)
+    vf_normalize_targets: bool = True  # standardise the targets with each batch's mean/std
+    vf_target: str = "mc"  # "mc": discounted returns; "lambda": A_GAE + V (sb3)
     # policy
     policy_hidden: tuple[int, ...] = (100, 50, 25)
     init_std: float = 1.0
+    # "glorot": Keras' Glorot-uniform (authors); "orthogonal": gain sqrt(2) on hidden layers,
+    # 0.01 on the policy mean's output, 1 on the value output (sb3, OpenAI baselines)
+    init: str = "glorot"
     # TRPO
     max_kl: float = 0.01
     cg_iters: int = 10
@@ -145,6 +158,15 @@ class Config:
             raise ConfigError("cg_damping and baseline_reg must be >= 0")
         if self.baseline not in BASELINES:
             raise ConfigError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
+        for name, valid in (("vf_target", VF_TARGETS), ("init", INITS),
+                            ("rollout", ROLLOUTS)):
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: "
+                                  f"{', '.join(valid)}")
+        if self.vf_epochs < 0:
+            raise ConfigError(f"vf_epochs must be >= 0, got {self.vf_epochs}")
+        if self.rollout == "fixed" and self.algo == "ddpg":
+            raise ConfigError("rollout=fixed is for the on-policy algos (ddpg steps on its own)")
         if not self.policy_hidden or any(h <= 0 for h in self.policy_hidden):
             raise ConfigError(f"policy_hidden must be positive sizes, got {self.policy_hidden}")
         if not self.vf_hidden or any(h <= 0 for h in self.vf_hidden):

@@ -20,22 +20,39 @@ import tensorflow_probability as tfp
 tfd = tfp.distributions
 
 
+def kernel_initializer(init: str, gain: float) -> keras.initializers.Initializer | str:
+    """Weights of one Dense layer: ``glorot`` (Glorot-uniform, the authors' rllab default;
+    ``gain`` ignored) or ``orthogonal`` (W = gain * Q, Q orthogonal; sb3 / OpenAI baselines
+    use gain sqrt(2) on tanh hidden layers, 0.01 on the policy's mean output, 1 on V's)."""
+    if init == "glorot":
+        return "glorot_uniform"
+    if init == "orthogonal":
+        return keras.initializers.Orthogonal(gain=gain)
+    raise ValueError(f"unknown init {init!r}; valid: glorot, orthogonal")
+
+
+HIDDEN_GAIN = math.sqrt(2.0)
+MEAN_OUTPUT_GAIN = 0.01
+
+
 class GaussianMLPPolicy(keras.Model):
     """Gaussian policy with a tanh MLP mean and a state-independent log-std."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (100, 50, 25),
                  init_std: float = 1.0, activation: str = "tanh", dtype: str = "float32",
-                 name: str = "policy") -> None:
+                 name: str = "policy", init: str = "glorot") -> None:
         super().__init__(name=name, dtype=dtype)
         self.obs_dim = obs_dim
         self.act_dim = act_dim
         self.hidden_layers = [
-            keras.layers.Dense(h, activation=activation, kernel_initializer="glorot_uniform",
+            keras.layers.Dense(h, activation=activation,
+                               kernel_initializer=kernel_initializer(init, HIDDEN_GAIN),
                                dtype=dtype, name=f"h{i}")
             for i, h in enumerate(hidden)
         ]
-        self.mean_layer = keras.layers.Dense(act_dim, kernel_initializer="glorot_uniform",
-                                             dtype=dtype, name="mean")
+        self.mean_layer = keras.layers.Dense(
+            act_dim, kernel_initializer=kernel_initializer(init, MEAN_OUTPUT_GAIN), dtype=dtype,
+            name="mean")
         self.log_std = self.add_weight(
             shape=(act_dim,), initializer=keras.initializers.Constant(math.log(init_std)),
             name="log_std", dtype=dtype)

@@ -19,6 +19,7 @@ from qprop_tf.advantages import (
     discounted_returns,
     explained_variance,
     gae_advantages,
+    lambda_returns,
     path_end_values,
     standardize,
 )
@@ -40,7 +41,8 @@ def make_baseline(cfg: Config, obs_dim: int):
     if cfg.baseline == "linear":
         return LinearFeatureBaseline(obs_dim, cfg.baseline_reg)
     return MLPBaseline(obs_dim, cfg.vf_hidden, cfg.vf_lr, cfg.vf_updates, cfg.vf_minibatch,
-                       seed=cfg.seed)
+                       seed=cfg.seed, epochs=cfg.vf_epochs,
+                       normalize_targets=cfg.vf_normalize_targets, init=cfg.init)
 
 
 def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None):
@@ -77,14 +79,22 @@ def make_control_variate(cfg: Config, obs_dim: int, act_dim: int,
 
 def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray, np.ndarray,
                                                                      np.ndarray]:
-    """(GAE advantages, baseline targets, baseline predictions) for one batch."""
+    """(GAE advantages, baseline targets, baseline predictions) for one batch.
+
+    The targets are the discounted returns (``vf_target="mc"``) or the lambda-returns
+    A_GAE + V (``"lambda"``, as sb3 fits its value net).
+    """
     values = baseline.predict(batch.obs, batch.t)
-    last_values = baseline.predict(batch.last_obs, batch.path_lengths)
+    last_t = batch.t[np.cumsum(batch.path_lengths) - 1] + 1
+    last_values = baseline.predict(batch.last_obs, last_t)
     ends = path_end_values(last_values, batch.path_terminated, batch.path_truncated,
-                           cfg.bootstrap_truncation)
+                           cfg.bootstrap_truncation, batch.path_cut)
     adv = gae_advantages(batch.rew, values, ends, batch.path_lengths, cfg.gamma,
                          cfg.gae_lambda)
-    returns = discounted_returns(batch.rew, ends, batch.path_lengths, cfg.gamma)
+    if cfg.vf_target == "lambda":
+        returns = lambda_returns(adv, values)
+    else:
+        returns = discounted_returns(batch.rew, ends, batch.path_lengths, cfg.gamma)
     return adv, returns, values
 
 
@@ -198,27 +208,34 @@ def _train_on_policy(cfg: Config, out: Path,
     obs_dim = envs[0].observation_space.shape[0]
     act_dim = envs[0].action_space.shape[0]
 
-    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
+    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std,
+                               init=cfg.init)
     mirror = NumpyPolicy(policy)
     baseline = make_baseline(cfg, obs_dim)
     space = envs[0].action_space
     control_variate = make_control_variate(cfg, obs_dim, act_dim, (space.low, space.high))
     optimizer = make_optimizer(
         cfg, policy, None if control_variate is None else control_variate.extra_loss)
-    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
+    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed),
+                      fixed_length=cfg.rollout == "fixed")
     replay = None if control_variate is None else control_variate.replay
     if replay is not None:
         replay.start_journal()
 
-    # Checkpointed state. At an iteration boundary no episode is in progress (the sampler
-    # resets its envs at the start of every batch), so an env is its RNG state.
+    # Checkpointed state. With whole paths no episode is in progress at an iteration
+    # boundary (the sampler resets its envs at the start of every batch), so an env is its
+    # RNG state; fixed-length rollouts also save the physics and the episodes in progress.
+    in_progress = cfg.rollout == "fixed"
+
     def collect_state() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = variables_state("policy", policy.variables)
         if isinstance(optimizer, VPG):
             arrays.update(variables_state("vpg_adam", optimizer.optimizer.variables))
         arrays.update({f"baseline/{k}": v for k, v in baseline.get_state().items()})
+        arrays.update({f"sampler/{k}": v for k, v in sampler.get_state().items()})
         meta: dict[str, Any] = {"sampler_rng": rng_state(sampler.rng), "envs": [
-            env_state(env, f"env{i}", arrays) for i, env in enumerate(envs)]}
+            env_state(env, f"env{i}", arrays, physics=in_progress)
+            for i, env in enumerate(envs)]}
         if control_variate is not None:
             critic = control_variate.critic
             arrays.update(variables_state("qf", critic.qf.variables))
@@ -236,8 +253,11 @@ def _train_on_policy(cfg: Config, out: Path,
         baseline.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
                             if k.startswith("baseline/")})
         set_rng_state(sampler.rng, meta["sampler_rng"])
+        sampler.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
+                           if k.startswith("sampler/")})
         for i, env in enumerate(envs):
-            set_env_state(env, f"env{i}", meta["envs"][i], arrays)
+            if not set_env_state(env, f"env{i}", meta["envs"][i], arrays):
+                raise RuntimeError(f"env {i}: its episode in progress cannot be restored")
         if control_variate is not None:
             critic = control_variate.critic
             assign_variables("qf", critic.qf.variables, arrays)
@@ -315,9 +335,12 @@ def _train_on_policy(cfg: Config, out: Path,
                 t2 = time.perf_counter()
 
                 env_steps += batch.n_steps
-                real_episodes += batch.n_paths
-                avg_ret = float(np.mean(batch.episode_returns))
-                max_return = max(max_return, avg_ret)
+                real_episodes += int(batch.episode_returns.size)
+                # fixed-length rollouts: the episodes that ended in this batch (maybe none)
+                rets = batch.episode_returns
+                avg_ret = float(np.mean(rets)) if rets.size else float("nan")
+                if rets.size:
+                    max_return = max(max_return, avg_ret)
                 elapsed = time.perf_counter() - t_start
                 row = {
                     "iteration": iteration,
@@ -325,14 +348,16 @@ def _train_on_policy(cfg: Config, out: Path,
                     "paper_episodes": env_steps / PAPER_EPISODE_STEPS,
                     "real_episodes": real_episodes,
                     "batch_steps": batch.n_steps,
-                    "batch_episodes": batch.n_paths,
+                    "batch_episodes": int(rets.size),
                     "average_return": avg_ret,
-                    "std_return": float(np.std(batch.episode_returns)),
-                    "min_return": float(np.min(batch.episode_returns)),
-                    "max_return": float(np.max(batch.episode_returns)),
+                    "std_return": float(np.std(rets)) if rets.size else float("nan"),
+                    "min_return": float(np.min(rets)) if rets.size else float("nan"),
+                    "max_return": float(np.max(rets)) if rets.size else float("nan"),
                     "max_return_so_far": max_return,
-                    "average_length": float(np.mean(batch.path_lengths)),
-                    "terminated_fraction": float(np.mean(batch.path_terminated)),
+                    "average_length": (float(np.mean(batch.episode_lengths))
+                                       if rets.size else float("nan")),
+                    "terminated_fraction": (float(np.sum(batch.path_terminated) / rets.size)
+                                            if rets.size else float("nan")),
                     "mean_kl": stats["mean_kl"],
                     "entropy": stats["entropy"],
                     "policy_std": float(np.mean(np.exp(mirror.log_std))),

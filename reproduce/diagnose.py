@@ -183,13 +183,15 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     envs = [StateRecorder(e) for e in make_envs(env_id, 1, cfg.seed)]
     obs_dim = envs[0].observation_space.shape[0]
     act_dim = envs[0].action_space.shape[0]
-    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std)
+    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std,
+                               init=cfg.init)
     mirror = NumpyPolicy(policy)
     baseline = make_baseline(cfg, obs_dim)
     space = envs[0].action_space
     cv = make_control_variate(cfg, obs_dim, act_dim, (space.low, space.high))
     optimizer = make_optimizer(cfg, policy, cv.extra_loss)
-    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed))
+    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed),
+                      fixed_length=cfg.rollout == "fixed")
     oracle_rng = np.random.default_rng([cfg.seed, 7919])
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"cv_{domain}_{algo}{'_' + tag if tag else ''}_seed{seed}.csv"

@@ -302,6 +302,22 @@ def test_resume_vpg_mlp_baseline_adaptive_eta_is_exact(tmp_path):
     _same_progress(tmp_path / "a", tmp_path / "b")
 
 
+def test_resume_strong_base_fixed_rollouts_is_exact(tmp_path):
+    """Fixed-length rollouts carry episodes across iterations: a crash between two
+    iterations must restore the physics and the episodes in progress (Q-Prop, so the
+    replay also sees pieces cut by the batch's end); with every strong-base switch on."""
+    cfg = _inproc_cfg("qprop-c", rollout="fixed", n_envs=2, baseline="mlp", vf_epochs=2,
+                      vf_minibatch=64, vf_normalize_targets=False, vf_target="lambda",
+                      init="orthogonal", cg_damping=0.1, max_backtracks=10)
+    train(cfg, tmp_path / "a", verbose=False)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
+    train(cfg, tmp_path / "b", verbose=False)
+    _same_progress(tmp_path / "a", tmp_path / "b")
+    rows = pd.read_csv(tmp_path / "a" / "progress.csv")
+    assert (rows.batch_steps == 300).all()  # exactly batch_size steps a batch
+
+
 def test_env_without_restorable_state_restarts_its_episode(tmp_path, monkeypatch, capsys):
     import qprop_tf.checkpoint as ck
 
