@@ -8,6 +8,8 @@
 # make bench                                speed benchmarks on this machine
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
+# make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
+#                                           sb3-contrib's TRPO -> results/parity.md (hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +19,7 @@ PEERS_VENV := .venv-peers
 PEERS_PY := $(PEERS_VENV)/bin/python
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install test bench bench-peers lint clean-venv
+.PHONY: install test bench bench-peers parity lint clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,11 @@ $(PEERS_STAMP): requirements-peers.txt
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m qprop_tf.bench_peers --peer-python $(PEERS_PY)
+
+# reproduce/configs/parity.toml; runs with DONE are skipped, the report is written even when
+# some runs failed (the target then fails). RESULTS and WORKERS are set below.
+parity: $(STAMP) $(PEERS_STAMP)
+	$(PY) -m reproduce.parity --peer-python $(PEERS_PY) --results $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
 
 clean-venv:
 	rm -rf $(VENV) $(PEERS_VENV)

@@ -359,7 +359,7 @@ def text_table(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _git_head() -> str:
+def git_head() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=10).stdout.strip()
@@ -415,7 +415,7 @@ def header(coll: Collection) -> list[str]:
         "- **Verdicts**: Episodes *better* = fewer episodes than the paper beyond our spread; "
         "MaxReturn *better* = higher. *within* = the paper's number lies in our spread. "
         "*not comparable* says why below.",
-        f"- **Code**: runs from git commit {commits}; table written at {_git_head()}.",
+        f"- **Code**: runs from git commit {commits}; table written at {git_head()}.",
         "",
     ]
 
