@@ -39,7 +39,9 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "
                                                 "(ablation)",
                                "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
-                                                 "(ablation)"}
+                                                 "(ablation)",
+                               "trpo-strong": "TRPO, strong base (extra row)",
+                               "qprop-c-strong": "TR-c-Q-Prop, strong base (extra row)"}
 QUALIFIERS = ("", ">", "N/A")
 
 

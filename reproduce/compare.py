@@ -1,0 +1,465 @@
+"""Does algorithm A reach the threshold in fewer episodes than algorithm B?
+
+    python -m reproduce.compare --results results --a qprop-c-strong --b trpo-strong \\
+        [--domains Reacher,Hopper,Swimmer] [--out NAME]
+
+Writes `<results>/compare_<a>_vs_<b>.md` (or `--out`; a bare file name goes under `<results>`)
+and `<results>/figures/compare_<a>_vs_<b>.png/.svg` (or the `--out` stem), prints the table.
+
+- **Crossing**: the first progress row of a finished run (DONE) whose metric (`run.metric`)
+  exceeds (>) the domain's threshold, NaN rows skipped; episodes = its env_steps / 1000.
+- **Censoring**: a finished run that never crossed is right-censored at its budget
+  (`budget_steps / 1000`; its last env_steps / 1000 when the budget is unknown or it ended
+  before it). Its true value is above that point.
+- **Median**: censored values count as +inf, so the median is "> x" when half or more of the
+  seeds are censored (x: the median with censored seeds at their censoring points, a lower
+  bound). Its spread: bootstrap 95% CI with >= 3 seeds (lower end from medians with censored
+  seeds at their censoring points, upper end with censored = +inf, so ∞ when censoring reaches
+  the upper tail), else min-max.
+- **Ratio A/B** = median(A) / median(B), censored = +inf (inf if only A's median is censored, 0
+  if only B's, undefined if both). CI: seeds resampled within each algorithm independently
+  (`scipy.stats.bootstrap`, unpaired, percentile, 10000 resamples, rng 0). Each resample
+  gives a lower bound L = median_cp(A) / median_inf(B) and an upper bound U = median_inf(A) /
+  median_cp(B) of its ratio (cp: censored at the censoring point; x/inf = 0, inf/x = inf; L = U
+  = the plain ratio when no median is censored). CI = [2.5th percentile of L, 97.5th
+  percentile of U] (on log ratios, +-inf clipped to +-1e4; an end reaching an unbounded
+  resample is 0 or ∞). Censoring can only widen the CI, never narrow it.
+- **Verdict**: *A faster* if the CI's upper end < 1, *A slower* if its lower end > 1, *no
+  difference shown* otherwise; *not comparable* when both medians are censored; *too few
+  seeds* (no CI) with < 3 finished seeds on a side.
+- **Runs not counted** are listed by name: unfinished (no DONE), failed or diverged (no DONE
+  and the last attempt in log.txt ended in an exception other than an interruption, e.g.
+  NonFiniteError; or a DONE whose "stopped" is not budget/early), unreadable progress.csv.
+  A finished run whose log records a NonFiniteError is counted, and flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import bootstrap
+
+from reproduce.plot import label, palette, plt, save, sns
+from reproduce.results import Run, load_runs
+from reproduce.runner import LOG
+from reproduce.spec import EPISODE_STEPS, domains, threshold
+from reproduce.table import fmt_num, markdown_table, text_table
+
+N_RESAMPLES = 10000
+MIN_SEEDS = 3
+LOG_CAP = 1e4  # +-inf log ratios are clipped to this so percentile interpolation stays finite
+UNBOUNDED = 50.0  # |log| beyond this decodes to 0 / inf (a real ratio is never e^50)
+OK_STOPPED = ("budget", "early")
+NO_RUNS = "(no runs of A or B found)"
+METHOD = "- " + __doc__.split("\n- ", 1)[1].strip()  # the docstring's rules, in the report
+
+
+# ---------------------------------------------------------------------- pure functions
+
+@dataclass(frozen=True)
+class Crossing:
+    episodes: float  # at the first crossing, or the censoring point when censored
+    censored: bool
+
+
+def episodes_to_threshold(run: Run, thresh: float | None = None) -> Crossing:
+    """The run's episodes (1000 env steps) to ``thresh`` (the domain's by default)."""
+    thresh = threshold(run.domain) if thresh is None else thresh
+    df = run.progress
+    steps = np.asarray(df["env_steps"], dtype=float)
+    metric = np.asarray(df[run.metric], dtype=float)
+    above = np.flatnonzero(np.isfinite(metric) & np.isfinite(steps) & (metric > thresh))
+    if above.size:
+        return Crossing(steps[above[0]] / EPISODE_STEPS, False)
+    finite = steps[np.isfinite(steps)]
+    last = finite[-1] / EPISODE_STEPS if finite.size else math.nan
+    budget = run.budget_steps
+    point = budget / EPISODE_STEPS if budget is not None else last
+    if last < point:  # ended before its budget: observed only up to here
+        point = last
+    return Crossing(float(point), True)
+
+
+def _arrays(values: object, censored: object) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(values, dtype=float).ravel()
+    c = np.asarray(censored, dtype=bool).ravel()
+    if v.shape != c.shape:
+        raise ValueError(f"{v.size} values but {c.size} censoring flags")
+    return v, c
+
+
+def _medians(v: np.ndarray, c: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median with censored at the censoring point, median with censored = +inf)."""
+    return np.median(v[idx], axis=-1), np.median(np.where(c, np.inf, v)[idx], axis=-1)
+
+
+def censored_median(values: object, censored: object) -> float:
+    """Median with censored values as +inf (inf when half or more are censored)."""
+    v, c = _arrays(values, censored)
+    return float(_medians(v, c, np.arange(v.size))[1]) if v.size else math.nan
+
+
+def median_lower_bound(values: object, censored: object) -> float:
+    """Median with censored values at their censoring points: a lower bound of the median."""
+    v, c = _arrays(values, censored)
+    return float(np.median(v)) if v.size else math.nan
+
+
+def _decode(x: float) -> float:
+    return math.inf if x >= UNBOUNDED else 0.0 if x <= -UNBOUNDED else math.exp(x)
+
+
+def _bounds_ci(samples: list[tuple[np.ndarray, np.ndarray]],
+               stat: Callable[..., tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """Percentile bootstrap over seed indices; ``stat`` gives (lower bound, upper bound)
+    arrays per resample; returns (2.5th pct of the lower, 97.5th pct of the upper)."""
+    def encoded(*idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        lo, hi = stat(*(np.asarray(i, dtype=int) for i in idx))
+        with np.errstate(divide="ignore"):
+            return np.clip(np.log(np.stack([lo, hi])), -LOG_CAP, LOG_CAP)
+
+    res = bootstrap(tuple(np.arange(v.size) for v, _ in samples), encoded, paired=False,
+                    vectorized=True, method="percentile", n_resamples=N_RESAMPLES,
+                    rng=np.random.default_rng(0))
+    ci = res.confidence_interval
+    return _decode(float(ci.low[0])), _decode(float(ci.high[1]))
+
+
+@dataclass(frozen=True)
+class MedianCI:
+    median: float  # censored = +inf
+    bound: float  # censored at the censoring point (== median unless the median is censored)
+    lo: float
+    hi: float
+    kind: str  # "bootstrap 95% CI", "min-max", "single seed", ""
+
+
+def median_ci(values: object, censored: object) -> MedianCI:
+    v, c = _arrays(values, censored)
+    if v.size == 0:
+        return MedianCI(math.nan, math.nan, math.nan, math.nan, "")
+    med, bound = censored_median(v, c), median_lower_bound(v, c)
+    if v.size == 1:
+        return MedianCI(med, bound, med, med, "single seed")
+    if v.size < MIN_SEEDS:
+        return MedianCI(med, bound, float(v.min()), float(np.where(c, np.inf, v).max()),
+                        "min-max")
+    lo, hi = _bounds_ci([(v, c)], lambda i: _medians(v, c, i))
+    return MedianCI(med, bound, lo, hi, "bootstrap 95% CI")
+
+
+def ratio_bounds(a_values: object, a_censored: object, b_values: object, b_censored: object
+                 ) -> tuple[float, float]:
+    """(lower, upper) bound of median(A) / median(B) given the censoring (equal if none)."""
+    (av, ac), (bv, bc) = _arrays(a_values, a_censored), _arrays(b_values, b_censored)
+    a_cp, a_inf = _medians(av, ac, np.arange(av.size))
+    b_cp, b_inf = _medians(bv, bc, np.arange(bv.size))
+    return float(a_cp / b_inf), float(np.divide(a_inf, b_cp) if b_cp > 0 else np.inf)
+
+
+def ratio_ci(a_values: object, a_censored: object, b_values: object, b_censored: object
+             ) -> tuple[float, float, float]:
+    """(median(A)/median(B) with censored = +inf, CI low, CI high); NaN CI with < 3 seeds a side.
+
+    The ratio is inf when only A's median is censored, 0 when only B's, NaN when both.
+    """
+    (av, ac), (bv, bc) = _arrays(a_values, a_censored), _arrays(b_values, b_censored)
+    if av.size == 0 or bv.size == 0:
+        return math.nan, math.nan, math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = float(np.divide(censored_median(av, ac), censored_median(bv, bc)))
+    if min(av.size, bv.size) < MIN_SEEDS:
+        return ratio, math.nan, math.nan
+
+    def stat(ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a_cp, a_inf = _medians(av, ac, ia)
+        b_cp, b_inf = _medians(bv, bc, ib)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return a_cp / b_inf, a_inf / b_cp
+
+    lo, hi = _bounds_ci([(av, ac), (bv, bc)], stat)
+    return ratio, lo, hi
+
+
+def verdict(ratio: float, lo: float, hi: float, n_a: int, n_b: int) -> str:
+    if n_a == 0 or n_b == 0:
+        return "too few seeds"
+    if math.isnan(ratio):
+        return "not comparable"  # both medians censored
+    if min(n_a, n_b) < MIN_SEEDS or math.isnan(lo) or math.isnan(hi):
+        return "too few seeds"
+    if hi < 1:
+        return "A faster"
+    if lo > 1:
+        return "A slower"
+    return "no difference shown"
+
+
+# ---------------------------------------------------------------------- formatting
+
+def fmt_episodes(x: float, bound: float | None = None) -> str:
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return f"> {fmt_num(bound)}" if bound is not None and math.isfinite(bound) else "∞"
+    return fmt_num(x)
+
+
+def fmt_median(m: MedianCI) -> str:
+    if math.isnan(m.median):
+        return "-"
+    text = fmt_episodes(m.median, m.bound)
+    if m.kind in ("", "single seed"):
+        return text
+    rng = f"[{fmt_episodes(m.lo)}–{fmt_episodes(m.hi)}]"
+    return f"{text} {rng}" + (" (min-max)" if m.kind == "min-max" else "")
+
+
+def _r(x: float) -> str:
+    return "∞" if math.isinf(x) else "0" if x == 0 else f"{x:.2f}"
+
+
+def fmt_ratio(ratio: float, lo: float, hi: float, bounds: tuple[float, float]) -> str:
+    if math.isnan(ratio):
+        return "-"
+    point = (f"> {_r(bounds[0])}" if math.isinf(ratio) else
+             f"< {_r(bounds[1])}" if ratio == 0 else _r(ratio))
+    return point + (" (no CI)" if math.isnan(lo) else f" [{_r(lo)}–{_r(hi)}]")
+
+
+# ---------------------------------------------------------------------- a results tree
+
+@dataclass
+class Side:
+    algo: str
+    runs: list[Run]
+    unfinished: int = 0  # runs present but not counted (listed in the notes)
+    values: np.ndarray = field(init=False)
+    censored: np.ndarray = field(init=False)
+    median: MedianCI = field(init=False)
+
+    def __post_init__(self) -> None:
+        xs = [episodes_to_threshold(r) for r in self.runs]
+        self.values = np.array([x.episodes for x in xs], dtype=float)
+        self.censored = np.array([x.censored for x in xs], dtype=bool)
+        self.median = median_ci(self.values, self.censored)
+
+    def seeds_cell(self) -> str:
+        text = f"{int((~self.censored).sum())}/{len(self.runs)}" if self.runs else "no runs"
+        return text + (f" (+{self.unfinished} not counted)" if self.unfinished else "")
+
+
+@dataclass
+class DomainResult:
+    domain: str
+    threshold: float
+    a: Side
+    b: Side
+    ratio: float = field(init=False)  # median(A) / median(B), censored = +inf
+    lo: float = field(init=False)  # 95% CI (NaN with too few seeds)
+    hi: float = field(init=False)
+    bounds: tuple[float, float] = field(init=False)  # of the ratio, given the censoring
+    verdict: str = field(init=False)
+    ratio_text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        a, b = self.a, self.b
+        self.ratio, self.lo, self.hi = ratio_ci(a.values, a.censored, b.values, b.censored)
+        self.bounds = ((math.nan, math.nan) if not (a.runs and b.runs) else
+                       ratio_bounds(a.values, a.censored, b.values, b.censored))
+        self.verdict = verdict(self.ratio, self.lo, self.hi, len(a.runs), len(b.runs))
+        self.ratio_text = fmt_ratio(self.ratio, self.lo, self.hi, self.bounds)
+
+
+def log_status(run_dir: Path) -> tuple[str, str]:
+    """("diverged" | "failed" | "unfinished", detail) from the last attempt in log.txt."""
+    path = run_dir / LOG
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    last = re.split(r"^\[reproduce\] \S+ on \S+ pid \d+", text, flags=re.M)[-1]
+    lines = [ln for ln in last.splitlines() if "NonFiniteError" in ln]
+    if lines:
+        return "diverged", lines[-1].strip()[:200]
+    at = last.rfind("Traceback (most recent call last):")
+    if at >= 0:
+        tail = last[at:].splitlines()[1:]
+        exc = next((ln for ln in tail if ln and not ln[0].isspace()), "unknown exception")
+        if not any(s in exc for s in ("RunInterrupted", "KeyboardInterrupt")):
+            return "failed", exc.strip()[:200]
+        return "unfinished", "interrupted, resumable: " + exc.strip()[:160]
+    return "unfinished", "no DONE (running, or stopped without a traceback)"
+
+
+def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None
+            ) -> tuple[list[DomainResult], list[str]]:
+    """One DomainResult per domain, and a line per run left out of (or flagged in) them."""
+    coll = load_runs(results)
+    algo_of = {a, b}
+    notes: list[str] = []
+    excluded: dict[tuple[str, str], int] = {}
+
+    def note(path: Path, kind: str, detail: str, counted: bool = False) -> None:
+        dom, algo = path.parent.parent.name, path.parent.name
+        notes.append(f"`{dom}/{algo}/{path.name}`: {kind}: {detail}")
+        if not counted:
+            excluded[(dom, algo)] = excluded.get((dom, algo), 0) + 1
+
+    for u in coll.unfinished:
+        if u.parent.name in algo_of:
+            note(u, *log_status(u))
+    for p in coll.problems:
+        if p.path.parent.parent.name in algo_of:
+            note(p.path.parent, "unreadable progress.csv", p.message)
+    kept: list[Run] = []
+    for r in coll.runs:
+        if r.algo not in algo_of:
+            continue
+        stopped = (r.done or {}).get("stopped")
+        if stopped not in OK_STOPPED:
+            note(r.path, "failed", f"DONE has stopped={stopped!r} (not budget/early)")
+            continue
+        log = r.path / LOG
+        if log.is_file() and "NonFiniteError" in log.read_text(errors="replace"):
+            note(r.path, "flagged", "finished, but its log records a NonFiniteError "
+                 "(counted)", counted=True)
+        kept.append(r)
+    seen = {r.domain for r in kept} | {k[0] for k in excluded}
+    doms = domain_list or [d for d in domains() if d in seen]
+    out = []
+    for d in doms:
+        sides = [Side(x, [r for r in kept if r.domain == d and r.algo == x],
+                      excluded.get((d, x), 0)) for x in (a, b)]
+        out.append(DomainResult(d, threshold(d), *sides))
+    return out, notes
+
+
+# ---------------------------------------------------------------------- outputs
+
+def table_rows(rows: list[DomainResult], a: str, b: str) -> list[dict[str, str]]:
+    return [{"Domain": r.domain, "Threshold": f"{r.threshold:g}",
+             f"A={a}: crossed/finished": r.a.seeds_cell(),
+             "A: median episodes": fmt_median(r.a.median),
+             f"B={b}: crossed/finished": r.b.seeds_cell(),
+             "B: median episodes": fmt_median(r.b.median),
+             "Ratio A/B [95% CI]": r.ratio_text, "Verdict": r.verdict} for r in rows]
+
+
+def plot(rows: list[DomainResult], a: str, b: str, out: Path, name: str) -> list[Path]:
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    colors = palette([a, b])
+    ncols = min(len(rows), 4) or 1
+    nrows = max(1, math.ceil(len(rows) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.4 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(rows):]:
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), rows, strict=False):
+        for i, side in enumerate((r.a, r.b)):
+            c, n = colors[side.algo], len(side.values)
+            x = i + (np.linspace(-0.15, 0.15, n) if n > 1 else np.zeros(n))
+            cr, ce = ~side.censored, side.censored
+            ax.scatter(x[cr], side.values[cr], color=c, ec="black", lw=0.5, s=40, zorder=3)
+            ax.scatter(x[ce], side.values[ce], fc="none", ec=c, lw=1.6, s=55, zorder=3)
+            for xi, yi in zip(x[ce], side.values[ce], strict=True):
+                ax.annotate("", xy=(xi, yi * 1.5), xytext=(xi, yi),
+                            arrowprops={"arrowstyle": "->", "color": c, "lw": 1.3})
+            m = side.median
+            if not side.runs:
+                ax.text(i, 0.5, "no finished runs", ha="center", fontsize=8, color="0.4",
+                        transform=ax.get_xaxis_transform())
+            elif not math.isnan(m.median):
+                y = m.bound
+                ax.hlines(y, i - 0.3, i + 0.3, color=c, lw=2.5,
+                          ls="--" if math.isinf(m.median) else "-", zorder=2)
+                if math.isinf(m.median):
+                    ax.text(i + 0.32, y, f"> {fmt_num(y)}", va="center", fontsize=8, color=c)
+        ys = np.concatenate([r.a.values, r.b.values])
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        if ys.size:
+            ax.set_yscale("log")
+            ax.set_ylim(ys.min() / 1.6, ys.max() * 2.2)
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.set_yticks([])
+        ax.set_xlim(-0.6, 1.8)
+        ax.set_xticks([0, 1], [label(a), label(b)], fontsize=8)
+        ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
+        ax.set_title(f"{r.domain} (> {r.threshold:g}): A/B = {r.ratio_text}\n{r.verdict}",
+                     fontsize=9.5)
+    handles = [Line2D([], [], marker="o", color="0.4", mec="black", ls="none"),
+               Line2D([], [], marker="o", mfc="none", mec="0.4", mew=1.6, ls="none"),
+               Line2D([], [], color="0.4", lw=2.5), Line2D([], [], color="0.4", lw=2.5, ls="--")]
+    labels = ["seed: first crossing", "censored seed: never crossed, at its budget (↑ true "
+              "value above)", "median", "censored median (> value shown)"]
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Episodes to threshold: A = {label(a)} vs B = {label(b)} (ratio: 95% "
+                 "bootstrap CI of median A / median B)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 if nrows > 1 else 0.09, 1, 1))
+    return save(fig, out, name)
+
+
+def write_report(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
+                 out: str | None = None) -> tuple[Path, list[Path], str]:
+    """Write the markdown and the figure; return their paths and the printed table."""
+    results = Path(results)
+    rows, notes = compare(results, a, b, domain_list)
+    md_path = Path(out) if out else results / f"compare_{a}_vs_{b}.md"
+    if out and md_path.parent == Path("."):
+        md_path = results / md_path
+    if md_path.suffix != ".md":
+        md_path = md_path.with_suffix(".md")
+    figs = plot(rows, a, b, results / "figures", md_path.stem) if rows else []
+    table = table_rows(rows, a, b)
+    cmd = (f"python -m reproduce.compare --results {results} --a {a} --b {b}"
+           + (f" --domains {','.join(domain_list)}" if domain_list else "")
+           + (f" --out {out}" if out else ""))
+    lines = [
+        f"# Episodes to threshold: A = {a} vs B = {b}", "",
+        f"Regenerate: `{cmd}`", "",
+        METHOD, "",
+        (markdown_table(pd.DataFrame(table)) if table else NO_RUNS), "",
+        "## Runs not counted, or flagged", "",
+        *([f"- {n}" for n in notes] or ["- none: every run of A and B found is finished and "
+                                         "counted."]), "",
+    ]
+    if figs:
+        lines += [f"![comparison](figures/{figs[0].name})", ""]
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text("\n".join(lines))
+    return md_path, figs, text_table(pd.DataFrame(table)) if table else NO_RUNS
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reproduce.compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results")
+    p.add_argument("--a", required=True, help="algorithm A (run directory name)")
+    p.add_argument("--b", required=True, help="algorithm B (run directory name)")
+    p.add_argument("--domains", help="comma-separated domains (default: every one with runs)")
+    p.add_argument("--out", help="markdown file (default <results>/compare_<a>_vs_<b>.md)")
+    args = p.parse_args(argv)
+    doms = [d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None
+    bad = [d for d in doms or [] if d not in domains()]
+    if bad:
+        p.error(f"unknown domain(s) {', '.join(bad)}; valid: {', '.join(domains())}")
+    md, figs, table = write_report(args.results, args.a, args.b, doms, args.out)
+    print(table)
+    for path in [md, *figs]:
+        print(f"wrote {path}")
+    return 0 if figs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
