@@ -88,6 +88,9 @@ def read_progress(path: Path, metric: str) -> pd.DataFrame:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     bad = df[need].isna().any(axis=1)
+    if "batch_episodes" in df.columns:  # fixed-length rollouts: a batch may end no episode
+        no_episode = pd.to_numeric(df["batch_episodes"], errors="coerce") == 0
+        bad = df["env_steps"].isna() | (df[metric].isna() & ~no_episode)
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(f"non-numeric or empty {'/'.join(need)} in data row {first + 1} "
