@@ -69,8 +69,8 @@ def test_rows_are_cumulative_over_the_chain() -> None:
     assert names[:3] == ["released", "mlp", "damping"]
     assert sets["released"] == {"batch_size": 5000}
     assert sets["damping"] == {"batch_size": 5000, "baseline": "mlp", "cg_damping": 0.1}
-    last = sets[names[-1]]
-    for row in CFG["chain"]:  # the last row holds every row's change
+    last = sets[parity.last_cumulative_row(CFG)]
+    for row in CFG["chain"]:  # the chain's last row holds every row's change
         assert row["set"].items() <= last.items()
     small = cumulative_sets(SMALL)
     assert small["mlp"]["cg_damping"] == 0.5 and small["damping"]["cg_damping"] == 0.1
@@ -218,8 +218,15 @@ def test_the_chain_ends_at_the_trpo_strong_preset():
     from qprop_tf.config import load_config
     from reproduce.spec import merged_overrides
 
-    last = parity.cumulative_sets(CFG)[parity.chain_names(CFG)[-1]]
+    last = parity.cumulative_sets(CFG)[parity.last_cumulative_row(CFG)]
+    assert parity.last_cumulative_row(CFG) == "kl-mean"
     chain_cfg = load_config("trpo", "Hopper", 0, dict(last))
     preset = load_config("trpo", "Hopper", 0, merged_overrides("Hopper", "trpo-strong"))
     for key in last:
         assert getattr(chain_cfg, key) == getattr(preset, key), key
+
+
+def test_a_single_factor_row_is_base_plus_its_own_change():
+    sets = parity.cumulative_sets(CFG)
+    assert sets["kl-alone"] == {"batch_size": 5000, "kl_per_action_dim": True}
+    assert "baseline" not in sets["kl-alone"]
