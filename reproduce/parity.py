@@ -372,8 +372,9 @@ def binned(curves: dict[str, list[Curve]]) -> pd.DataFrame:
 
 
 def plot_domain(domain: str, env_id: str, curves: dict[str, list[Curve]], chain: list[str],
-                out: Path) -> list[Path]:
-    """Return against env steps: (a) released, last row, sb3; (b) every row (when > 3)."""
+                out: Path, last: str | None = None) -> list[Path]:
+    """Return against env steps: (a) released, the chain's last cumulative row ``last``, sb3;
+    (b) every row (when > 3)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     from matplotlib.lines import Line2D
@@ -386,7 +387,8 @@ def plot_domain(domain: str, env_id: str, curves: dict[str, list[Curve]], chain:
     if not present:
         return []
     ours = [r for r in present if r != SB3]
-    first = list(dict.fromkeys(ours[:1] + ours[-1:] + [r for r in present if r == SB3]))
+    ends = [r for r in ours if r in (chain[0], last)] or ours[:1] + ours[-1:]
+    first = list(dict.fromkeys(ends + [r for r in present if r == SB3]))
     panels = [(f"(a) {', '.join(first)}", first), ("(b) every row", present)]
     panels = panels[:1] if len(present) <= len(first) else panels
     colors = row_colors(chain)
@@ -468,7 +470,8 @@ def write_report(cfg: dict[str, Any], runs: list[Run], results: Path, steps: int
                "Rows are cumulative over the whole chain: a row has every change above it in "
                "the chain, also those of rows not shown here; sb3-contrib's TRPO last.",
                "", markdown_table(domain_table(cfg, mine, curves, steps)), ""]
-        if plot_domain(domain, env_id, curves, chain, results / "figures"):
+        if plot_domain(domain, env_id, curves, chain, results / "figures",
+                       last_cumulative_row(cfg)):
             md += [f"![{domain}: return against env steps](figures/parity_{domain}.png)", "",
                    f"*Return against env steps on {domain}: median over the finished seeds "
                    f"(line) and the 25–75% band, each seed's curve interpolated onto a grid of "
