@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from qprop_tf.errors import ConfigMismatch, NonFiniteError, RunInterrupted, RunLocked
+
 DONE = "DONE"
 LOCK = "LOCK"
 CHECKPOINT_DIR = "checkpoint"
@@ -54,30 +56,6 @@ IGNORED_CONFIG_KEYS = ("out", "progress_bar", "checkpoint_minutes")
 NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
 """Environment variables that change float round-off: recorded in each checkpoint, and a
 resume under other values is warned about (it would not be bit-identical)."""
-
-
-class RunInterrupted(Exception):  # noqa: N818 (a stop request, not an error)
-    """SIGTERM/SIGINT: the run checkpointed at an iteration boundary and stopped."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
-class StopRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised from ``on_iteration`` to end a run early; the run is finished (DONE)."""
-
-
-class ConfigMismatch(ValueError):
-    """The run directory holds a run with another configuration."""
-
-
-class RunLocked(RuntimeError):
-    """Another live process holds the run directory's LOCK."""
 
 
 # ----------------------------------------------------------------------- files
@@ -222,8 +200,6 @@ def _time_limit(env: Any) -> Any:
 
 def check_state_finite(arrays: dict[str, np.ndarray]) -> None:
     """Refuse to checkpoint a state holding NaN/inf weights (raises NonFiniteError)."""
-    from qprop_tf.runtime import NonFiniteError
-
     bad = [k for k, a in arrays.items()
            if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a))]
     if bad:

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from qprop_tf.config import ALGOS, PAPER_EPISODE_STEPS, ConfigError
+from qprop_tf.config import ALGOS, PAPER_EPISODE_STEPS
+from qprop_tf.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from qprop_tf.runtime import NonFiniteError, limit_threads
+    from qprop_tf.errors import ConfigMismatch, NonFiniteError, RunInterrupted, RunLocked
+    from qprop_tf.runtime import limit_threads
 
     limit_threads(cfg.tf_threads)
-    from qprop_tf.checkpoint import ConfigMismatch, RunInterrupted, RunLocked, is_done
+    from qprop_tf.checkpoint import is_done
     from qprop_tf.train import default_out_dir, train
 
     out = cfg.out or str(default_out_dir(cfg))

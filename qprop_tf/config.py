@@ -14,6 +14,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from qprop_tf.envs import resolve_env_id
+from qprop_tf.errors import ConfigError
+
 PAPER_EPISODE_STEPS = 1000
 """The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
 
@@ -41,10 +44,6 @@ BASELINES = ("linear", "mlp")
 VF_TARGETS = ("mc", "lambda")
 INITS = ("glorot", "orthogonal")
 ROLLOUTS = ("paths", "fixed")
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value, reported before any training starts."""
 
 
 @dataclass
@@ -123,8 +122,6 @@ class Config:
     # ------------------------------------------------------------------ validation
     def validate(self) -> Config:
         """Raise :class:`ConfigError` on any value that cannot run; return self."""
-        from qprop_tf.envs import resolve_env_id
-
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         resolve_env_id(self.env)  # raises with the list of valid names

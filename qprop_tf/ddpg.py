@@ -556,8 +556,9 @@ def train_ddpg(cfg: Config, out: str | Path,
     run lock); epochs end mid-episode, so the training env is restored with its full MuJoCo
     state and the episode continues exactly.
     """
-    from qprop_tf.checkpoint import Checkpointer, StopRun, StopSignals, at_boundary, write_done
+    from qprop_tf.checkpoint import Checkpointer, StopSignals, at_boundary, write_done
     from qprop_tf.envs import domain_name
+    from qprop_tf.errors import StopRun
     from qprop_tf.logger import RunLogger, report
     from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
     from qprop_tf.train import replay_kept_rows, start_message

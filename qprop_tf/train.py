@@ -26,6 +26,7 @@ from qprop_tf.advantages import (
 from qprop_tf.baselines import LinearFeatureBaseline, MLPBaseline
 from qprop_tf.config import PAPER_EPISODE_STEPS, QPROP_ALGOS, Config, policy_optimizer_name
 from qprop_tf.envs import domain_name, make_envs, resolve_env_id
+from qprop_tf.errors import StopRun
 from qprop_tf.logger import RunLogger, report
 from qprop_tf.optim import TRPO, VPG
 from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
@@ -190,7 +191,6 @@ def _train_on_policy(cfg: Config, out: Path,
                      verbose: bool, done_info: Callable[[], dict[str, Any]] | None) -> Path:
     from qprop_tf.checkpoint import (
         Checkpointer,
-        StopRun,
         StopSignals,
         assign_variables,
         at_boundary,

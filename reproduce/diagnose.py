@@ -63,7 +63,7 @@ class StateRecorder:
 
         base = env.unwrapped
         if not hasattr(base, "set_state") or not hasattr(base, "data"):
-            from qprop_tf.config import ConfigError
+            from qprop_tf.errors import ConfigError
 
             raise ConfigError(f"{env.spec.id if env.spec else env}: the CRN oracle needs a "
                               f"MuJoCo env (set_state); use one of the paper's domains")
@@ -154,8 +154,9 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     import tensorflow as tf
 
     from qprop_tf.advantages import explained_variance
-    from qprop_tf.config import QPROP_ALGOS, ConfigError, load_config
+    from qprop_tf.config import QPROP_ALGOS, load_config
     from qprop_tf.envs import domain_name, make_envs, resolve_env_id
+    from qprop_tf.errors import ConfigError
     from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
     from qprop_tf.qprop import taylor_control_variate
     from qprop_tf.runtime import limit_threads, seed_everything
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    from qprop_tf.config import ConfigError
+    from qprop_tf.errors import ConfigError
 
     for name in ("iterations", "every", "states", "replicates", "horizon"):
         if getattr(args, name) < 1 or (name in ("states", "replicates")

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qprop_tf.checkpoint import RunInterrupted, RunLocked, StopRun, run_lock, write_bytes_durably
+from qprop_tf.checkpoint import run_lock, write_bytes_durably
+from qprop_tf.errors import RunInterrupted, RunLocked, StopRun
 from reproduce.spec import EarlyStop, RunSpec
 
 DONE = "DONE"

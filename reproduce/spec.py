@@ -222,7 +222,8 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                  algo_list: list[str] | None = None, seeds: int | None = None,
                  extra: dict[str, Any] | None = None) -> list[RunSpec]:
     """Every run of a sweep, validated against qprop_tf's Config (no training, no TF)."""
-    from qprop_tf.config import ALGOS, ConfigError, load_config
+    from qprop_tf.config import ALGOS, load_config
+    from qprop_tf.errors import ConfigError
 
     if profile_name not in profiles():
         raise SpecError(f"unknown profile {profile_name!r}; valid: {', '.join(profiles())}")

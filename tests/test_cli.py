@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from qprop_tf.config import load_config
+from qprop_tf.errors import NonFiniteError
 from qprop_tf.logger import TIME_COLUMNS
-from qprop_tf.runtime import NonFiniteError
 from qprop_tf.train import train
 
 ROOT = Path(__file__).resolve().parent.parent

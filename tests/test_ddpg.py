@@ -27,9 +27,9 @@ from qprop_tf.ddpg import (
     ou_step,
     train_ddpg,
 )
+from qprop_tf.errors import NonFiniteError
 from qprop_tf.logger import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
-from qprop_tf.runtime import NonFiniteError
 
 ROOT = Path(__file__).resolve().parent.parent
 OBS_DIM, ACT_DIM = 3, 2

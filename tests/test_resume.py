@@ -22,15 +22,14 @@ from qprop_tf.checkpoint import (
     DONE,
     LOCK,
     Checkpointer,
-    RunLocked,
     check_state_finite,
     run_lock,
 )
 from qprop_tf.cli import main as cli_main
 from qprop_tf.config import load_config
+from qprop_tf.errors import NonFiniteError, RunLocked
 from qprop_tf.logger import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
-from qprop_tf.runtime import NonFiniteError
 from qprop_tf.train import train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from qprop_tf.config import Config, ConfigError, load_config
+from qprop_tf.config import Config, load_config
 from qprop_tf.envs import DOMAINS, make_envs, resolve_env_id
+from qprop_tf.errors import ConfigError
 from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
 from qprop_tf.runtime import seed_everything
 from qprop_tf.sampler import Sampler
