@@ -22,15 +22,6 @@ QFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
 
 
-def critic_taylor_terms(q_fn: QFn, obs: tf.Tensor, mean: tf.Tensor
-                        ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Q_w(s, mu(s)) and grad_a Q_w(s, a)|_{a=mu(s)} for a batch (the critic's expansion point)."""
-    with tf.GradientTape() as tape:
-        tape.watch(mean)
-        q = q_fn(obs, mean)
-    return q, tape.gradient(q, mean)
-
-
 def taylor_control_variate(dq_da: np.ndarray, act: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """First-order Taylor term of the critic around the policy mean.
 
