@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from qprop_tf.runtime import limit_threads
 
     limit_threads(cfg.tf_threads)
-    from qprop_tf.checkpoint import is_done
+    from qprop_tf.rundir import is_done
     from qprop_tf.train import default_out_dir, train
 
     out = cfg.out or str(default_out_dir(cfg))

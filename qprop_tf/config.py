@@ -44,6 +44,8 @@ BASELINES = ("linear", "mlp")
 VF_TARGETS = ("mc", "lambda")
 INITS = ("glorot", "orthogonal")
 ROLLOUTS = ("paths", "fixed")
+IGNORED_CONFIG_KEYS = ("out", "progress_bar", "checkpoint_minutes")
+"""Config keys that may differ between a run and its resumption (they change no result)."""
 
 
 @dataclass
@@ -180,6 +182,25 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def differences(self, old: dict[str, Any]) -> list[str]:
+        """``"key: old -> new"`` for every field where ``old`` (a config.json's "config",
+        perhaps written by an older version: missing keys take today's defaults) differs
+        from this config, the fields that change no result (:data:`IGNORED_CONFIG_KEYS`)
+        aside."""
+        before = Config().to_dict()
+        before.update(old)
+        now = self.to_dict()
+        diffs = []
+        for key in sorted(set(before) | set(now)):
+            if key in IGNORED_CONFIG_KEYS:
+                continue
+            a, b = before.get(key), now.get(key)
+            if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+                a, b = list(a), list(b)
+            if a != b:
+                diffs.append(f"{key}: {a!r} -> {b!r}")
+        return diffs
 
     @classmethod
     def field_names(cls) -> list[str]:

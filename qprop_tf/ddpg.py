@@ -493,7 +493,7 @@ def ddpg_state(runner: DDPGRunner) -> tuple[dict[str, np.ndarray], dict[str, Any
     """Everything a DDPG run needs to continue exactly, mid-episode: networks, Adam slots,
     the replay's bookkeeping, the OU noise, the explorer's episode, the training env's full
     MuJoCo state and every RNG. Arrays and JSON meta (see :mod:`qprop_tf.checkpoint`)."""
-    from qprop_tf.checkpoint import env_state, rng_state, variables_state
+    from qprop_tf.state import env_state, rng_state, variables_state
 
     agent, explorer = runner.agent, runner.explorer
     arrays: dict[str, np.ndarray] = {}
@@ -512,7 +512,7 @@ def ddpg_state(runner: DDPGRunner) -> tuple[dict[str, np.ndarray], dict[str, Any
 def set_ddpg_state(runner: DDPGRunner, arrays: dict[str, np.ndarray], meta: dict[str, Any],
                    chunks: Any) -> None:
     """Inverse of :func:`ddpg_state` (``chunks``: the replay rows, see ReplayBuffer.set_state)."""
-    from qprop_tf.checkpoint import assign_variables, set_env_state, set_rng_state
+    from qprop_tf.state import assign_variables, set_env_state, set_rng_state
 
     agent, explorer = runner.agent, runner.explorer
     for name, variables in _ddpg_variables(agent).items():
@@ -556,10 +556,11 @@ def train_ddpg(cfg: Config, out: str | Path,
     run lock); epochs end mid-episode, so the training env is restored with its full MuJoCo
     state and the episode continues exactly.
     """
-    from qprop_tf.checkpoint import Checkpointer, StopSignals, at_boundary, write_done
+    from qprop_tf.checkpoint import Checkpointer
     from qprop_tf.envs import domain_name
     from qprop_tf.errors import StopRun
     from qprop_tf.logger import RunLogger, report
+    from qprop_tf.rundir import StopSignals, at_boundary, write_done
     from qprop_tf.runtime import check_finite, git_commit, seed_everything, versions
     from qprop_tf.train import replay_kept_rows, start_message
 

@@ -165,7 +165,7 @@ def train(cfg: Config, out_dir: str | Path | None = None,
     is first called for every row kept from before, with policy None. ``done_info()`` adds
     fields to the DONE marker.
     """
-    from qprop_tf.checkpoint import check_config, is_done, run_lock
+    from qprop_tf.rundir import check_config, is_done, run_lock
 
     cfg.validate()
     out = Path(out_dir or cfg.out or default_out_dir(cfg))
@@ -173,7 +173,7 @@ def train(cfg: Config, out_dir: str | Path | None = None,
         print(f"run already finished: {out} (nothing to do; delete {out / 'DONE'} or use "
               f"another --out to run it again)", flush=True)
         return out
-    check_config(out, cfg.to_dict())
+    check_config(out, cfg)
     with run_lock(out):
         if is_done(out):  # finished by another process while we waited for the lock
             print(f"run already finished: {out}", flush=True)
@@ -189,17 +189,15 @@ def train(cfg: Config, out_dir: str | Path | None = None,
 def _train_on_policy(cfg: Config, out: Path,
                      on_iteration: Callable[[int, dict[str, Any], Any], None] | None,
                      verbose: bool, done_info: Callable[[], dict[str, Any]] | None) -> Path:
-    from qprop_tf.checkpoint import (
-        Checkpointer,
-        StopSignals,
+    from qprop_tf.checkpoint import Checkpointer
+    from qprop_tf.rundir import StopSignals, at_boundary, write_done
+    from qprop_tf.state import (
         assign_variables,
-        at_boundary,
         env_state,
         rng_state,
         set_env_state,
         set_rng_state,
         variables_state,
-        write_done,
     )
 
     seed_everything(cfg.seed)

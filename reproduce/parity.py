@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproduce.runner import DONE, LOG, read_json
+from qprop_tf.rundir import DONE
+from reproduce.runner import LOG, read_json
 from reproduce.spec import CONFIG_DIR, REPO_ROOT, REPRO_DIR
 from reproduce.table import git_head, markdown_table
 

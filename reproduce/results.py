@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproduce.runner import DONE, SPEC, read_json
+from qprop_tf.rundir import DONE
+from reproduce.runner import SPEC, read_json
 from reproduce.spec import EPISODE_STEPS, base_algo, metric_for
 
 

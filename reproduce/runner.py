@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qprop_tf.checkpoint import run_lock, write_bytes_durably
+from qprop_tf.checkpoint import write_bytes_durably
 from qprop_tf.errors import RunInterrupted, RunLocked, StopRun
+from qprop_tf.rundir import DONE, is_done, run_lock
 from reproduce.spec import EarlyStop, RunSpec
 
-DONE = "DONE"
 SPEC = "spec.json"
 LOG = "log.txt"
 PREVIOUS_LOG = "log.previous.txt"
@@ -84,10 +84,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def is_done(run_dir: Path) -> bool:
-    return (run_dir / DONE).is_file()
 
 
 def reset_run_dir(run_dir: Path) -> None:

@@ -28,7 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from reproduce.runner import DONE, SPEC, read_json, reset_run_dir, run_one
+from qprop_tf.rundir import DONE
+from reproduce.runner import SPEC, read_json, reset_run_dir, run_one
 from reproduce.spec import (
     RunSpec,
     SpecError,
