@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from qprop_tf.replay import ReplayBuffer
+from qprop_tf.state import assign_variables, variables_state
 
 
 # ----------------------------------------------------------------------- the equations
@@ -147,6 +148,23 @@ class Critic:
             self._q_and_grad, reduce_retracing=True,
             input_signature=[tf.TensorSpec([None, obs_dim], tf.float32),
                              tf.TensorSpec([None, act_dim], tf.float32)])
+
+    # ------------------------------------------------------------------ state
+    def _parts(self) -> dict[str, list[tf.Variable]]:
+        return {"qf": self.qf.variables, "target_qf": self.target_qf.variables,
+                "qf_adam": self.optimizer.variables}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The online and target weights and Adam's slots (``qf/i``, ``target_qf/i``,
+        ``qf_adam/i``)."""
+        state: dict[str, np.ndarray] = {}
+        for name, variables in self._parts().items():
+            state.update(variables_state(name, variables))
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        for name, variables in self._parts().items():
+            assign_variables(name, variables, state)
 
     # ------------------------------------------------------------------ pieces
     def td_targets(self, rew: tf.Tensor, terminal: tf.Tensor, next_obs: tf.Tensor,

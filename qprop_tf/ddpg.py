@@ -80,6 +80,14 @@ import tensorflow as tf
 from qprop_tf.config import PAPER_EPISODE_STEPS, Config
 from qprop_tf.critic import Critic, QNetwork, soft_update
 from qprop_tf.replay import ReplayBuffer
+from qprop_tf.state import (
+    assign_variables,
+    prefixed,
+    rng_state,
+    set_rng_state,
+    unprefixed,
+    variables_state,
+)
 
 EVAL_SEED_OFFSET = 999
 """The evaluation env is seeded with ``seed * 1000 + 999`` (training envs use seed * 1000 + i)."""
@@ -127,6 +135,14 @@ class OUNoise:
         """Advance one step (:func:`ou_step`) and return the new state."""
         self.state = ou_step(self.state, self.theta, self.sigma, self.rng, self.mu, self.dt)
         return self.state
+
+    def get_state(self) -> dict[str, Any]:
+        """x (``state``) and the generator's state (``rng``, JSON)."""
+        return {"state": np.array(self.state), "rng": rng_state(self.rng)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.state = np.array(state["state"])
+        set_rng_state(self.rng, state["rng"])
 
 
 # ----------------------------------------------------------------------- the actor
@@ -298,6 +314,27 @@ class DDPG:
         return tf.function(train_loop, jit_compile=self.jit_compile,
                            input_signature=[tf.TensorSpec([], tf.int32)])
 
+    # ------------------------------------------------------------------ state
+    def _parts(self) -> dict[str, list[Any]]:
+        return {"actor": self.actor.variables, "target_actor": self.target_actor.variables,
+                "actor_adam": self.actor_optimizer.variables}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Actor, target actor, the actor's Adam slots, the critic's state and the replay's
+        bookkeeping (``replay/...``; its rows are checkpointed a chunk at a time)."""
+        state: dict[str, np.ndarray] = {}
+        for name, variables in self._parts().items():
+            state.update(variables_state(name, variables))
+        return {**state, **self.critic.get_state(),
+                **prefixed("replay", self.replay.get_state())}
+
+    def set_state(self, state: dict[str, np.ndarray], replay_chunks: Any) -> None:
+        for name, variables in self._parts().items():
+            assign_variables(name, variables, state)
+        self.critic.set_state(state)
+        self.replay.set_state(unprefixed("replay", state), replay_chunks)
+        self.mirror.sync()
+
     # ------------------------------------------------------------------ public
     def actor_step(self, obs: np.ndarray | tf.Tensor) -> float:
         """One actor update on a given batch of observations (compiled; for tests)."""
@@ -358,13 +395,25 @@ class Explorer:
         self.act_dim = int(env.action_space.shape[0])
         self.write_time = 0.0
         self.writes = 0
-        self._start_episode()
+        self.start_episode()
 
-    def _start_episode(self) -> None:
+    def start_episode(self) -> None:
+        """Reset the env and the noise; the episode's return and length start at 0."""
         self.obs, _ = self.env.reset()
         self.noise.reset()
         self.ep_return = 0.0
         self.ep_length = 0
+
+    def get_state(self) -> dict[str, Any]:
+        """The episode in progress: its current observation, return and length (the env's
+        physics and the noise are their owners' to save)."""
+        return {"obs": np.array(self.obs), "ep_return": float(self.ep_return),
+                "ep_length": int(self.ep_length)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.obs = np.array(state["obs"])
+        self.ep_return = float(state["ep_return"])
+        self.ep_length = int(state["ep_length"])
 
     def collect(self, n: int, log: EpisodeLog) -> None:
         """Take ``n`` env steps, append finished episodes to ``log``, write them to the replay."""
@@ -395,7 +444,7 @@ class Explorer:
                 log.returns.append(float(self.ep_return))
                 log.lengths.append(self.ep_length)
                 log.terminated.append(bool(term))
-                self._start_episode()
+                self.start_episode()
             else:
                 self.obs = next_obs
         is_open = piece > 0
@@ -493,54 +542,38 @@ def ddpg_state(runner: DDPGRunner) -> tuple[dict[str, np.ndarray], dict[str, Any
     """Everything a DDPG run needs to continue exactly, mid-episode: networks, Adam slots,
     the replay's bookkeeping, the OU noise, the explorer's episode, the training env's full
     MuJoCo state and every RNG. Arrays and JSON meta (see :mod:`qprop_tf.checkpoint`)."""
-    from qprop_tf.state import env_state, rng_state, variables_state
+    from qprop_tf.state import env_state, split
 
-    agent, explorer = runner.agent, runner.explorer
-    arrays: dict[str, np.ndarray] = {}
-    for name, variables in _ddpg_variables(agent).items():
-        arrays.update(variables_state(name, variables))
-    arrays.update({f"replay/{k}": v for k, v in agent.replay.get_state().items()})
-    arrays["noise/state"] = np.array(runner.noise.state)
-    arrays["explorer/obs"] = np.array(explorer.obs)
-    meta = {"noise_rng": rng_state(runner.noise.rng),
-            "ep_return": float(explorer.ep_return), "ep_length": int(explorer.ep_length),
-            "env": env_state(runner.env, "env", arrays, physics=True),
-            "eval_env": env_state(runner.eval_env, "eval_env", arrays)}
+    noise, explorer = runner.noise.get_state(), runner.explorer.get_state()
+    # the keys DDPG checkpoints have had from the start
+    state = {**runner.agent.get_state(), "noise/state": noise["state"],
+             "noise_rng": noise["rng"], "explorer/obs": explorer["obs"],
+             "ep_return": explorer["ep_return"], "ep_length": explorer["ep_length"]}
+    arrays, meta = split(state)
+    meta.update(env=env_state(runner.env, "env", arrays, physics=True),
+                eval_env=env_state(runner.eval_env, "eval_env", arrays))
     return arrays, meta
 
 
 def set_ddpg_state(runner: DDPGRunner, arrays: dict[str, np.ndarray], meta: dict[str, Any],
                    chunks: Any) -> None:
     """Inverse of :func:`ddpg_state` (``chunks``: the replay rows, see ReplayBuffer.set_state)."""
-    from qprop_tf.state import assign_variables, set_env_state, set_rng_state
+    from qprop_tf.state import set_env_state
 
-    agent, explorer = runner.agent, runner.explorer
-    for name, variables in _ddpg_variables(agent).items():
-        assign_variables(name, variables, arrays)
-    agent.replay.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
-                            if k.startswith("replay/")}, chunks)
-    runner.noise.state = np.array(arrays["noise/state"])
-    set_rng_state(runner.noise.rng, meta["noise_rng"])
-    explorer.obs = np.array(arrays["explorer/obs"])
-    explorer.ep_return = float(meta["ep_return"])
-    explorer.ep_length = int(meta["ep_length"])
+    state = {**arrays, **meta}
+    runner.agent.set_state(state, chunks)
+    runner.noise.set_state({"state": state["noise/state"], "rng": state["noise_rng"]})
+    runner.explorer.set_state({"obs": state["explorer/obs"], "ep_return": state["ep_return"],
+                               "ep_length": state["ep_length"]})
     set_env_state(runner.eval_env, "eval_env", meta["eval_env"], arrays)
-    agent.mirror.sync()
     if not set_env_state(runner.env, "env", meta["env"], arrays):
         # No way to put this env back mid-episode: end the stored path where it was cut
         # (bootstrapped, as a time-limit truncation) and start a new episode.
         print("warning: this env's state cannot be restored mid-episode; the interrupted "
               "training episode restarts (its partial return is not logged), so this run "
               "is no longer step-for-step identical to an uninterrupted one", flush=True)
-        agent.replay.close_open_path()
-        explorer._start_episode()
-
-
-def _ddpg_variables(agent: DDPG) -> dict[str, list[Any]]:
-    return {"actor": agent.actor.variables, "target_actor": agent.target_actor.variables,
-            "actor_adam": agent.actor_optimizer.variables, "qf": agent.critic.qf.variables,
-            "target_qf": agent.critic.target_qf.variables,
-            "qf_adam": agent.critic.optimizer.variables}
+        runner.agent.replay.close_open_path()
+        runner.explorer.start_episode()
 
 
 def train_ddpg(cfg: Config, out: str | Path,

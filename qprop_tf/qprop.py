@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from qprop_tf.state import prefixed, unprefixed
+
 QFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 """Q_w(obs, act) -> [N]."""
 
@@ -138,6 +140,18 @@ class QPropControlVariate:
         self.fit_critic_first = fit_critic_first
         self.clip_bounds = clip_bounds
         self.prev_eta = 1.0
+
+    def get_state(self) -> dict:
+        """The critic's state, the replay's bookkeeping (``replay/...``; its rows are
+        checkpointed a chunk at a time, see ReplayBuffer.take_journal) and the previous
+        batch's eta* (``prev_eta``, the adaptive rule's fallback)."""
+        return {**self.critic.get_state(), **prefixed("replay", self.replay.get_state()),
+                "prev_eta": self.prev_eta}
+
+    def set_state(self, state: dict, replay_chunks) -> None:
+        self.critic.set_state(state)
+        self.replay.set_state(unprefixed("replay", state), replay_chunks)
+        self.prev_eta = float(state["prev_eta"])
 
     def extra_loss(self, mean: tf.Tensor, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"])

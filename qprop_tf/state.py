@@ -23,16 +23,28 @@ def unprefixed(prefix: str, state: dict[str, Any]) -> dict[str, Any]:
     return {k[len(start):]: v for k, v in state.items() if k.startswith(start)}
 
 
+def split(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, meta): the NumPy arrays of a state (for state.npz) and the rest (JSON)."""
+    arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    return arrays, {k: v for k, v in state.items() if k not in arrays}
+
+
+def _key(prefix: str, i: int) -> str:
+    return f"{prefix}/{i}" if prefix else str(i)
+
+
 def variables_state(prefix: str, variables: list[Any]) -> dict[str, np.ndarray]:
-    """{prefix/i: value} for a list of tf.Variables (model.variables, optimizer.variables)."""
-    return {f"{prefix}/{i}": np.array(v.numpy()) for i, v in enumerate(variables)}
+    """{prefix/i: value} ({i: value} for prefix "") for a list of tf.Variables
+    (model.variables, optimizer.variables)."""
+    return {_key(prefix, i): np.array(v.numpy()) for i, v in enumerate(variables)}
 
 
 def assign_variables(prefix: str, variables: list[Any], arrays: dict[str, np.ndarray]) -> None:
+    """Inverse of :func:`variables_state`; a value of another shape raises ValueError."""
     for i, v in enumerate(variables):
-        value = arrays[f"{prefix}/{i}"]
+        value = arrays[_key(prefix, i)]
         if tuple(value.shape) != tuple(v.shape):
-            raise ValueError(f"checkpoint {prefix}/{i}: shape {value.shape} != {v.shape}")
+            raise ValueError(f"checkpoint {_key(prefix, i)}: shape {value.shape} != {v.shape}")
         v.assign(value)
 
 

@@ -194,9 +194,12 @@ def _train_on_policy(cfg: Config, out: Path,
     from qprop_tf.state import (
         assign_variables,
         env_state,
+        prefixed,
         rng_state,
         set_env_state,
         set_rng_state,
+        split,
+        unprefixed,
         variables_state,
     )
 
@@ -226,44 +229,31 @@ def _train_on_policy(cfg: Config, out: Path,
     in_progress = cfg.rollout == "fixed"
 
     def collect_state() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = variables_state("policy", policy.variables)
-        if isinstance(optimizer, VPG):
-            arrays.update(variables_state("vpg_adam", optimizer.optimizer.variables))
-        arrays.update({f"baseline/{k}": v for k, v in baseline.get_state().items()})
-        arrays.update({f"sampler/{k}": v for k, v in sampler.get_state().items()})
-        meta: dict[str, Any] = {"sampler_rng": rng_state(sampler.rng), "envs": [
-            env_state(env, f"env{i}", arrays, physics=in_progress)
-            for i, env in enumerate(envs)]}
+        state = {**variables_state("policy", policy.variables),
+                 **prefixed("vpg_adam", optimizer.get_state()),
+                 **prefixed("baseline", baseline.get_state()),
+                 **prefixed("sampler", sampler.get_state()),
+                 "sampler_rng": rng_state(sampler.rng)}
         if control_variate is not None:
-            critic = control_variate.critic
-            arrays.update(variables_state("qf", critic.qf.variables))
-            arrays.update(variables_state("target_qf", critic.target_qf.variables))
-            arrays.update(variables_state("qf_adam", critic.optimizer.variables))
-            arrays.update({f"replay/{k}": v for k, v in replay.get_state().items()})
-            meta["prev_eta"] = control_variate.prev_eta
+            state.update(control_variate.get_state())
+        arrays, meta = split(state)
+        meta["envs"] = [env_state(env, f"env{i}", arrays, physics=in_progress)
+                        for i, env in enumerate(envs)]
         return arrays, meta
 
     def restore_state(arrays: dict[str, np.ndarray], meta: dict[str, Any],
                       chunks: Any) -> None:
-        assign_variables("policy", policy.variables, arrays)
-        if isinstance(optimizer, VPG):
-            assign_variables("vpg_adam", optimizer.optimizer.variables, arrays)
-        baseline.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
-                            if k.startswith("baseline/")})
-        set_rng_state(sampler.rng, meta["sampler_rng"])
-        sampler.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
-                           if k.startswith("sampler/")})
+        state = {**arrays, **meta}
+        assign_variables("policy", policy.variables, state)
+        optimizer.set_state(unprefixed("vpg_adam", state))
+        baseline.set_state(unprefixed("baseline", state))
+        set_rng_state(sampler.rng, state["sampler_rng"])
+        sampler.set_state(unprefixed("sampler", state))
         for i, env in enumerate(envs):
             if not set_env_state(env, f"env{i}", meta["envs"][i], arrays):
                 raise RuntimeError(f"env {i}: its episode in progress cannot be restored")
         if control_variate is not None:
-            critic = control_variate.critic
-            assign_variables("qf", critic.qf.variables, arrays)
-            assign_variables("target_qf", critic.target_qf.variables, arrays)
-            assign_variables("qf_adam", critic.optimizer.variables, arrays)
-            replay.set_state({k.split("/", 1)[1]: v for k, v in arrays.items()
-                              if k.startswith("replay/")}, chunks)
-            control_variate.prev_eta = float(meta["prev_eta"])
+            control_variate.set_state(state, chunks)
         mirror.sync()
 
     ckpt = Checkpointer(out, cfg.checkpoint_minutes)
