@@ -20,8 +20,11 @@ from qprop_tf.errors import ConfigError
 PAPER_EPISODE_STEPS = 1000
 """The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
 
+ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
+"""Q-Prop's eta rules (:func:`qprop_tf.qprop.compute_eta`); the config field ``eta``."""
+
 QPROP_ALGOS: dict[str, tuple[str, str]] = {
-    # --algo: (policy optimiser, eta rule)
+    # --algo: (policy optimiser, its preset eta rule; ``--set eta=...`` picks another)
     "qprop": ("trpo", "ones"),
     "qprop-c": ("trpo", "conservative"),
     "qprop-a": ("trpo", "aggressive"),
@@ -39,6 +42,12 @@ ALGOS = (*ON_POLICY_ALGOS, *OFF_POLICY_ALGOS)
 def policy_optimizer_name(algo: str) -> str:
     """'trpo' or 'vpg': the on-policy learner an algorithm is built on."""
     return QPROP_ALGOS[algo][0] if algo in QPROP_ALGOS else algo
+
+
+def eta_preset(algo: str) -> str:
+    """The eta rule an algo name stands for ("" for the algos without a critic)."""
+    return QPROP_ALGOS[algo][1] if algo in QPROP_ALGOS else ""
+
 
 BASELINES = ("linear", "mlp")
 VF_TARGETS = ("mc", "lambda")
@@ -101,6 +110,9 @@ class Config:
     replay_size: int = 1_000_000
     min_replay: int = 1000
     fit_critic_first: bool = False
+    # eta rule (the authors' qprop_eta_option): ones | conservative | aggressive | adaptive;
+    # "" = the algo's preset (qprop-c: conservative, ...), set by validate()
+    eta: str = ""
     critic_clip_actions: bool = False  # True: the critic learns Q(s, clip(a)); authors: False
     # True: divide the analytic term by the std the learning signal is standardised by, so
     # both terms of the Q-Prop gradient keep their relative scale; authors: False
@@ -123,7 +135,8 @@ class Config:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Config:
-        """Raise :class:`ConfigError` on any value that cannot run; return self."""
+        """Raise :class:`ConfigError` on any value that cannot run; fill in ``eta`` from the
+        algo's preset when it is not given; return self."""
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         resolve_env_id(self.env)  # raises with the list of valid names
@@ -164,6 +177,13 @@ class Config:
                                   f"{', '.join(valid)}")
         if self.vf_epochs < 0:
             raise ConfigError(f"vf_epochs must be >= 0, got {self.vf_epochs}")
+        if not self.eta:
+            self.eta = eta_preset(self.algo)
+        if self.algo not in QPROP_ALGOS and self.eta:
+            raise ConfigError(f"eta is the rule of Q-Prop's control variate; algo {self.algo} "
+                              f"has none (eta={self.eta!r})")
+        if self.algo in QPROP_ALGOS and self.eta not in ETA_RULES:
+            raise ConfigError(f"unknown eta {self.eta!r}; valid: {', '.join(ETA_RULES)}")
         if self.rollout == "fixed" and self.algo == "ddpg":
             raise ConfigError("rollout=fixed is for the on-policy algos (ddpg steps on its own)")
         if not self.policy_hidden or any(h <= 0 for h in self.policy_hidden):
@@ -190,6 +210,7 @@ class Config:
         aside."""
         before = Config().to_dict()
         before.update(old)
+        before["eta"] = before["eta"] or eta_preset(before["algo"])  # older config.json
         now = self.to_dict()
         diffs = []
         for key in sorted(set(before) | set(now)):
@@ -229,6 +250,8 @@ class Config:
                 raise ConfigError(
                     f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
             changes[key] = parse_value(key, value, hints[key])
+        if "algo" in changes and "eta" not in changes:
+            changes["eta"] = ""  # the new algo's preset, unless eta is given with it
         return dataclasses.replace(self, **changes)
 
 

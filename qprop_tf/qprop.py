@@ -16,12 +16,12 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from qprop_tf.config import ETA_RULES
 from qprop_tf.state import prefixed, unprefixed
 
 QFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 """Q_w(obs, act) -> [N]."""
 
-ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
 
 
 def taylor_control_variate(dq_da: np.ndarray, act: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -72,7 +72,7 @@ def make_control_variate(cfg: Config, obs_dim: int, act_dim: int,
                     cfg.gamma, cfg.min_replay, jit_compile=cfg.use_critic_xla(obs_dim),
                     seed=cfg.seed)
     replay = ReplayBuffer(obs_dim, act_dim, cfg.replay_size, seed=cfg.seed)
-    return QPropControlVariate(critic, replay, QPROP_ALGOS[cfg.algo][1], cfg.qf_updates_ratio,
+    return QPropControlVariate(critic, replay, cfg.eta, cfg.qf_updates_ratio,
                                truncation_is_terminal=not cfg.bootstrap_truncation,
                                fit_critic_first=cfg.fit_critic_first,
                                clip_bounds=bounds if cfg.critic_clip_actions else None)
