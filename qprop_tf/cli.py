@@ -6,8 +6,9 @@ import argparse
 import os
 import sys
 
-from qprop_tf.config import ALGOS, PAPER_EPISODE_STEPS
+from qprop_tf.config import ALGOS
 from qprop_tf.errors import ConfigError
+from qprop_tf.progress import PAPER_EPISODE_STEPS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from qprop_tf.runtime import limit_threads
 
     limit_threads(cfg.tf_threads)
+    from qprop_tf.run import default_out_dir, train
     from qprop_tf.rundir import is_done
-    from qprop_tf.train import default_out_dir, train
 
     out = cfg.out or str(default_out_dir(cfg))
     if is_done(out):

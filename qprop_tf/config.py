@@ -17,9 +17,6 @@ from typing import Any
 from qprop_tf.envs import resolve_env_id
 from qprop_tf.errors import ConfigError
 
-PAPER_EPISODE_STEPS = 1000
-"""The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
-
 ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
 """Q-Prop's eta rules (:func:`qprop_tf.qprop.compute_eta`); the config field ``eta``."""
 

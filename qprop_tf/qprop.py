@@ -11,12 +11,14 @@ A_hat - eta*A_bar (standardised), and the second as the analytic loss
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from qprop_tf.config import ETA_RULES
+from qprop_tf.progress import QPropStats
 from qprop_tf.state import prefixed, unprefixed
 
 QFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -165,10 +167,8 @@ class QPropControlVariate:
         n_updates = int(np.ceil(self.updates_ratio * batch.n_steps))
         return self.critic.fit(self.replay, policy, n_updates)
 
-    def process(self, batch, adv: np.ndarray, policy) -> tuple[np.ndarray, dict, dict]:
+    def process(self, batch, adv: np.ndarray, policy) -> tuple[np.ndarray, dict, QPropStats]:
         """Return (raw learning signal, extra optimiser inputs, diagnostics) for a batch."""
-        import time
-
         t0 = time.perf_counter()
         fit_stats = self._fit(batch, policy) if self.fit_critic_first else None
         obs = tf.constant(batch.obs)
@@ -183,17 +183,17 @@ class QPropControlVariate:
             fit_stats = self._fit(batch, policy)
         corr = (float(np.corrcoef(adv, a_bar)[0, 1])
                 if np.std(adv) > 0 and np.std(a_bar) > 0 else float("nan"))
-        diag = {
-            "critic_loss": fit_stats["loss"],
-            "critic_mean_q": fit_stats["mean_q"],
-            "critic_updates": fit_stats["n_updates"],
-            "replay_size": int(self.replay.size),
-            "eta_mean": float(np.mean(eta)),
-            "eta_one_fraction": float(np.mean(eta == 1.0)),
-            "corr_adv_abar": corr,
-            "signal_var_before": float(np.var(adv)),
-            "signal_var_after": float(np.var(signal)),
-            "abar_std": float(np.std(a_bar)),
-            "critic_time": time.perf_counter() - t0,
-        }
+        diag = QPropStats(
+            critic_loss=fit_stats["loss"],
+            critic_mean_q=fit_stats["mean_q"],
+            critic_updates=fit_stats["n_updates"],
+            replay_size=int(self.replay.size),
+            eta_mean=float(np.mean(eta)),
+            eta_one_fraction=float(np.mean(eta == 1.0)),
+            corr_adv_abar=corr,
+            signal_var_before=float(np.var(adv)),
+            signal_var_after=float(np.var(signal)),
+            abar_std=float(np.std(a_bar)),
+            critic_time=time.perf_counter() - t0,
+        )
         return signal, {"eta": eta.astype(np.float32)}, diag

@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
+from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import DONE
 from reproduce.runner import SPEC, read_json, reset_run_dir, run_one
 from reproduce.spec import (
@@ -143,13 +144,13 @@ def last_env_steps(progress_csv: Path) -> int:
     lines = tail.split("\n")
     complete = lines[:-1] if not tail.endswith("\n") else lines
     rows = [ln for ln in complete if ln.strip()]
-    if len(rows) < 1 or "env_steps" not in header:
+    if len(rows) < 1 or C.env_steps not in header:
         return 0
     fields = rows[-1].split(",")
     if fields == header or len(fields) != len(header):
         return 0
     try:
-        return int(float(fields[header.index("env_steps")]))
+        return int(float(fields[header.index(C.env_steps)]))
     except ValueError:
         return 0
 

@@ -8,9 +8,10 @@ redesign, by::
     python -m qprop_tf train --env Hopper --seed 0 --batch-size 300 --max-steps 1200 \\
         --no-progress --set checkpoint_minutes=0 --out /tmp/fx/<case> <the case's ARGS below>
 
-and then, for each file, the columns of ``qprop_tf.logger.TIME_COLUMNS`` removed with the
-csv module (the other fields kept as written). ``test_same_progress_as_d3de333`` runs the
-same commands with today's code and compares exactly.
+and then, for each file, the time columns (``qprop_tf.progress.TIME_COLUMNS``; at d3de333
+``qprop_tf.logger.TIME_COLUMNS``) removed with the csv module, the other fields kept as
+written. ``test_same_progress_as_d3de333`` runs the same commands with today's code and
+compares exactly.
 
 ``test_checkpoint_of_d3de333_resumes_exactly`` takes the code of d3de333 out of git
 (``git archive``), runs it until it has checkpointed 2 iterations and then dies (no clean
@@ -31,7 +32,7 @@ import pandas as pd
 import pytest
 
 from qprop_tf.cli import main as cli_main
-from qprop_tf.logger import TIME_COLUMNS
+from qprop_tf.progress import TIME_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "d3de333"

@@ -6,8 +6,8 @@ import pytest
 
 from qprop_tf.config import ALGOS, ETA_RULES, QPROP_ALGOS, load_config
 from qprop_tf.errors import ConfigError
-from qprop_tf.logger import TIME_COLUMNS
-from qprop_tf.train import train
+from qprop_tf.progress import TIME_COLUMNS
+from qprop_tf.run import train
 
 DIAGNOSTICS = ["critic_loss", "critic_mean_q", "eta_mean", "eta_one_fraction", "corr_adv_abar",
                "signal_var_before", "signal_var_after", "replay_size", "critic_updates"]
@@ -80,9 +80,9 @@ def test_mlp_baseline_and_switches_run(tmp_path):
 def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
     from qprop_tf.config import Config
     from qprop_tf.envs import make_envs
+    from qprop_tf.onpolicy import make_control_variate
     from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
     from qprop_tf.sampler import Sampler
-    from qprop_tf.train import make_control_variate
 
     cfg = Config(algo="qprop-c", env="Hopper", critic_clip_actions=clip,
                  min_replay=10**6).validate()
@@ -103,7 +103,7 @@ def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
 @pytest.mark.parametrize("scale", [False, True])
 def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
     from qprop_tf.config import Config
-    from qprop_tf.train import prepare_signal
+    from qprop_tf.onpolicy import prepare_signal
 
     cfg = Config(algo="qprop-c", scale_analytic=scale)
     raw = np.random.default_rng(0).normal(3.0, 20.0, 1000)

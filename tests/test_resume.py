@@ -22,10 +22,10 @@ from qprop_tf.checkpoint import Checkpointer, check_state_finite
 from qprop_tf.cli import main as cli_main
 from qprop_tf.config import load_config
 from qprop_tf.errors import NonFiniteError, RunLocked
-from qprop_tf.logger import TIME_COLUMNS
+from qprop_tf.progress import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
+from qprop_tf.run import train
 from qprop_tf.rundir import DONE, LOCK, run_lock
-from qprop_tf.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = {
@@ -313,7 +313,7 @@ def test_resume_strong_base_fixed_rollouts_is_exact(tmp_path):
 
 
 def test_env_without_restorable_state_restarts_its_episode(tmp_path, monkeypatch, capsys):
-    import qprop_tf.state as ck
+    import qprop_tf.ddpg as ck
 
     cfg = _inproc_cfg("ddpg")
     train(cfg, tmp_path / "a", verbose=False)

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from qprop_tf.config import Config
-from qprop_tf.ddpg import DDPGRunner, EpisodeLog
+from qprop_tf.ddpg import DDPGRunner
+from qprop_tf.explore import EpisodeLog
 from qprop_tf.runtime import limit_threads
 
 

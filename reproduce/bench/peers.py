@@ -59,7 +59,7 @@ def run_ours(env_id: str, steps: int, batch_size: int = 5000) -> Row:
     import pandas as pd
 
     from qprop_tf.config import load_config
-    from qprop_tf.train import train
+    from qprop_tf.run import train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config("trpo", env_id, 0, {"batch_size": batch_size, "max_steps": steps,

@@ -74,7 +74,7 @@ def bench_loop(algo: str, env_id: str, steps: int, prefix: str) -> dict[str, flo
     import pandas as pd
 
     from qprop_tf.config import load_config
-    from qprop_tf.train import train
+    from qprop_tf.run import train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(algo, env_id, 0, {"batch_size": 5000, "max_steps": steps,
