@@ -1,9 +1,12 @@
 """Typed run configuration, with ``key=value`` overrides that are checked before training.
 
-Every hyperparameter a run uses lives in :class:`Config`. Defaults are the authors' values
-(see ../shared/REFERENCE.md §2): TRPO max KL 0.01, CG 10 iterations with damping 1e-5,
-backtracking 0.8^k for at most 15 steps, GAE gamma 0.99 / lambda 0.97, a 100-50-25 tanh
-Gaussian policy with initial std 1, and the linear feature baseline of the released code.
+Every hyperparameter a run uses lives in :class:`Config`. Defaults are the authors' values,
+as their released code (rllabplusplus) sets them: ``sandbox/rocky/tf/launchers/
+launcher_utils.py`` and ``launcher_stub_utils.py`` (batch 5000, gamma 0.99, GAE lambda 0.97,
+TRPO step size = max KL 0.01, a 100-50-25 tanh Gaussian policy with rllab's initial std 1,
+the linear feature baseline, the critic's and DDPG's settings) and
+``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py`` (CG 10 iterations with
+damping 1e-5, backtracking 0.8^k for at most 15 steps).
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ class Config:
     max_backtracks: int = 15
     # VPG
     vpg_lr: float = 1e-3
-    # Q-Prop critic (REFERENCE.md section 2)
+    # Q-Prop critic (the launcher's qf_* flags and get_algo: 100-100 ReLU, lr 1e-3,
+    # minibatch 64, replay 1e6, fitting from 1000 transitions)
     qf_hidden: tuple[int, ...] = (100, 100)
     qf_lr: float = 1e-3
     qf_batch_size: int = 64
@@ -115,7 +119,8 @@ class Config:
     # both terms of the Q-Prop gradient keep their relative scale; authors: False
     scale_analytic: bool = False
     critic_xla: str = "auto"
-    # DDPG (REFERENCE.md section 2); shares qf_*, replay_size, min_replay with Q-Prop.
+    # DDPG (§5.2; the launcher's get_algo, sandbox/rocky/tf/algos/ddpg.py and
+    # exploration_strategies/ou_strategy.py); shares qf_*, replay_size, min_replay with Q-Prop.
     # An "epoch" is batch_size env steps, followed by a noise-free evaluation.
     actor_hidden: tuple[int, ...] = (100, 50, 25)
     actor_lr: float = 1e-3

@@ -206,7 +206,9 @@ class _PolicyOptimizer:
 
 
 class TRPO(_PolicyOptimizer):
-    """Trust-region policy optimisation with the authors' settings (REFERENCE.md §2)."""
+    """Trust-region policy optimisation with the authors' settings: max KL 0.01 (the launcher's
+    step_size), CG 10 iterations with damping 1e-5, backtracking 0.8^k for at most 15 steps
+    (rllabplusplus' ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``)."""
 
     def __init__(self, policy: GaussianMLPPolicy, max_kl: float = 0.01, cg_iters: int = 10,
                  cg_damping: float = 1e-5, backtrack_ratio: float = 0.8,

@@ -263,9 +263,8 @@ def run_local(specs: list[RunSpec], results: Path, workers: int, progress: Progr
             # Ctrl-C in a terminal reaches the workers too, but a SIGTERM sent to this
             # process alone does not: pass it on, so each running run checkpoints at its
             # next iteration boundary, and wait for them (no orphan keeps a run's LOCK).
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    proc.terminate()
+            for proc in multiprocessing.active_children():  # the pool's workers
+                proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results_out

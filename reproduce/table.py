@@ -39,7 +39,6 @@ from reproduce.spec import (
 )
 
 BOOTSTRAP_RESAMPLES = 9999
-VERDICTS = ("better", "worse", "within", "not comparable", "missing", "")
 
 
 # ---------------------------------------------------------------------- per-run numbers
