@@ -304,13 +304,14 @@ class DDPGRunner:
             score=stats.eval_return, columns=(stats,), sample_time=sample_time,
             update_time=update_time)
 
+    label = "ep"  # the summary line's name for an epoch
+
     @staticmethod
     def summary(row: dict[str, Any]) -> str:
-        """The epoch's line under the progress bar."""
-        return (f"ep {row[C.iteration]:4d} | steps {row[C.env_steps]:>9,d} "
-                f"| train {row[C.average_return]:9.2f} | eval {row[C.eval_return]:9.2f} "
+        """The middle of the epoch's line under the progress bar."""
+        return (f"train {row[C.average_return]:9.2f} | eval {row[C.eval_return]:9.2f} "
                 f"| max {row[C.max_return_so_far]:9.2f} | Q {row[C.mean_q]:8.3g} "
-                f"| qloss {row[C.critic_loss]:8.3g} | {row[C.steps_per_second]:6.0f} st/s")
+                f"| qloss {row[C.critic_loss]:8.3g}")
 
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, Any]:

@@ -217,13 +217,13 @@ class OnPolicyRunner:
             columns=(step,) if diag is None else (step, diag),
             sample_time=t1 - t0, update_time=t2 - t1)
 
+    label = "it"  # the summary line's name for an iteration
+
     @staticmethod
     def summary(row: dict[str, Any]) -> str:
-        """The iteration's line under the progress bar."""
-        return (f"it {row[C.iteration]:4d} | steps {row[C.env_steps]:>9,d} "
-                f"| ret {row[C.average_return]:9.2f} | max {row[C.max_return_so_far]:9.2f} "
-                f"| kl {row[C.mean_kl]:.4f} | ent {row[C.entropy]:6.3f} "
-                f"| {row[C.steps_per_second]:6.0f} st/s")
+        """The middle of the iteration's line under the progress bar."""
+        return (f"ret {row[C.average_return]:9.2f} | max {row[C.max_return_so_far]:9.2f} "
+                f"| kl {row[C.mean_kl]:.4f} | ent {row[C.entropy]:6.3f}")
 
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, Any]:

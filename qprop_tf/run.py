@@ -5,7 +5,7 @@
 :class:`~qprop_tf.ddpg.DDPGRunner` for ddpg) with
 
     iterate(iteration, steps_left) -> progress.Iteration    one iteration (DDPG: epoch)
-    summary(row) -> str                                     its line under the progress bar
+    label, summary(row) -> str                              its line under the progress bar
     get_state() -> dict, set_state(state, replay_chunks)    everything it needs to resume
     policy, replay, env_id, obs_dim, act_dim, close()
 
@@ -132,7 +132,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
                 row = make_row(it, iteration, env_steps, real_episodes, max_return,
                                time.perf_counter() - t_start, t2 - t0)
                 logger.log(row)
-                report(bar, runner.summary(row), it.steps, verbose)
+                report(bar, summary_line(runner, row), it.steps, verbose)
                 iteration += 1
                 at_boundary(ckpt, signals, save_checkpoint, f"iteration {iteration - 1}")
                 if on_iteration is not None:
@@ -151,6 +151,12 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
                      **(done_info() if done_info is not None else {})})
     ckpt.remove()
     return out
+
+
+def summary_line(runner: OnPolicyRunner | DDPGRunner, row: dict[str, Any]) -> str:
+    """``it    3 | steps     1,234 | <the runner's summary> |   5000 st/s``."""
+    return (f"{runner.label} {row[C.iteration]:4d} | steps {row[C.env_steps]:>9,d} "
+            f"| {runner.summary(row)} | {row[C.steps_per_second]:6.0f} st/s")
 
 
 def _numeric(row: dict[str, str]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ def test_replay_chunks_restore_the_ring_exactly():
             assert int(restored.n_valid) == live.size and int(restored.valid_head) == live._head
             np.testing.assert_array_equal(live.sample_rows(8).numpy(),
                                           restored.sample_rows(8).numpy())
-    assert live._rows_written > 2 * cap  # wrapped around (chunks overwritten)
+    assert live.rows_written > 2 * cap  # wrapped around (chunks overwritten)
 
 
 def test_nan_state_is_never_checkpointed(tmp_path):
