@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 
 from qprop_tf.cli import main as cli_main
-from qprop_tf.progress import TIME_COLUMNS
+from qprop_tf.progress import DDPG_COLUMNS, ON_POLICY_COLUMNS, QPROP_COLUMNS, TIME_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "d3de333"
@@ -59,6 +59,14 @@ def _same_as_fixture(case: str, out: Path) -> None:
     want = pd.read_csv(FIXTURES / f"{case}.csv", float_precision="round_trip")
     got = got.drop(columns=[c for c in TIME_COLUMNS if c in got.columns])
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+@pytest.mark.parametrize("case,schema", [("trpo", ON_POLICY_COLUMNS), ("qprop-c", QPROP_COLUMNS),
+                                         ("ddpg", DDPG_COLUMNS)])
+def test_the_schema_is_the_columns_of_d3de333(case, schema):
+    """qprop_tf.progress declares the columns progress.csv had, in their order."""
+    header = (FIXTURES / f"{case}.csv").read_text().splitlines()[0].split(",")
+    assert header == [c for c in schema if c not in TIME_COLUMNS]
 
 
 @pytest.mark.parametrize("case", list(CASES))
