@@ -28,6 +28,7 @@ action's effect), std ratios, and the replicate noise of D.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -243,18 +244,15 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
                   f"{row['spearman_D_adv']:+.3f} (D,A_bar) {row['spearman_D_abar']:+.3f} | "
                   f"{row['oracle_seconds']:.0f}s", flush=True)
 
+    def inspect(it: int, batch, adv: np.ndarray, ev: float) -> None:
+        if it % every == every - 1 or it == iterations - 1:
+            oracle(it, batch, adv, ev)
+        recorder.states.clear()  # the next batch's states start afresh
+
     try:
         for it in range(iterations):
-            diagnosed = it % every == every - 1 or it == iterations - 1
-
-            def inspect(batch, adv: np.ndarray, ev: float, it: int = it,
-                        diagnosed: bool = diagnosed) -> None:
-                if diagnosed:
-                    oracle(it, batch, adv, ev)
-                recorder.states.clear()  # the next batch's states start afresh
-
             # the iteration of training itself (qprop_tf.run), the oracle looking on
-            result = runner.iterate(it, inspect=inspect)
+            result = runner.iterate(it, inspect=functools.partial(inspect, it))
             env_steps += result.steps
             if verbose and it % 10 == 0:
                 print(f"it {it:4d} steps {env_steps:>8,d} ret "
