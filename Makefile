@@ -8,6 +8,7 @@
 # make bench                                speed benchmarks on this machine
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
+# make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
 # make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
 #                                           sb3-contrib's TRPO -> results/parity.md (hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -19,7 +20,7 @@ PEERS_VENV := .venv-peers
 PEERS_PY := $(PEERS_VENV)/bin/python
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install test bench bench-peers parity lint clean-venv
+.PHONY: install test bench bench-peers crosscheck parity lint clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ $(PEERS_STAMP): requirements-peers.txt
 	$(PEERS_PY) -m pip install --quiet --upgrade pip
 	$(PEERS_PY) -m pip install --quiet -r requirements-peers.txt
 	touch $(PEERS_STAMP)
+
+# One TRPO update and GAE on identical inputs, ours against sb3-contrib's: results/crosscheck.md
+crosscheck: $(STAMP) $(PEERS_STAMP)
+	$(PY) -m reproduce.crosscheck --peer-python $(PEERS_PY)
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m reproduce.bench.peers --peer-python $(PEERS_PY)

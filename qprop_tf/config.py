@@ -99,6 +99,9 @@ class Config:
     cg_damping: float = 1e-5
     backtrack_ratio: float = 0.8
     max_backtracks: int = 15
+    # True: the KL in the Fisher matrix and the line search is averaged over the action
+    # dimensions, as sb3-contrib's TRPO computes it (true mean KL bound = act_dim * max_kl)
+    kl_per_action_dim: bool = False
     # VPG
     vpg_lr: float = 1e-3
     # Q-Prop critic (the launcher's qf_* flags and get_algo: 100-100 ReLU, lr 1e-3,

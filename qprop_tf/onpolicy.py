@@ -61,7 +61,8 @@ def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None) -> T
     name = policy_optimizer_name(cfg.algo)
     if name == "trpo":
         return TRPO(policy, cfg.max_kl, cfg.cg_iters, cfg.cg_damping, cfg.backtrack_ratio,
-                    cfg.max_backtracks, extra_loss=extra_loss)
+                    cfg.max_backtracks, extra_loss=extra_loss,
+                    kl_scale=1.0 / policy.act_dim if cfg.kl_per_action_dim else 1.0)
     if name == "vpg":
         return VPG(policy, cfg.vpg_lr, extra_loss=extra_loss)
     raise ValueError(f"no policy optimiser for algo {cfg.algo!r}")

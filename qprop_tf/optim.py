@@ -208,11 +208,20 @@ class _PolicyOptimizer:
 class TRPO(_PolicyOptimizer):
     """Trust-region policy optimisation with the authors' settings: max KL 0.01 (the launcher's
     step_size), CG 10 iterations with damping 1e-5, backtracking 0.8^k for at most 15 steps
-    (rllabplusplus' ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``)."""
+    (rllabplusplus' ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``).
+
+    ``kl_scale`` multiplies the KL wherever the update uses it (the Fisher matrix of the
+    natural-gradient step and the line search's bound): 1 is the true mean KL of the
+    multivariate Gaussian (the authors, rllab); 1/act_dim is sb3-contrib's TRPO, which
+    averages the per-dimension KL over the action dimensions and so bounds the true mean KL
+    by act_dim * max_kl. The logged ``mean_kl`` is always the true one.
+    """
 
     def __init__(self, policy: GaussianMLPPolicy, max_kl: float = 0.01, cg_iters: int = 10,
                  cg_damping: float = 1e-5, backtrack_ratio: float = 0.8,
-                 max_backtracks: int = 15, extra_loss: ExtraLoss | None = None) -> None:
+                 max_backtracks: int = 15, extra_loss: ExtraLoss | None = None,
+                 kl_scale: float = 1.0) -> None:
+        self.kl_scale = kl_scale
         self.max_kl = max_kl
         self.cg_iters = cg_iters
         self.cg_damping = cg_damping
@@ -221,7 +230,12 @@ class TRPO(_PolicyOptimizer):
         super().__init__(policy, extra_loss)
 
     def _update_impl(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        loss_fn, kl_fn, entropy_fn = self._closures(inputs)
+        loss_fn, true_kl_fn, entropy_fn = self._closures(inputs)
+        if self.kl_scale == 1.0:
+            kl_fn = true_kl_fn
+        else:
+            def kl_fn() -> tf.Tensor:
+                return self.kl_scale * true_kl_fn()
         variables = self.variables
         with tf.GradientTape() as tape:
             loss_before = loss_fn()
@@ -236,7 +250,8 @@ class TRPO(_PolicyOptimizer):
         accepted, k, loss_after, kl = backtracking_line_search(
             variables, theta_old, full_step, loss_fn, kl_fn, loss_before, self.max_kl,
             self.backtrack_ratio, self.max_backtracks)
-        return {"loss_before": loss_before, "loss_after": loss_after, "mean_kl": kl,
+        return {"loss_before": loss_before, "loss_after": loss_after,
+                "mean_kl": kl / self.kl_scale,
                 "entropy": entropy_fn(), "grad_norm": tf.norm(grad),
                 "accepted": tf.cast(accepted, tf.float32), "backtracks": tf.cast(k, tf.float32)}
 

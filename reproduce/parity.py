@@ -71,13 +71,26 @@ def chain_names(cfg: dict[str, Any]) -> list[str]:
 
 
 def cumulative_sets(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Row name -> its overrides: base.set, then the ``set`` of chain rows 1..k in order."""
-    merged = dict(cfg["base"].get("set", {}))
+    """Row name -> its overrides: base.set, then the ``set`` of chain rows 1..k in order.
+
+    A row with ``single = true`` is one factor alone: base.set plus its own ``set`` only,
+    and it does not carry into the rows after it.
+    """
+    base = dict(cfg["base"].get("set", {}))
+    merged = dict(base)
     out: dict[str, dict[str, Any]] = {}
     for row in cfg["chain"]:
+        if row.get("single", False):
+            out[row["name"]] = {**base, **row.get("set", {})}
+            continue
         merged = {**merged, **row.get("set", {})}
         out[row["name"]] = merged
     return out
+
+
+def last_cumulative_row(cfg: dict[str, Any]) -> str:
+    """The end of the chain proper (single-factor rows aside)."""
+    return [row["name"] for row in cfg["chain"] if not row.get("single", False)][-1]
 
 
 def _known(kind: str, names: list[str], valid: list[str]) -> list[str]:
@@ -321,7 +334,9 @@ def domain_table(cfg: dict[str, Any], runs: list[Run], curves: dict[str, list[Cu
     chain = chain_names(cfg)
     table = []
     for row, cs in curves.items():
-        line = {"#": "–" if row == SB3 else str(chain.index(row) + 1), "Row": f"`{row}`",
+        single = row != SB3 and cfg["chain"][chain.index(row)].get("single", False)
+        number = "–" if row == SB3 else ("alone" if single else str(chain.index(row) + 1))
+        line = {"#": number, "Row": f"`{row}`",
                 "Change": SB3_LABEL if row == SB3 else labels[row],
                 "Seeds finished": f"{len(cs)}/{sum(r.row == row for r in runs)}"}
         for m in cfg["milestones"]:

@@ -69,8 +69,8 @@ def test_rows_are_cumulative_over_the_chain() -> None:
     assert names[:3] == ["released", "mlp", "damping"]
     assert sets["released"] == {"batch_size": 5000}
     assert sets["damping"] == {"batch_size": 5000, "baseline": "mlp", "cg_damping": 0.1}
-    last = sets[names[-1]]
-    for row in CFG["chain"]:  # the last row holds every row's change
+    last = sets[parity.last_cumulative_row(CFG)]
+    for row in CFG["chain"]:  # the chain's last row holds every row's change
         assert row["set"].items() <= last.items()
     small = cumulative_sets(SMALL)
     assert small["mlp"]["cg_damping"] == 0.5 and small["damping"]["cg_damping"] == 0.1
@@ -95,7 +95,7 @@ def test_commands_for_ours_and_sb3(tmp_path: Path) -> None:
     runs = plan_runs(CFG, select(CFG), tmp_path, 2, 100000, "/peer/python")
     by_name = {r.name: r for r in runs}
     n_hopper = len(CFG["chain"]) + 1
-    assert len(runs) == 2 * (n_hopper + 3)  # Walker: released, backtracks, sb3
+    assert len(runs) == 2 * (n_hopper + 3)  # Walker: released, kl-mean, sb3
     assert [r.seed for r in runs] == sorted(r.seed for r in runs)  # seed-major
     released = by_name["Hopper/released/seed1"].cmd
     assert released[1:12] == ("-m", "qprop_tf", "train", "--algo", "trpo", "--env", "Hopper",
@@ -106,11 +106,12 @@ def test_commands_for_ours_and_sb3(tmp_path: Path) -> None:
     flag = "vf_normalize_targets=false"
     for row in ("released", "mlp", "damping", "vf-epochs"):
         assert flag not in by_name[f"Hopper/{row}/seed0"].cmd
-    for row in ("vf-raw", "lambda", "ortho", "fixed", "backtracks"):
+    for row in ("vf-raw", "lambda", "ortho", "fixed", "backtracks", "kl-mean"):
         cmd = by_name[f"Hopper/{row}/seed0"].cmd
         assert cmd[cmd.index(flag) - 1] == "--set"
-    assert "cg_damping=0.1" in by_name["Walker/backtracks/seed0"].cmd
-    assert "max_backtracks=10" in by_name["Walker/backtracks/seed0"].cmd
+    assert "kl_per_action_dim=true" not in by_name["Hopper/backtracks/seed0"].cmd
+    for setting in ("cg_damping=0.1", "max_backtracks=10", "kl_per_action_dim=true"):
+        assert setting in by_name["Walker/kl-mean/seed0"].cmd
     sb3 = by_name["Walker/sb3/seed1"].cmd
     assert sb3[:3] == ("/peer/python", "-I", str(parity.SB3_SCRIPT))
     assert sb3[3:] == ("--env", "Walker2d-v5", "--seed", "1", "--steps", "100000", "--out",
@@ -209,3 +210,23 @@ def test_pool_runs_logs_and_reports_failures(tmp_path: Path,
     assert (tmp_path / "a" / "DONE").is_file()
     out = capsys.readouterr().out + capsys.readouterr().err
     assert "FAILED  Hopper/mlp/seed0 (exit 3)" in out and "boom" in out
+
+
+def test_the_chain_ends_at_the_trpo_strong_preset():
+    """The sweep's trpo-strong (hyperparams.toml) is the parity chain's last row: every
+    setting the chain changes has the same value in the preset."""
+    from qprop_tf.config import load_config
+    from reproduce.spec import merged_overrides
+
+    last = parity.cumulative_sets(CFG)[parity.last_cumulative_row(CFG)]
+    assert parity.last_cumulative_row(CFG) == "kl-mean"
+    chain_cfg = load_config("trpo", "Hopper", 0, dict(last))
+    preset = load_config("trpo", "Hopper", 0, merged_overrides("Hopper", "trpo-strong"))
+    for key in last:
+        assert getattr(chain_cfg, key) == getattr(preset, key), key
+
+
+def test_a_single_factor_row_is_base_plus_its_own_change():
+    sets = parity.cumulative_sets(CFG)
+    assert sets["kl-alone"] == {"batch_size": 5000, "kl_per_action_dim": True}
+    assert "baseline" not in sets["kl-alone"]

@@ -115,3 +115,13 @@ def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
     np.testing.assert_allclose(inputs["eta"], eta * expect, rtol=1e-6)
     # The estimator as a whole is divided by std(l): signal * std + mean recovers l.
     np.testing.assert_allclose(signal * raw.std() + raw.mean(), raw, rtol=1e-6)
+
+
+def test_kl_per_action_dim_reaches_trpo():
+    from qprop_tf.onpolicy import make_optimizer
+    from qprop_tf.policy import GaussianMLPPolicy
+
+    policy = GaussianMLPPolicy(11, 3)
+    for flag, scale in (("false", 1.0), ("true", 1 / 3)):
+        cfg = load_config("trpo", "Hopper", 0, [f"kl_per_action_dim={flag}"])
+        assert make_optimizer(cfg, policy).kl_scale == pytest.approx(scale)

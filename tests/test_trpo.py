@@ -85,3 +85,22 @@ def test_vpg_step_improves_surrogate():
     VPG(policy, lr=1e-3).update(inputs)
     surr1, kl = _surrogate_and_kl(policy, inputs, old_mean, old_log_std)
     assert surr1 > surr0 and kl > 0
+
+
+def test_kl_averaged_over_action_dims_is_a_wider_trust_region():
+    """sb3-contrib's KL is the per-dimension KL averaged over actions (KL/d). Solving
+    (F/d + l I) s = g and scaling to 2*delta gives exactly the step of the true KL with
+    delta*d and damping l*d: the two updates must agree, and the true KL reaches ~d*delta."""
+    d = 3
+    pol_a, inputs = _fixed_batch(act_dim=d)
+    pol_b, _ = _fixed_batch(act_dim=d)
+    old_mean = pol_a(tf.constant(inputs["obs"])).numpy()
+    old_log_std = pol_a.log_std.numpy().copy()
+    sa = TRPO(pol_a, max_kl=0.01, cg_damping=0.1, kl_scale=1.0 / d).update(inputs)
+    sb = TRPO(pol_b, max_kl=0.01 * d, cg_damping=0.1 * d).update(inputs)
+    for va, vb in zip(pol_a.trainable_variables, pol_b.trainable_variables, strict=True):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6)
+    _, kl = _surrogate_and_kl(pol_a, inputs, old_mean, old_log_std)
+    assert abs(sa["mean_kl"] - kl) <= 1e-3 * kl  # the logged KL is the true one
+    assert abs(sa["mean_kl"] - sb["mean_kl"]) <= 1e-3 * kl
+    assert 0.01 < kl <= 0.01 * d  # wider than the nominal bound, within d times it
