@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check qprop_tf tests reproduce
 
 bench: $(STAMP)
-	$(PY) -m qprop_tf.bench
+	$(PY) -m reproduce.bench.speed
 
 # torch, stable-baselines3 and sb3-contrib live only in .venv-peers (requirements-peers.txt).
 $(PEERS_STAMP): requirements-peers.txt
@@ -52,7 +52,7 @@ crosscheck: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m reproduce.crosscheck --peer-python $(PEERS_PY)
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
-	$(PY) -m qprop_tf.bench_peers --peer-python $(PEERS_PY)
+	$(PY) -m reproduce.bench.peers --peer-python $(PEERS_PY)
 
 # reproduce/configs/parity.toml; runs with DONE are skipped, the report is written even when
 # some runs failed (the target then fails). RESULTS and WORKERS are set below.

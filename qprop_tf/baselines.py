@@ -1,24 +1,17 @@
 """State-value baselines V(s) for GAE: the authors' linear feature baseline, or an MLP.
 
-Both expose ``predict(obs, t)`` and ``fit(obs, t, returns)``; ``t`` is the step index
-within the episode (the linear baseline's time features use it, the MLP ignores it).
+Both expose ``predict(obs, t)``, ``fit(obs, t, returns)`` and ``get_state()`` /
+``set_state()``; ``t`` is the step index within the episode (the linear baseline's time
+features use it, the MLP ignores it).
 """
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from qprop_tf.policy import HIDDEN_GAIN, kernel_initializer
-
-
-class Baseline(Protocol):
-    def predict(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray: ...
-
-    def fit(self, obs: np.ndarray, t: np.ndarray, returns: np.ndarray) -> None: ...
 
 
 def linear_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:

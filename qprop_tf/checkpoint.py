@@ -1,4 +1,4 @@
-"""Checkpoints, exact resume, the DONE marker, the per-run lock and stop signals.
+"""Checkpoint files: durable writes, the checkpoint directory, exact resume of the state.
 
 Layout of a run directory's ``checkpoint/``::
 
@@ -18,10 +18,15 @@ one chunk file of the rows written since the previous one, gathered from the rin
 time (:meth:`qprop_tf.replay.ReplayBuffer.take_journal`; nothing is held in memory between
 checkpoints); chunks whose rows have all been overwritten in the ring are deleted.
 
+What goes into ``state.npz`` and ``meta.json`` is what the algorithm hands over (each
+component declares its own state: :mod:`qprop_tf.state`); the run shell
+(:mod:`qprop_tf.run`) adds its counters. The run directory's life around the checkpoints
+(DONE, LOCK, the config check, stop signals) is :mod:`qprop_tf.rundir`.
+
 A run is resumed by running the same command with the same ``--out``: progress.csv is cut
 back to the checkpoint's rows (later rows are recomputed, identically; TensorBoard may then
 hold two events for those steps, the later ones being the kept ones), every state is
-restored and the loop continues. A run whose directory holds ``DONE`` is not run again.
+restored and the loop continues.
 """
 
 from __future__ import annotations
@@ -33,55 +38,25 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-DONE = "DONE"
-LOCK = "LOCK"
+from qprop_tf.errors import NonFiniteError
+
 CHECKPOINT_DIR = "checkpoint"
 KEEP = 2
-IGNORED_CONFIG_KEYS = ("out", "progress_bar", "checkpoint_minutes")
-"""Config keys that may differ between a run and its resumption (they change no result)."""
 NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
 """Environment variables that change float round-off: recorded in each checkpoint, and a
 resume under other values is warned about (it would not be bit-identical)."""
 
 
-class RunInterrupted(Exception):  # noqa: N818 (a stop request, not an error)
-    """SIGTERM/SIGINT: the run checkpointed at an iteration boundary and stopped."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
-class StopRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised from ``on_iteration`` to end a run early; the run is finished (DONE)."""
-
-
-class ConfigMismatch(ValueError):
-    """The run directory holds a run with another configuration."""
-
-
-class RunLocked(RuntimeError):
-    """Another live process holds the run directory's LOCK."""
-
-
 # ----------------------------------------------------------------------- files
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -98,7 +73,7 @@ def write_bytes_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_npz_durably(path: Path, arrays: dict[str, np.ndarray]) -> str:
@@ -110,7 +85,7 @@ def write_npz_durably(path: Path, arrays: dict[str, np.ndarray]) -> str:
         os.fsync(f.fileno())
     digest = file_sha256(tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return digest
 
 
@@ -132,98 +107,8 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def is_done(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / DONE).is_file()
-
-
-def write_done(run_dir: str | Path, info: dict[str, Any]) -> None:
-    """The DONE marker (JSON), written atomically; the last thing a finished run writes."""
-    info = {"status": "done", **info, "host": socket.gethostname(),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
-    write_bytes_durably(Path(run_dir) / DONE,
-                        (json.dumps(info, indent=2, default=str) + "\n").encode())
-
-
-# ----------------------------------------------------------------------- state pieces
-def variables_state(prefix: str, variables: list[Any]) -> dict[str, np.ndarray]:
-    """{prefix/i: value} for a list of tf.Variables (model.variables, optimizer.variables)."""
-    return {f"{prefix}/{i}": np.array(v.numpy()) for i, v in enumerate(variables)}
-
-
-def assign_variables(prefix: str, variables: list[Any], arrays: dict[str, np.ndarray]) -> None:
-    for i, v in enumerate(variables):
-        value = arrays[f"{prefix}/{i}"]
-        if tuple(value.shape) != tuple(v.shape):
-            raise ValueError(f"checkpoint {prefix}/{i}: shape {value.shape} != {v.shape}")
-        v.assign(value)
-
-
-def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
-
-
-def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
-    rng.bit_generator.state = state
-
-
-def env_state(env: Any, prefix: str, arrays: dict[str, np.ndarray],
-              physics: bool = False) -> dict[str, Any]:
-    """An env's RNG state (JSON) and, with ``physics``, the state it needs to continue an
-    episode mid-way (into ``arrays``): MuJoCo's full integration state for MuJoCo envs,
-    ``unwrapped.state`` for classic-control envs (Pendulum), plus the TimeLimit step count.
-    ``meta["exact"]`` is False for an env whose mid-episode state cannot be saved."""
-    meta: dict[str, Any] = {"np_random": rng_state(env.unwrapped.np_random)}
-    if physics:
-        u = env.unwrapped
-        meta["exact"] = True
-        if hasattr(u, "model") and hasattr(u, "data"):
-            import mujoco
-
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            buf = np.empty(mujoco.mj_stateSize(u.model, spec), dtype=np.float64)
-            mujoco.mj_getState(u.model, u.data, buf, spec)
-            arrays[f"{prefix}/mj_state"] = buf
-        elif isinstance(getattr(u, "state", None), np.ndarray):
-            arrays[f"{prefix}/classic_state"] = np.array(u.state)
-        else:
-            meta["exact"] = False
-        meta["elapsed_steps"] = _time_limit(env)._elapsed_steps
-    return meta
-
-
-def set_env_state(env: Any, prefix: str, meta: dict[str, Any],
-                  arrays: dict[str, np.ndarray]) -> bool:
-    """Inverse of :func:`env_state`; False if the env's episode could not be restored."""
-    set_rng_state(env.unwrapped.np_random, meta["np_random"])
-    if "exact" not in meta:
-        return True
-    u = env.unwrapped
-    if f"{prefix}/mj_state" in arrays:
-        import mujoco
-
-        mujoco.mj_setState(u.model, u.data, arrays[f"{prefix}/mj_state"],
-                           mujoco.mjtState.mjSTATE_INTEGRATION)
-    elif f"{prefix}/classic_state" in arrays:
-        u.state = np.array(arrays[f"{prefix}/classic_state"])
-    else:
-        return False
-    _time_limit(env)._elapsed_steps = meta["elapsed_steps"]
-    return True
-
-
-def _time_limit(env: Any) -> Any:
-    import gymnasium as gym
-
-    w = env
-    while not isinstance(w, gym.wrappers.TimeLimit):
-        w = w.env
-    return w
-
-
 def check_state_finite(arrays: dict[str, np.ndarray]) -> None:
     """Refuse to checkpoint a state holding NaN/inf weights (raises NonFiniteError)."""
-    from qprop_tf.runtime import NonFiniteError
-
     bad = [k for k, a in arrays.items()
            if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a))]
     if bad:
@@ -281,7 +166,7 @@ class Checkpointer:
                 digest = write_npz_durably(replay_dir / name, rows)
                 chunks.append({"name": name, "first": first, "rows": int(rows["obs"].shape[0]),
                                "sha256": digest})
-            total, cap = replay._rows_written, replay.capacity
+            total, cap = replay.rows_written, replay.capacity
             chunks = [c for c in chunks if c["first"] + c["rows"] > total - cap]
         name = f"ckpt-{iteration:06d}"
         data = npz_bytes(arrays)
@@ -298,7 +183,7 @@ class Checkpointer:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         write_bytes_durably(self.dir / "latest", name.encode())
         self.chunks = chunks
         self._prune()
@@ -379,135 +264,3 @@ class Checkpointer:
     def remove(self) -> None:
         """Delete all checkpoints (after DONE: a finished run needs none)."""
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------- resume checks
-def check_config(run_dir: Path, new: dict[str, Any]) -> None:
-    """Raise ConfigMismatch if run_dir/config.json holds another configuration."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return
-    from qprop_tf.config import Config
-
-    try:
-        old = json.loads(path.read_text())["config"]
-        old_full = Config().to_dict()
-        old_full.update(old)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigMismatch(f"{path} is unreadable ({exc}); use another --out") from None
-    diffs = []
-    for key in sorted(set(old_full) | set(new)):
-        if key in IGNORED_CONFIG_KEYS:
-            continue
-        a, b = old_full.get(key), new.get(key)
-        if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-            a, b = list(a), list(b)
-        if a != b:
-            diffs.append(f"{key}: {a!r} -> {b!r}")
-    if diffs:
-        raise ConfigMismatch(
-            f"{run_dir} holds a run with another configuration ({'; '.join(diffs)}); "
-            f"use another --out, or delete that directory to start over")
-
-
-# ----------------------------------------------------------------------- the run lock
-_held: set[str] = set()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: str | Path) -> Iterator[None]:
-    """Hold ``run_dir/LOCK`` (created with O_EXCL; hostname and pid inside) while running.
-
-    Re-entrant within a process. A lock whose pid is dead on this host is stale and taken
-    over; a lock held by a live process (or by another host) raises :class:`RunLocked`.
-    """
-    path = Path(run_dir) / LOCK
-    key = str(path.resolve())
-    if key in _held:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = json.loads(path.read_text())
-            except (OSError, ValueError):
-                owner = None  # being written right now, or garbage: look again
-                time.sleep(0.2)
-                if path.exists():
-                    with contextlib.suppress(OSError, ValueError):
-                        owner = json.loads(path.read_text())
-            if owner is not None and (owner.get("host") != me["host"]
-                                      or _pid_alive(int(owner.get("pid", -1)))):
-                raise RunLocked(f"{run_dir} is in use by pid {owner.get('pid')} on "
-                                f"{owner.get('host')} (delete {path} if that process is "
-                                f"gone)") from None
-            path.unlink(missing_ok=True)  # stale: its process is dead
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-            f.flush()
-            os.fsync(f.fileno())
-        break
-    else:
-        raise RunLocked(f"could not take {path}")
-    _held.add(key)
-    try:
-        yield
-    finally:
-        _held.discard(key)
-        path.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------- signals
-class StopSignals:
-    """SIGTERM/SIGINT set a flag; the loop checkpoints at the next boundary and stops.
-
-    A second SIGINT raises KeyboardInterrupt at once. Handlers are only installed in the
-    main thread (elsewhere the flag never sets).
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\nqprop-tf: got {signal.Signals(signum).name}; checkpointing at the end of "
-              f"this iteration, then stopping", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def at_boundary(ckpt: Any, signals: Any, save: Callable[[], None], label: str) -> None:
-    """At an iteration (epoch) boundary: checkpoint if one is due or a stop signal arrived,
-    then raise :class:`RunInterrupted` if there was a signal."""
-    if ckpt.due() or signals.signum is not None:
-        save()
-    if signals.signum is not None:
-        raise RunInterrupted(
-            signals.signum, f"stopped by signal after {label}; checkpointed in {ckpt.dir}: "
-            "run the same command to resume")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from qprop_tf.config import ALGOS, PAPER_EPISODE_STEPS, ConfigError
+from qprop_tf.config import ALGOS, load_config
+from qprop_tf.errors import ConfigError, ConfigMismatch, NonFiniteError, RunInterrupted, RunLocked
+from qprop_tf.progress import PAPER_EPISODE_STEPS
+from qprop_tf.rundir import is_done
+from qprop_tf.runtime import limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from qprop_tf.config import load_config
-
     max_steps = args.max_steps
     if args.max_episodes is not None:
         max_steps = args.max_episodes * PAPER_EPISODE_STEPS
@@ -46,12 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qprop-tf: error: {exc}", file=sys.stderr)
         return 2
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from qprop_tf.runtime import NonFiniteError, limit_threads
-
     limit_threads(cfg.tf_threads)
-    from qprop_tf.checkpoint import ConfigMismatch, RunInterrupted, RunLocked, is_done
-    from qprop_tf.train import default_out_dir, train
+    # TensorFlow loads only now: a bad command line is answered without it, in a moment.
+    from qprop_tf.run import default_out_dir, train
 
     out = cfg.out or str(default_out_dir(cfg))
     if is_done(out):

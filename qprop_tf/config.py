@@ -1,9 +1,12 @@
 """Typed run configuration, with ``key=value`` overrides that are checked before training.
 
-Every hyperparameter a run uses lives in :class:`Config`. Defaults are the authors' values
-(see ../shared/REFERENCE.md §2): TRPO max KL 0.01, CG 10 iterations with damping 1e-5,
-backtracking 0.8^k for at most 15 steps, GAE gamma 0.99 / lambda 0.97, a 100-50-25 tanh
-Gaussian policy with initial std 1, and the linear feature baseline of the released code.
+Every hyperparameter a run uses lives in :class:`Config`. Defaults are the authors' values,
+as their released code (rllabplusplus) sets them: ``sandbox/rocky/tf/launchers/
+launcher_utils.py`` and ``launcher_stub_utils.py`` (batch 5000, gamma 0.99, GAE lambda 0.97,
+TRPO step size = max KL 0.01, a 100-50-25 tanh Gaussian policy with rllab's initial std 1,
+the linear feature baseline, the critic's and DDPG's settings) and
+``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py`` (CG 10 iterations with
+damping 1e-5, backtracking 0.8^k for at most 15 steps).
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-PAPER_EPISODE_STEPS = 1000
-"""The paper's "episode" on its x-axis is 1000 env steps (iteration * batch_size / 1000)."""
+from qprop_tf.envs import resolve_env_id
+from qprop_tf.errors import ConfigError
+
+ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
+"""Q-Prop's eta rules (:func:`qprop_tf.qprop.compute_eta`); the config field ``eta``."""
 
 QPROP_ALGOS: dict[str, tuple[str, str]] = {
-    # --algo: (policy optimiser, eta rule)
+    # --algo: (policy optimiser, its preset eta rule; ``--set eta=...`` picks another)
     "qprop": ("trpo", "ones"),
     "qprop-c": ("trpo", "conservative"),
     "qprop-a": ("trpo", "aggressive"),
@@ -37,14 +43,18 @@ def policy_optimizer_name(algo: str) -> str:
     """'trpo' or 'vpg': the on-policy learner an algorithm is built on."""
     return QPROP_ALGOS[algo][0] if algo in QPROP_ALGOS else algo
 
+
+def eta_preset(algo: str) -> str:
+    """The eta rule an algo name stands for ("" for the algos without a critic)."""
+    return QPROP_ALGOS[algo][1] if algo in QPROP_ALGOS else ""
+
+
 BASELINES = ("linear", "mlp")
 VF_TARGETS = ("mc", "lambda")
 INITS = ("glorot", "orthogonal")
 ROLLOUTS = ("paths", "fixed")
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value, reported before any training starts."""
+IGNORED_CONFIG_KEYS = ("out", "progress_bar", "checkpoint_minutes")
+"""Config keys that may differ between a run and its resumption (they change no result)."""
 
 
 @dataclass
@@ -94,7 +104,8 @@ class Config:
     kl_per_action_dim: bool = False
     # VPG
     vpg_lr: float = 1e-3
-    # Q-Prop critic (REFERENCE.md section 2)
+    # Q-Prop critic (the launcher's qf_* flags and get_algo: 100-100 ReLU, lr 1e-3,
+    # minibatch 64, replay 1e6, fitting from 1000 transitions)
     qf_hidden: tuple[int, ...] = (100, 100)
     qf_lr: float = 1e-3
     qf_batch_size: int = 64
@@ -103,12 +114,16 @@ class Config:
     replay_size: int = 1_000_000
     min_replay: int = 1000
     fit_critic_first: bool = False
+    # eta rule (the authors' qprop_eta_option): ones | conservative | aggressive | adaptive;
+    # "" = the algo's preset (qprop-c: conservative, ...), set by validate()
+    eta: str = ""
     critic_clip_actions: bool = False  # True: the critic learns Q(s, clip(a)); authors: False
     # True: divide the analytic term by the std the learning signal is standardised by, so
     # both terms of the Q-Prop gradient keep their relative scale; authors: False
     scale_analytic: bool = False
     critic_xla: str = "auto"
-    # DDPG (REFERENCE.md section 2); shares qf_*, replay_size, min_replay with Q-Prop.
+    # DDPG (§5.2; the launcher's get_algo, sandbox/rocky/tf/algos/ddpg.py and
+    # exploration_strategies/ou_strategy.py); shares qf_*, replay_size, min_replay with Q-Prop.
     # An "epoch" is batch_size env steps, followed by a noise-free evaluation.
     actor_hidden: tuple[int, ...] = (100, 50, 25)
     actor_lr: float = 1e-3
@@ -125,9 +140,8 @@ class Config:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Config:
-        """Raise :class:`ConfigError` on any value that cannot run; return self."""
-        from qprop_tf.envs import resolve_env_id
-
+        """Raise :class:`ConfigError` on any value that cannot run; fill in ``eta`` from the
+        algo's preset when it is not given; return self."""
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         resolve_env_id(self.env)  # raises with the list of valid names
@@ -168,6 +182,13 @@ class Config:
                                   f"{', '.join(valid)}")
         if self.vf_epochs < 0:
             raise ConfigError(f"vf_epochs must be >= 0, got {self.vf_epochs}")
+        if not self.eta:
+            self.eta = eta_preset(self.algo)
+        if self.algo not in QPROP_ALGOS and self.eta:
+            raise ConfigError(f"eta is the rule of Q-Prop's control variate; algo {self.algo} "
+                              f"has none (eta={self.eta!r})")
+        if self.algo in QPROP_ALGOS and self.eta not in ETA_RULES:
+            raise ConfigError(f"unknown eta {self.eta!r}; valid: {', '.join(ETA_RULES)}")
         if self.rollout == "fixed" and self.algo == "ddpg":
             raise ConfigError("rollout=fixed is for the on-policy algos (ddpg steps on its own)")
         if not self.policy_hidden or any(h <= 0 for h in self.policy_hidden):
@@ -186,6 +207,26 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def differences(self, old: dict[str, Any]) -> list[str]:
+        """``"key: old -> new"`` for every field where ``old`` (a config.json's "config",
+        perhaps written by an older version: missing keys take today's defaults) differs
+        from this config, the fields that change no result (:data:`IGNORED_CONFIG_KEYS`)
+        aside."""
+        before = Config().to_dict()
+        before.update(old)
+        before["eta"] = before["eta"] or eta_preset(before["algo"])  # older config.json
+        now = self.to_dict()
+        diffs = []
+        for key in sorted(set(before) | set(now)):
+            if key in IGNORED_CONFIG_KEYS:
+                continue
+            a, b = before.get(key), now.get(key)
+            if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+                a, b = list(a), list(b)
+            if a != b:
+                diffs.append(f"{key}: {a!r} -> {b!r}")
+        return diffs
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -214,6 +255,8 @@ class Config:
                 raise ConfigError(
                     f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
             changes[key] = parse_value(key, value, hints[key])
+        if "algo" in changes and "eta" not in changes:
+            changes["eta"] = ""  # the new algo's preset, unless eta is given with it
         return dataclasses.replace(self, **changes)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from qprop_tf.replay import ReplayBuffer
+from qprop_tf.state import assign_variables, variables_state
 
 
 # ----------------------------------------------------------------------- the equations
@@ -46,6 +47,20 @@ def soft_update(target_vars: list[tf.Variable], source_vars: list[tf.Variable],
     """
     for t, s in zip(target_vars, source_vars, strict=True):
         t.assign(tau * s + (1.0 - tau) * t)
+
+
+def q_and_action_gradient(q_fn: Any, obs: tf.Tensor, mean: tf.Tensor
+                          ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Q(s, mu) and grad_a Q(s, a)|_{a=mu} for a batch: the critic's Taylor expansion point.
+
+    ``q_fn(obs, act) -> [N]``. Q-Prop's control variate is
+    Q(s, mu) + grad_a Q(s, a)|_{a=mu} . (a - mu). Rows are independent, so the gradient of
+    sum_i Q_i w.r.t. a_j is dQ_j/da_j.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(mean)
+        q = q_fn(obs, mean)
+    return q, tape.gradient(q, mean)
 
 
 # ----------------------------------------------------------------------- the network
@@ -104,7 +119,7 @@ class Critic:
     transitions. ``jit_compile`` compiles the update loop with XLA: on one CPU thread about
     14k updates/s vs 5.9k/s without at Hopper dimensions, 4.8k vs 3.2k at Humanoid's; it
     costs ~1 s of compilation once and ~120-150 MB of resident memory (LLVM/XLA). See
-    ``qprop_tf.bench_critic``. n_updates is a runtime input of the compiled loop: changing
+    ``reproduce/bench/critic.py``. n_updates is a runtime input of the compiled loop: changing
     it neither retraces nor recompiles.
     """
 
@@ -133,6 +148,23 @@ class Critic:
             self._q_and_grad, reduce_retracing=True,
             input_signature=[tf.TensorSpec([None, obs_dim], tf.float32),
                              tf.TensorSpec([None, act_dim], tf.float32)])
+
+    # ------------------------------------------------------------------ state
+    def _parts(self) -> dict[str, list[tf.Variable]]:
+        return {"qf": self.qf.variables, "target_qf": self.target_qf.variables,
+                "qf_adam": self.optimizer.variables}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The online and target weights and Adam's slots (``qf/i``, ``target_qf/i``,
+        ``qf_adam/i``)."""
+        state: dict[str, np.ndarray] = {}
+        for name, variables in self._parts().items():
+            state.update(variables_state(name, variables))
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        for name, variables in self._parts().items():
+            assign_variables(name, variables, state)
 
     # ------------------------------------------------------------------ pieces
     def td_targets(self, rew: tf.Tensor, terminal: tf.Tensor, next_obs: tf.Tensor,
@@ -207,16 +239,9 @@ class Critic:
         return {"loss": float(loss), "mean_q": float(mean_q), "n_updates": int(n_updates)}
 
     def _q_and_grad(self, obs: tf.Tensor, mean: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(Q_w(s, mu), grad_a Q_w(s, a)|_{a=mu}) for a whole batch, online critic.
-
-        Compiled as ``self.q_and_grad``: shapes [N] and [N, act_dim]. Q-Prop's Taylor
-        control variate is Q_w(s, mu) + grad_a Q_w(s, a)|_{a=mu} . (a - mu).
-        """
-        with tf.GradientTape() as tape:
-            tape.watch(mean)
-            q = self.qf.q(obs, mean)
-        # Rows are independent, so d(sum_i Q_i)/d a_j = dQ_j/d a_j.
-        return q, tape.gradient(q, mean)
+        """:func:`q_and_action_gradient` of the online critic, compiled as
+        ``self.q_and_grad``: shapes [N] and [N, act_dim]."""
+        return q_and_action_gradient(self.qf.q, obs, mean)
 
     def q_values(self, obs: tf.Tensor | np.ndarray, act: tf.Tensor | np.ndarray) -> tf.Tensor:
         """Q_w(s, a) with the online critic (eager; for evaluation and tests)."""

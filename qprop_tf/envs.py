@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from qprop_tf.config import ConfigError
+from qprop_tf.errors import ConfigError
 
 DOMAINS: dict[str, str] = {
     "Ant": "Ant-v5",

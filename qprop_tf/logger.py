@@ -1,4 +1,8 @@
-"""Run directory: config.json, progress.csv (one row per iteration) and TensorBoard events."""
+"""Run directory: config.json, progress.csv (one row per iteration) and TensorBoard events.
+
+The columns of progress.csv, and which of them depend on the clock (``TIME_COLUMNS``), are
+declared in :mod:`qprop_tf.progress`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
-TIME_COLUMNS = ("time", "iteration_time", "sample_time", "update_time", "steps_per_second",
-                "critic_time", "max_rss_mb")
-"""Columns that depend on wall-clock time or the machine; the rest is a function of the seed."""
+from qprop_tf.progress import COLUMNS as C
 
 
 class RunLogger:
@@ -69,7 +71,7 @@ class RunLogger:
         self._file.flush()
         self.rows += 1
         if self._tb is not None:
-            step = int(row.get("env_steps", row.get("iteration", 0)))
+            step = int(row.get(C.env_steps, row.get(C.iteration, 0)))
             with self._tb.as_default():
                 for key, value in row.items():
                     if isinstance(value, (int, float)) and math.isfinite(value):

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from qprop_tf.policy import GaussianMLPPolicy
+from qprop_tf.state import assign_variables, variables_state
 
 ExtraLoss = Callable[[tf.Tensor, dict[str, tf.Tensor]], tf.Tensor]
 """extra(mean_actions, inputs) -> scalar loss; gets gradient only through mean_actions."""
@@ -156,6 +158,13 @@ class _PolicyOptimizer:
         self.variables = list(policy.trainable_variables)
         self._update = None
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The optimiser's own state (none for TRPO; Adam's slots for VPG)."""
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
     def update(self, inputs: dict[str, tf.Tensor]) -> dict[str, float]:
         """One policy update on ``inputs`` (obs, act, signal, plus whatever extra_loss reads).
 
@@ -197,7 +206,9 @@ class _PolicyOptimizer:
 
 
 class TRPO(_PolicyOptimizer):
-    """Trust-region policy optimisation with the authors' settings (REFERENCE.md §2).
+    """Trust-region policy optimisation with the authors' settings: max KL 0.01 (the launcher's
+    step_size), CG 10 iterations with damping 1e-5, backtracking 0.8^k for at most 15 steps
+    (rllabplusplus' ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``).
 
     ``kl_scale`` multiplies the KL wherever the update uses it (the Fisher matrix of the
     natural-gradient step and the line search's bound): 1 is the true mean KL of the
@@ -253,6 +264,13 @@ class VPG(_PolicyOptimizer):
         self.optimizer = keras.optimizers.Adam(lr)
         self.optimizer.build(policy.trainable_variables)
         super().__init__(policy, extra_loss)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Adam's step count and slots, ``"0"``, ``"1"``, ... in Keras' order."""
+        return variables_state("", self.optimizer.variables)
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        assign_variables("", self.optimizer.variables, state)
 
     def _update_impl(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         loss_fn, kl_fn, entropy_fn = self._closures(inputs)

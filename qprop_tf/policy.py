@@ -79,13 +79,6 @@ class GaussianMLPPolicy(keras.Model):
         log_std = self.log_std if log_std is None else log_std
         return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
 
-    def dist(self, obs: tf.Tensor) -> tfd.Distribution:
-        return self.distribution(self(obs))
-
-    def mean_variables(self) -> list[tf.Variable]:
-        """The variables of mu_theta (everything except log_std)."""
-        return [v for v in self.trainable_variables if v is not self.log_std]
-
 
 class NumpyPolicy:
     """A NumPy copy of a :class:`GaussianMLPPolicy` for fast per-step action sampling."""

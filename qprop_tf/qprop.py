@@ -11,24 +11,19 @@ A_hat - eta*A_bar (standardised), and the second as the analytic loss
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from qprop_tf.config import ETA_RULES
+from qprop_tf.progress import QPropStats
+from qprop_tf.state import prefixed, unprefixed
+
 QFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 """Q_w(obs, act) -> [N]."""
 
-ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
-
-
-def critic_taylor_terms(q_fn: QFn, obs: tf.Tensor, mean: tf.Tensor
-                        ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Q_w(s, mu(s)) and grad_a Q_w(s, a)|_{a=mu(s)} for a batch (the critic's expansion point)."""
-    with tf.GradientTape() as tape:
-        tape.watch(mean)
-        q = q_fn(obs, mean)
-    return q, tape.gradient(q, mean)
 
 
 def taylor_control_variate(dq_da: np.ndarray, act: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -148,6 +143,18 @@ class QPropControlVariate:
         self.clip_bounds = clip_bounds
         self.prev_eta = 1.0
 
+    def get_state(self) -> dict:
+        """The critic's state, the replay's bookkeeping (``replay/...``; its rows are
+        checkpointed a chunk at a time, see ReplayBuffer.take_journal) and the previous
+        batch's eta* (``prev_eta``, the adaptive rule's fallback)."""
+        return {**self.critic.get_state(), **prefixed("replay", self.replay.get_state()),
+                "prev_eta": self.prev_eta}
+
+    def set_state(self, state: dict, replay_chunks) -> None:
+        self.critic.set_state(state)
+        self.replay.set_state(unprefixed("replay", state), replay_chunks)
+        self.prev_eta = float(state["prev_eta"])
+
     def extra_loss(self, mean: tf.Tensor, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"])
 
@@ -160,10 +167,8 @@ class QPropControlVariate:
         n_updates = int(np.ceil(self.updates_ratio * batch.n_steps))
         return self.critic.fit(self.replay, policy, n_updates)
 
-    def process(self, batch, adv: np.ndarray, policy) -> tuple[np.ndarray, dict, dict]:
+    def process(self, batch, adv: np.ndarray, policy) -> tuple[np.ndarray, dict, QPropStats]:
         """Return (raw learning signal, extra optimiser inputs, diagnostics) for a batch."""
-        import time
-
         t0 = time.perf_counter()
         fit_stats = self._fit(batch, policy) if self.fit_critic_first else None
         obs = tf.constant(batch.obs)
@@ -178,17 +183,17 @@ class QPropControlVariate:
             fit_stats = self._fit(batch, policy)
         corr = (float(np.corrcoef(adv, a_bar)[0, 1])
                 if np.std(adv) > 0 and np.std(a_bar) > 0 else float("nan"))
-        diag = {
-            "critic_loss": fit_stats["loss"],
-            "critic_mean_q": fit_stats["mean_q"],
-            "critic_updates": fit_stats["n_updates"],
-            "replay_size": int(self.replay.size),
-            "eta_mean": float(np.mean(eta)),
-            "eta_one_fraction": float(np.mean(eta == 1.0)),
-            "corr_adv_abar": corr,
-            "signal_var_before": float(np.var(adv)),
-            "signal_var_after": float(np.var(signal)),
-            "abar_std": float(np.std(a_bar)),
-            "critic_time": time.perf_counter() - t0,
-        }
+        diag = QPropStats(
+            critic_loss=fit_stats["loss"],
+            critic_mean_q=fit_stats["mean_q"],
+            critic_updates=fit_stats["n_updates"],
+            replay_size=int(self.replay.size),
+            eta_mean=float(np.mean(eta)),
+            eta_one_fraction=float(np.mean(eta == 1.0)),
+            corr_adv_abar=corr,
+            signal_var_before=float(np.var(adv)),
+            signal_var_after=float(np.var(signal)),
+            abar_std=float(np.std(a_bar)),
+            critic_time=time.perf_counter() - t0,
+        )
         return signal, {"eta": eta.astype(np.float32)}, diag

@@ -119,6 +119,11 @@ class ReplayBuffer:
         return self._n_valid
 
     @property
+    def rows_written(self) -> int:
+        """Rows ever written (absolute row r lives at ring position r % capacity)."""
+        return self._rows_written
+
+    @property
     def rows_filled(self) -> int:
         return min(self._rows_written, self.capacity)
 

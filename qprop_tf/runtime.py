@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qprop_tf.errors import NonFiniteError
+
 
 def limit_threads(n: int = 1) -> None:
     """One intra-op and one inter-op TF thread (and BLAS threads) unless told otherwise.
@@ -57,10 +59,6 @@ def git_commit() -> str:
         return commit + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or a parameter became NaN/inf: the run stops, what was logged stays."""
 
 
 def check_finite(where: str, values: dict[str, float], arrays: list[np.ndarray] = ()) -> None:

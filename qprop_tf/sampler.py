@@ -72,14 +72,6 @@ class Batch:
     def path_starts(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.path_lengths)[:-1]]).astype(np.int64)
 
-    def next_obs(self) -> np.ndarray:
-        """s_{t+1} for every step, rebuilt from obs and last_obs (nothing stored twice)."""
-        nxt = np.empty_like(self.obs)
-        nxt[:-1] = self.obs[1:]
-        ends = np.cumsum(self.path_lengths) - 1
-        nxt[ends] = self.last_obs
-        return nxt
-
 
 class Sampler:
     """Runs ``envs`` with a :class:`NumpyPolicy` until a batch is collected (whole paths,

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
+from qprop_tf.progress import COLUMNS as C
 from reproduce.plot import label, palette, plt, save, sns
 from reproduce.results import Run, load_runs
 from reproduce.runner import LOG
@@ -74,7 +75,7 @@ def episodes_to_threshold(run: Run, thresh: float | None = None) -> Crossing:
     """The run's episodes (1000 env steps) to ``thresh`` (the domain's by default)."""
     thresh = threshold(run.domain) if thresh is None else thresh
     df = run.progress
-    steps = np.asarray(df["env_steps"], dtype=float)
+    steps = np.asarray(df[C.env_steps], dtype=float)
     metric = np.asarray(df[run.metric], dtype=float)
     above = np.flatnonzero(np.isfinite(metric) & np.isfinite(steps) & (metric > thresh))
     if above.size:

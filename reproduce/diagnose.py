@@ -3,7 +3,8 @@
     python -m reproduce.diagnose --env Hopper --algo qprop-c --seed 0 --iterations 120 \
         --every 30 --states 64 --replicates 8 --horizon 300
 
-Trains Q-Prop exactly as ``qprop_tf.train`` does (same config resolution as the sweep), and
+Trains Q-Prop with the iteration of training itself (``OnPolicyRunner.iterate``, as
+``qprop_tf.run.train`` calls it; the same config resolution as the sweep), and
 at every ``--every``-th iteration takes ``--states`` random steps (s_i, a_i) of that
 iteration's own batch and measures, by branching the MuJoCo simulator from s_i with common
 random numbers (CRN),
@@ -27,6 +28,7 @@ action's effect), std ratios, and the replicate noise of D.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -63,7 +65,7 @@ class StateRecorder:
 
         base = env.unwrapped
         if not hasattr(base, "set_state") or not hasattr(base, "data"):
-            from qprop_tf.config import ConfigError
+            from qprop_tf.errors import ConfigError
 
             raise ConfigError(f"{env.spec.id if env.spec else env}: the CRN oracle needs a "
                               f"MuJoCo env (set_state); use one of the paper's domains")
@@ -153,20 +155,12 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     import pandas as pd
     import tensorflow as tf
 
-    from qprop_tf.advantages import explained_variance
-    from qprop_tf.config import QPROP_ALGOS, ConfigError, load_config
+    from qprop_tf.config import QPROP_ALGOS, load_config
     from qprop_tf.envs import domain_name, make_envs, resolve_env_id
-    from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
+    from qprop_tf.errors import ConfigError
+    from qprop_tf.onpolicy import OnPolicyRunner
     from qprop_tf.qprop import taylor_control_variate
-    from qprop_tf.runtime import limit_threads, seed_everything
-    from qprop_tf.sampler import Sampler
-    from qprop_tf.train import (
-        compute_advantages,
-        make_baseline,
-        make_control_variate,
-        make_optimizer,
-        prepare_signal,
-    )
+    from qprop_tf.runtime import git_commit, limit_threads, seed_everything, versions
     from reproduce.spec import merged_overrides
 
     if algo not in QPROP_ALGOS:
@@ -180,23 +174,12 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
         cfg = cfg.with_overrides(overrides).validate()
     limit_threads(cfg.tf_threads)
     seed_everything(cfg.seed)
-    envs = [StateRecorder(e) for e in make_envs(env_id, 1, cfg.seed)]
-    obs_dim = envs[0].observation_space.shape[0]
-    act_dim = envs[0].action_space.shape[0]
-    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy_hidden, cfg.init_std,
-                               init=cfg.init)
-    mirror = NumpyPolicy(policy)
-    baseline = make_baseline(cfg, obs_dim)
-    space = envs[0].action_space
-    cv = make_control_variate(cfg, obs_dim, act_dim, (space.low, space.high))
-    optimizer = make_optimizer(cfg, policy, cv.extra_loss)
-    sampler = Sampler(envs, mirror, cfg.batch_size, np.random.default_rng(cfg.seed),
-                      fixed_length=cfg.rollout == "fixed")
+    recorder = StateRecorder(make_envs(env_id, 1, cfg.seed)[0])
+    runner = OnPolicyRunner(cfg, envs=[recorder])
+    cv, mirror = runner.control_variate, runner.mirror
     oracle_rng = np.random.default_rng([cfg.seed, 7919])
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"cv_{domain}_{algo}{'_' + tag if tag else ''}_seed{seed}.csv"
-    from qprop_tf.runtime import git_commit, versions
-
     path.with_suffix(".json").write_text(json.dumps({
         "command": "python -m reproduce.diagnose " + " ".join(sys.argv[1:]),
         "config": cfg.to_dict(), "env_id": env_id, "versions": versions(),
@@ -205,75 +188,78 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     rows: list[dict] = []
     env_steps = 0
     t_start = time.perf_counter()
-    for it in range(iterations):
-        envs[0].states.clear()
-        batch = sampler.sample()
-        adv, returns, values = compute_advantages(cfg, batch, baseline)
-        ev = explained_variance(values, returns)
-        baseline.fit(batch.obs, batch.t, returns)
-        env_steps += batch.n_steps
+
+    def oracle(it: int, batch, adv: np.ndarray, ev: float) -> None:
+        """At a diagnosed iteration: the critic (before this batch) and the policy (before
+        this update) against the CRN oracle, on states of this batch."""
+        obs_t = tf.constant(batch.obs)
+        q_mu, dq = cv.critic.q_and_grad(obs_t, tf.constant(batch.mean))
+        a_bar = taylor_control_variate(dq.numpy(), batch.act, batch.mean)
+        q_a = cv.critic.q_values(batch.obs, batch.act).numpy()
+        crit_adv = q_a - q_mu.numpy()
+        pick = np.sort(oracle_rng.choice(batch.n_steps, size=min(states, batch.n_steps),
+                                         replace=False))
+        t0 = time.perf_counter()
+        d, d_se = crn_action_effects(
+            env_id, mirror, [recorder.states[j] for j in pick],
+            batch.act[pick].astype(np.float64), batch.mean[pick].astype(np.float64),
+            cfg.gamma, horizon, replicates, oracle_rng)
+        row = {
+            "iteration": it, "env_steps": env_steps + batch.n_steps,
+            "average_return": float(np.mean(batch.episode_returns)),
+            "policy_std": float(np.mean(mirror.std)),
+            "explained_variance": ev,
+            "replay_size": int(cv.replay.size),
+            "corr_adv_abar_batch": corr(adv, a_bar),
+            "corr_adv_criticadv_batch": corr(adv, crit_adv),
+            "corr_D_adv": corr(d, adv[pick]),
+            "corr_D_abar": corr(d, a_bar[pick]),
+            "corr_D_criticadv": corr(d, crit_adv[pick]),
+            "corr_abar_adv_picked": corr(a_bar[pick], adv[pick]),
+            "std_adv": float(np.std(adv)), "std_abar": float(np.std(a_bar)),
+            "std_D": float(np.std(d)), "mean_se_D": float(np.mean(d_se)),
+            # share of var(D) that is not oracle noise (corr with D is attenuated by
+            # sqrt of it)
+            "reliability_D": float(1 - np.mean(d_se**2) / np.var(d)) if np.var(d) > 0
+            else float("nan"),
+            "spearman_D_adv": spearman(d, adv[pick]),
+            "spearman_D_abar": spearman(d, a_bar[pick]),
+            "slope_D_on_abar": (float(np.cov(d, a_bar[pick])[0, 1] / np.var(a_bar[pick]))
+                                if np.var(a_bar[pick]) > 0 else float("nan")),
+            "oracle_seconds": time.perf_counter() - t0,
+            "states": len(pick), "replicates": replicates, "horizon": horizon,
+        }
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(path, index=False)
+        if verbose:
+            print(f"it {it:4d} steps {row['env_steps']:>8,d} "
+                  f"ret {row['average_return']:8.1f} | "
+                  f"corr(A_hat,A_bar) {row['corr_adv_abar_batch']:+.3f} | "
+                  f"corr(D,A_hat) {row['corr_D_adv']:+.3f} "
+                  f"corr(D,A_bar) {row['corr_D_abar']:+.3f} "
+                  f"corr(D,Qw(a)-Qw(mu)) {row['corr_D_criticadv']:+.3f} | "
+                  f"std A_hat {row['std_adv']:.2f} A_bar {row['std_abar']:.2f} "
+                  f"D {row['std_D']:.2f} (se {row['mean_se_D']:.2f}, reliability "
+                  f"{row['reliability_D']:.2f}) | rank corr(D,A_hat) "
+                  f"{row['spearman_D_adv']:+.3f} (D,A_bar) {row['spearman_D_abar']:+.3f} | "
+                  f"{row['oracle_seconds']:.0f}s", flush=True)
+
+    def inspect(it: int, batch, adv: np.ndarray, ev: float) -> None:
         if it % every == every - 1 or it == iterations - 1:
-            obs_t = tf.constant(batch.obs)
-            q_mu, dq = cv.critic.q_and_grad(obs_t, tf.constant(batch.mean))
-            a_bar = taylor_control_variate(dq.numpy(), batch.act, batch.mean)
-            q_a = cv.critic.q_values(batch.obs, batch.act).numpy()
-            crit_adv = q_a - q_mu.numpy()
-            pick = np.sort(oracle_rng.choice(batch.n_steps, size=min(states, batch.n_steps),
-                                             replace=False))
-            t0 = time.perf_counter()
-            d, d_se = crn_action_effects(
-                env_id, mirror, [envs[0].states[j] for j in pick],
-                batch.act[pick].astype(np.float64), batch.mean[pick].astype(np.float64),
-                cfg.gamma, horizon, replicates, oracle_rng)
-            row = {
-                "iteration": it, "env_steps": env_steps,
-                "average_return": float(np.mean(batch.episode_returns)),
-                "policy_std": float(np.mean(mirror.std)),
-                "explained_variance": ev,
-                "replay_size": int(cv.replay.size),
-                "corr_adv_abar_batch": corr(adv, a_bar),
-                "corr_adv_criticadv_batch": corr(adv, crit_adv),
-                "corr_D_adv": corr(d, adv[pick]),
-                "corr_D_abar": corr(d, a_bar[pick]),
-                "corr_D_criticadv": corr(d, crit_adv[pick]),
-                "corr_abar_adv_picked": corr(a_bar[pick], adv[pick]),
-                "std_adv": float(np.std(adv)), "std_abar": float(np.std(a_bar)),
-                "std_D": float(np.std(d)), "mean_se_D": float(np.mean(d_se)),
-                # share of var(D) that is not oracle noise (corr with D is attenuated by
-                # sqrt of it)
-                "reliability_D": float(1 - np.mean(d_se**2) / np.var(d)) if np.var(d) > 0
-                else float("nan"),
-                "spearman_D_adv": spearman(d, adv[pick]),
-                "spearman_D_abar": spearman(d, a_bar[pick]),
-                "slope_D_on_abar": (float(np.cov(d, a_bar[pick])[0, 1] / np.var(a_bar[pick]))
-                                    if np.var(a_bar[pick]) > 0 else float("nan")),
-                "oracle_seconds": time.perf_counter() - t0,
-                "states": len(pick), "replicates": replicates, "horizon": horizon,
-            }
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(path, index=False)
-            if verbose:
-                print(f"it {it:4d} steps {env_steps:>8,d} ret {row['average_return']:8.1f} | "
-                      f"corr(A_hat,A_bar) {row['corr_adv_abar_batch']:+.3f} | "
-                      f"corr(D,A_hat) {row['corr_D_adv']:+.3f} "
-                      f"corr(D,A_bar) {row['corr_D_abar']:+.3f} "
-                      f"corr(D,Qw(a)-Qw(mu)) {row['corr_D_criticadv']:+.3f} | "
-                      f"std A_hat {row['std_adv']:.2f} A_bar {row['std_abar']:.2f} "
-                      f"D {row['std_D']:.2f} (se {row['mean_se_D']:.2f}, reliability "
-                      f"{row['reliability_D']:.2f}) | rank corr(D,A_hat) "
-                      f"{row['spearman_D_adv']:+.3f} (D,A_bar) {row['spearman_D_abar']:+.3f} | "
-                      f"{row['oracle_seconds']:.0f}s", flush=True)
-        signal, inputs, _ = cv.process(batch, adv, policy)
-        signal, inputs, _ = prepare_signal(cfg, signal, inputs)
-        optimizer.update({"obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
-                          "signal": tf.constant(signal, tf.float32), **inputs})
-        mirror.sync()
-        if verbose and it % 10 == 0:
-            print(f"it {it:4d} steps {env_steps:>8,d} ret "
-                  f"{float(np.mean(batch.episode_returns)):8.1f} "
-                  f"({time.perf_counter() - t_start:.0f}s)", flush=True)
-    for e in envs:
-        e.close()
+            oracle(it, batch, adv, ev)
+        recorder.states.clear()  # the next batch's states start afresh
+
+    try:
+        for it in range(iterations):
+            # the iteration of training itself (qprop_tf.run), the oracle looking on
+            result = runner.iterate(it, inspect=functools.partial(inspect, it))
+            env_steps += result.steps
+            if verbose and it % 10 == 0:
+                print(f"it {it:4d} steps {env_steps:>8,d} ret "
+                      f"{float(np.mean(result.returns)):8.1f} "
+                      f"({time.perf_counter() - t_start:.0f}s)", flush=True)
+    finally:
+        runner.close()
     return path
 
 
@@ -293,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    from qprop_tf.config import ConfigError
+    from qprop_tf.errors import ConfigError
 
     for name in ("iterations", "every", "states", "replicates", "horizon"):
         if getattr(args, name) < 1 or (name in ("states", "replicates")

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproduce.runner import DONE, LOG, read_json
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.rundir import DONE
+from reproduce.runner import LOG, read_json
 from reproduce.spec import CONFIG_DIR, REPO_ROOT, REPRO_DIR
 from reproduce.table import git_head, markdown_table
 
@@ -237,9 +239,9 @@ def load_curve(out: Path) -> Curve | None:
     path = out / "progress.csv"
     if not (out / DONE).is_file() or not path.is_file():
         return None
-    df = pd.read_csv(path, usecols=["env_steps", "average_return"])
-    x = pd.to_numeric(df["env_steps"], errors="coerce").to_numpy(float)
-    y = pd.to_numeric(df["average_return"], errors="coerce").to_numpy(float)
+    df = pd.read_csv(path, usecols=[C.env_steps, C.average_return])
+    x = pd.to_numeric(df[C.env_steps], errors="coerce").to_numpy(float)
+    y = pd.to_numeric(df[C.average_return], errors="coerce").to_numpy(float)
     if not np.isfinite(x).any():
         return None
     ok = np.isfinite(x) & np.isfinite(y)

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from qprop_tf.progress import COLUMNS as C  # noqa: E402
 from reproduce.results import Collection, Run, load_runs  # noqa: E402
 from reproduce.spec import (  # noqa: E402
     TABLE1_ALGOS,
@@ -46,8 +47,8 @@ from reproduce.spec import (  # noqa: E402
 
 GRID_POINTS = 150
 N_BOOT = 300
-DIAGNOSTICS = ("signal_var_before", "signal_var_after", "eta_one_fraction", "corr_adv_abar",
-               "critic_loss")
+DIAGNOSTICS = (C.signal_var_before, C.signal_var_after, C.eta_one_fraction, C.corr_adv_abar,
+               C.critic_loss)
 
 
 def algo_order(names: set[str]) -> list[str]:
@@ -74,7 +75,7 @@ def resample(runs: list[Run], column: str, grid: np.ndarray) -> pd.DataFrame:
         df = run.progress
         if column not in df.columns:
             continue
-        x = df["paper_episodes"].to_numpy(float)
+        x = df[C.paper_episodes].to_numpy(float)
         y = pd.to_numeric(df[column], errors="coerce").to_numpy(float)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() == 0:
@@ -85,15 +86,15 @@ def resample(runs: list[Run], column: str, grid: np.ndarray) -> pd.DataFrame:
             xs, ys = x, y
         else:
             xs, ys = grid[inside], np.interp(grid[inside], x, y)
-        frames.append(pd.DataFrame({"paper_episodes": xs, "value": ys, "algo": run.algo,
+        frames.append(pd.DataFrame({C.paper_episodes: xs, "value": ys, "algo": run.algo,
                                     "seed": run.seed}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["paper_episodes", "value", "algo", "seed"])
+        columns=[C.paper_episodes, "value", "algo", "seed"])
 
 
 def _grid(runs: list[Run]) -> np.ndarray:
-    end = max(float(r.progress["paper_episodes"].max()) for r in runs)
-    start = min(float(r.progress["paper_episodes"].min()) for r in runs)
+    end = max(float(r.progress[C.paper_episodes].max()) for r in runs)
+    start = min(float(r.progress[C.paper_episodes].min()) for r in runs)
     return np.linspace(start, end, GRID_POINTS)
 
 
@@ -117,14 +118,14 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
         frames.append(resample(sel, metric, grid))
     data = pd.concat(frames, ignore_index=True)
     data["label"] = data["algo"].map(label)
-    sns.lineplot(data=data, x="paper_episodes", y="value", hue="label",
+    sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
                  hue_order=[label(a) for a in present],
                  palette={label(a): colors[a] for a in present}, estimator="mean",
                  errorbar=("ci", 95), n_boot=N_BOOT, seed=0, ax=ax, legend=False, lw=1.5)
     for algo in present:  # a run of one iteration has no line: show its point(s)
         pts = data[data["algo"] == algo]
-        if pts["paper_episodes"].nunique() == 1:
-            ax.errorbar(pts["paper_episodes"].iloc[0], pts["value"].mean(),
+        if pts[C.paper_episodes].nunique() == 1:
+            ax.errorbar(pts[C.paper_episodes].iloc[0], pts["value"].mean(),
                         yerr=[[pts["value"].mean() - pts["value"].min()],
                               [pts["value"].max() - pts["value"].mean()]],
                         fmt="o", color=colors[algo], capsize=3, ms=5)
@@ -150,7 +151,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
                                                  "ec": "none", "alpha": 0.8})
             beyond += 1
     ax.grid(alpha=0.3)
-    if any(r.metric == "eval_return" for r in runs):
+    if any(r.metric == C.eval_return for r in runs):
         ax.set_ylabel("average return (DDPG: noise-free eval)")
     if legend:
         handles, labels = _legend_handles(colors, present)
@@ -232,22 +233,22 @@ def plot_figure_groups(coll: Collection, out: Path) -> list[Path]:
 DIAG_PANELS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     # (title, [(column, line label)], y label, log y)
     ("Learning-signal variance, before / after the control variate",
-     [("signal_var_before", "before: A_hat"), ("signal_var_after", "after: A_hat - eta A_bar")],
+     [(C.signal_var_before, "before: A_hat"), (C.signal_var_after, "after: A_hat - eta A_bar")],
      "variance", True),
     ("Variance ratio after / before (< 1: the critic helps)",
      [("__var_ratio__", "after / before")], "ratio", False),
-    ("Fraction of samples with eta = 1", [("eta_one_fraction", "eta = 1")], "fraction", False),
-    ("corr(A_hat, A_bar) per batch", [("corr_adv_abar", "corr")], "correlation", False),
+    ("Fraction of samples with eta = 1", [(C.eta_one_fraction, "eta = 1")], "fraction", False),
+    ("corr(A_hat, A_bar) per batch", [(C.corr_adv_abar, "corr")], "correlation", False),
     ("Scale: std of A_hat and of A_bar",
-     [("advantage_std", "std A_hat (GAE)"), ("abar_std", "std A_bar (Taylor)")], "std", True),
-    ("Critic TD loss", [("critic_loss", "loss")], "loss", True),
+     [(C.advantage_std, "std A_hat (GAE)"), (C.abar_std, "std A_bar (Taylor)")], "std", True),
+    ("Critic TD loss", [(C.critic_loss, "loss")], "loss", True),
 ]
 
 
 def _with_ratio(run: Run) -> Run:
     df = run.progress
-    if {"signal_var_before", "signal_var_after"} <= set(df.columns):
-        df = df.assign(__var_ratio__=df["signal_var_after"] / df["signal_var_before"])
+    if {C.signal_var_before, C.signal_var_after} <= set(df.columns):
+        df = df.assign(__var_ratio__=df[C.signal_var_after] / df[C.signal_var_before])
     return Run(run.domain, run.algo, run.seed, run.path, df, run.metric, run.finished,
                run.done, run.spec, run.config)
 
@@ -277,7 +278,7 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
             if logy:
                 data = data[data["value"] > 0]
             if not data.empty:
-                sns.lineplot(data=data, x="paper_episodes", y="value", hue="label",
+                sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
                              hue_order=order, palette=pal,
                              style="which" if len(cols) > 1 else None,
                              errorbar=("ci", 95), n_boot=N_BOOT, seed=0, ax=ax,

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproduce.runner import DONE, SPEC, read_json
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.rundir import DONE
+from reproduce.runner import SPEC, read_json
 from reproduce.spec import EPISODE_STEPS, base_algo, metric_for
 
 
@@ -80,27 +82,27 @@ def read_progress(path: Path, metric: str) -> pd.DataFrame:
                          f"{str(exc).strip().splitlines()[0]})") from None
     if df.empty:
         raise ValueError("no data rows")
-    need = ["env_steps", metric]
+    need = [C.env_steps, metric]
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")
-    for col in [*need, "paper_episodes", "real_episodes"]:
+    for col in [*need, C.paper_episodes, C.real_episodes]:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     bad = df[need].isna().any(axis=1)
-    if "batch_episodes" in df.columns:  # fixed-length rollouts: a batch may end no episode
-        no_episode = pd.to_numeric(df["batch_episodes"], errors="coerce") == 0
-        bad = df["env_steps"].isna() | (df[metric].isna() & ~no_episode)
+    if C.batch_episodes in df.columns:  # fixed-length rollouts: a batch may end no episode
+        no_episode = pd.to_numeric(df[C.batch_episodes], errors="coerce") == 0
+        bad = df[C.env_steps].isna() | (df[metric].isna() & ~no_episode)
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(f"non-numeric or empty {'/'.join(need)} in data row {first + 1} "
                          "(corrupt or truncated)")
-    if not df["env_steps"].is_monotonic_increasing:
+    if not df[C.env_steps].is_monotonic_increasing:
         raise ValueError("env_steps is not increasing (corrupt or two runs mixed)")
-    if "paper_episodes" not in df.columns or df["paper_episodes"].isna().any():
-        df["paper_episodes"] = df["env_steps"] / EPISODE_STEPS
-    if "real_episodes" not in df.columns:
-        df["real_episodes"] = np.nan
+    if C.paper_episodes not in df.columns or df[C.paper_episodes].isna().any():
+        df[C.paper_episodes] = df[C.env_steps] / EPISODE_STEPS
+    if C.real_episodes not in df.columns:
+        df[C.real_episodes] = np.nan
     return df
 
 
@@ -128,7 +130,7 @@ def load_runs(results: str | Path, include_unfinished: bool = False) -> Collecti
             continue
         config = read_json(seed_dir / "config.json")
         algo_base = (config or {}).get("config", {}).get("algo") or base_algo(algo)
-        metric = "eval_return" if algo_base == "ddpg" else metric_for(algo)
+        metric = C.eval_return if algo_base == "ddpg" else metric_for(algo)
         progress_path = seed_dir / "progress.csv"
         try:
             df = read_progress(progress_path, metric)

@@ -1,16 +1,18 @@
 """One run of a sweep, in its own process: train, stop early if asked, write DONE last.
 
-A run directory (``results/runs/<Domain>/<algo>/seed<k>/``) holds what ``qprop_tf.train``
+A run directory (``results/runs/<Domain>/<algo>/seed<k>/``) holds what ``qprop_tf.run.train``
 writes (config.json, progress.csv, TensorBoard events) plus:
 
 - ``spec.json``: the sweep's resolved spec of this run (profile, budget, early-stop rule);
 - ``log.txt``: the run's stdout and stderr (Python and TF's C++ logs alike);
-- ``DONE``: JSON, written atomically and last (by ``qprop_tf.train.train``, with this
+- ``DONE``: JSON, written atomically and last (by ``qprop_tf.run.train``, with this
   runner's fields added), once the run finished its budget or stopped early by rule. A
   directory without DONE is unfinished: a new sweep resumes it from its last checkpoint
   (``checkpoint/``, see ``qprop_tf.checkpoint``), appending to its log;
 - ``LOCK``: held (hostname and pid) while a process runs the run, so two sweeps over the same
   results never run it twice; a lock left by a dead process on this host is taken over.
+
+DONE, LOCK and the lock itself are ``qprop_tf.rundir``'s, shared with ``python -m qprop_tf``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qprop_tf.checkpoint import RunInterrupted, RunLocked, StopRun, run_lock, write_bytes_durably
+from qprop_tf.checkpoint import write_bytes_durably
+from qprop_tf.errors import RunInterrupted, RunLocked, StopRun
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.rundir import DONE, is_done, run_lock
 from reproduce.spec import EarlyStop, RunSpec
 
-DONE = "DONE"
 SPEC = "spec.json"
 LOG = "log.txt"
 PREVIOUS_LOG = "log.previous.txt"
@@ -58,7 +62,7 @@ class EarlyStopCallback:
         self.stopped = False
 
     def __call__(self, iteration: int, row: dict[str, Any], policy: Any = None) -> None:
-        self.last_steps = int(row["env_steps"])
+        self.last_steps = int(row[C.env_steps])
         if self.report is not None:
             self.report(self.last_steps)
         if self.rule is None:
@@ -83,10 +87,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def is_done(run_dir: Path) -> bool:
-    return (run_dir / DONE).is_file()
 
 
 def reset_run_dir(run_dir: Path) -> None:
@@ -174,7 +174,7 @@ def _run_locked(spec: RunSpec, run_dir: Path, report: Callable[[int], None] | No
             from qprop_tf.runtime import limit_threads
 
             limit_threads(int(spec.overrides.get("tf_threads", 1)))
-            from qprop_tf.train import train
+            from qprop_tf.run import train
 
             cfg = load_config(spec.base_algo, spec.domain, spec.seed, dict(spec.overrides))
 

@@ -21,12 +21,15 @@ from typing import Any
 
 import pandas as pd
 
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.progress import PAPER_EPISODE_STEPS
+
 REPRO_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REPRO_DIR.parent
 CONFIG_DIR = REPRO_DIR / "configs"
 PUBLISHED_CSV = REPRO_DIR / "published.csv"
 
-EPISODE_STEPS = 1000
+EPISODE_STEPS = PAPER_EPISODE_STEPS
 """The paper's "episode" (its x-axis unit and Table 1's unit) is 1000 env steps."""
 PAPER_BUDGET_EPISODES = 30000
 """Table 1's MaxReturn is the best average return within the first 30000 episodes."""
@@ -91,7 +94,7 @@ def base_algo(algo: str) -> str:
 
 def metric_for(algo: str) -> str:
     """The progress.csv column Table 1 reads: DDPG's noise-free eval return, else the batch's."""
-    return "eval_return" if base_algo(algo) == "ddpg" else "average_return"
+    return C.eval_return if base_algo(algo) == "ddpg" else C.average_return
 
 
 def paper_name(algo: str) -> str:
@@ -222,7 +225,8 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                  algo_list: list[str] | None = None, seeds: int | None = None,
                  extra: dict[str, Any] | None = None) -> list[RunSpec]:
     """Every run of a sweep, validated against qprop_tf's Config (no training, no TF)."""
-    from qprop_tf.config import ALGOS, ConfigError, load_config
+    from qprop_tf.config import ALGOS, load_config
+    from qprop_tf.errors import ConfigError
 
     if profile_name not in profiles():
         raise SpecError(f"unknown profile {profile_name!r}; valid: {', '.join(profiles())}")

@@ -28,7 +28,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from reproduce.runner import DONE, SPEC, read_json, reset_run_dir, run_one
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.rundir import DONE
+from reproduce.runner import SPEC, read_json, reset_run_dir, run_one
 from reproduce.spec import (
     RunSpec,
     SpecError,
@@ -142,13 +144,13 @@ def last_env_steps(progress_csv: Path) -> int:
     lines = tail.split("\n")
     complete = lines[:-1] if not tail.endswith("\n") else lines
     rows = [ln for ln in complete if ln.strip()]
-    if len(rows) < 1 or "env_steps" not in header:
+    if len(rows) < 1 or C.env_steps not in header:
         return 0
     fields = rows[-1].split(",")
     if fields == header or len(fields) != len(header):
         return 0
     try:
-        return int(float(fields[header.index("env_steps")]))
+        return int(float(fields[header.index(C.env_steps)]))
     except ValueError:
         return 0
 
@@ -261,9 +263,8 @@ def run_local(specs: list[RunSpec], results: Path, workers: int, progress: Progr
             # Ctrl-C in a terminal reaches the workers too, but a SIGTERM sent to this
             # process alone does not: pass it on, so each running run checkpoints at its
             # next iteration boundary, and wait for them (no orphan keeps a run's LOCK).
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    proc.terminate()
+            for proc in multiprocessing.active_children():  # the pool's workers
+                proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results_out

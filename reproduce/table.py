@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qprop_tf.progress import COLUMNS as C
 from reproduce.results import Collection, Run, load_runs
 from reproduce.spec import (
     EPISODE_STEPS,
@@ -38,7 +39,6 @@ from reproduce.spec import (
 )
 
 BOOTSTRAP_RESAMPLES = 9999
-VERDICTS = ("better", "worse", "within", "not comparable", "missing", "")
 
 
 # ---------------------------------------------------------------------- per-run numbers
@@ -58,22 +58,22 @@ class RunStats:
 
 def run_stats(run: Run, thresh: float) -> RunStats:
     df = run.progress
-    window = df[df["paper_episodes"] <= PAPER_BUDGET_EPISODES]
+    window = df[df[C.paper_episodes] <= PAPER_BUDGET_EPISODES]
     if window.empty:  # the first row already lies beyond 30000 episodes
         window = df.iloc[:1]
     above = window[window[run.metric] > thresh]
     budget = run.budget_steps
-    budget_ep = budget / EPISODE_STEPS if budget is not None else float(df["paper_episodes"].max())
+    budget_ep = budget / EPISODE_STEPS if budget is not None else float(df[C.paper_episodes].max())
     full = (not run.stopped_early and budget_ep >= PAPER_BUDGET_EPISODES
-            and float(df["paper_episodes"].max()) >= PAPER_BUDGET_EPISODES * 0.99)
+            and float(df[C.paper_episodes].max()) >= PAPER_BUDGET_EPISODES * 0.99)
     if above.empty:
         cross = (math.nan, math.nan, math.nan)
     else:
         row = above.iloc[0]
-        cross = (float(row["paper_episodes"]), float(row["env_steps"]),
-                 float(row["real_episodes"]))
+        cross = (float(row[C.paper_episodes]), float(row[C.env_steps]),
+                 float(row[C.real_episodes]))
     return RunStats(not above.empty, *cross, float(window[run.metric].max()),
-                    float(df["paper_episodes"].max()), full, budget_ep, run.stopped_early)
+                    float(df[C.paper_episodes].max()), full, budget_ep, run.stopped_early)
 
 
 # ---------------------------------------------------------------------- spread
@@ -236,8 +236,8 @@ def build_table(results: str | Path, profile: str | None = None, seeds: int | No
         rows.append({
             "domain": domain, "algo": algo, "algorithm": paper_name(algo),
             "table1_column": in_grid, "threshold": thresh,
-            "metric": runs[0].metric if runs else ("eval_return" if algo.startswith("ddpg")
-                                                   else "average_return"),
+            "metric": runs[0].metric if runs else (C.eval_return if algo.startswith("ddpg")
+                                                   else C.average_return),
             "seeds_run": len(runs), "seeds_crossed": len(crossed),
             "seeds_corrupt": problems[(domain, algo)],
             "seeds_unfinished": unfinished[(domain, algo)] if not include_unfinished else sum(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qprop_tf.bench_peers import OURS, ratios, render_markdown, sb3_impl, summarise
+from reproduce.bench.peers import OURS, ratios, render_markdown, sb3_impl, summarise
 
 
 def _rows():
@@ -35,9 +35,9 @@ def test_markdown_has_command_runs_and_ratio():
     meta = {"date": "2026-11-25T00:00:00+00:00", "cpu": "test cpu", "cores": 2,
             "load_before": 1.0, "load_after": 2.0, "env": "Hopper-v5", "n_steps": 5000,
             "steps": 50000, "rounds": 3, "versions": versions,
-            "command": "make bench-peers  (python -m qprop_tf.bench_peers)"}
+            "command": "make bench-peers  (python -m reproduce.bench.peers)"}
     md = render_markdown(meta, _rows())
-    assert "`make bench-peers  (python -m qprop_tf.bench_peers)`" in md
+    assert "`make bench-peers  (python -m reproduce.bench.peers)`" in md
     assert "torch 2.13.0+cpu" in md and "sb3-contrib 2.9.2" in md
     assert md.count("| ours | 50,100 | (in train s) |") == 3
     assert md.count("| sb3 bs5000 | 50,000 | 0.80 |") == 3

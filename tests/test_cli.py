@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from qprop_tf.config import load_config
-from qprop_tf.logger import TIME_COLUMNS
-from qprop_tf.runtime import NonFiniteError
-from qprop_tf.train import train
+from qprop_tf.errors import NonFiniteError
+from qprop_tf.progress import TIME_COLUMNS
+from qprop_tf.run import train
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ["iteration", "env_steps", "paper_episodes", "real_episodes", "average_return",

@@ -13,23 +13,21 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from qprop_tf.actor import DeterministicActor, NumpyActor
 from qprop_tf.config import load_config
-from qprop_tf.ddpg import (
-    DDPG,
-    DDPGRunner,
-    DeterministicActor,
+from qprop_tf.ddpg import DDPG, DDPGRunner
+from qprop_tf.errors import NonFiniteError
+from qprop_tf.explore import (
     EpisodeLog,
     Explorer,
-    NumpyActor,
     OUNoise,
     evaluate,
     ou_stationary_variance,
     ou_step,
-    train_ddpg,
 )
-from qprop_tf.logger import TIME_COLUMNS
+from qprop_tf.progress import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
-from qprop_tf.runtime import NonFiniteError
+from qprop_tf.run import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OBS_DIM, ACT_DIM = 3, 2
@@ -331,7 +329,7 @@ def test_nan_in_losses_raises_and_keeps_the_log(tmp_path, monkeypatch):
 
     monkeypatch.setattr(DDPG, "train", poisoned)
     with pytest.raises(NonFiniteError, match="critic_loss"):
-        train_ddpg(tiny_cfg(), tmp_path / "nan", verbose=False,
+        train(tiny_cfg(), tmp_path / "nan", verbose=False,
                    on_iteration=lambda i, row, actor: rows.append(row))
     df = pd.read_csv(tmp_path / "nan" / "progress.csv")
     assert list(df.iteration) == [0]

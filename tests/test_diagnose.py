@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qprop_tf.config import ConfigError
 from qprop_tf.envs import make_env
+from qprop_tf.errors import ConfigError
 from reproduce.diagnose import StateRecorder, corr, crn_action_effects, diagnose
 
 

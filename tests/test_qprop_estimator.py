@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from qprop_tf.bandit import Bandit
 from qprop_tf.qprop import (
     eta_adaptive_crossfit,
     eta_aggressive,
@@ -13,6 +12,7 @@ from qprop_tf.qprop import (
     qprop_learning_signal,
     taylor_control_variate,
 )
+from reproduce.bandit import Bandit
 
 N_BATCHES, BATCH = 300, 100
 
@@ -52,7 +52,7 @@ def test_dropping_the_analytic_term_is_caught(bandit):
 def test_per_sample_rules_are_measurably_biased(bandit, rule, capsys):
     """The authors' per-sample eta depends on the sampled action through A_hat, so it is not
     unbiased in general. We measure the bias rather than assert zero; on this bandit it is
-    many standard errors away from zero (see `python -m qprop_tf.bandit` for the table)."""
+    many standard errors away from zero (see `python -m reproduce.bandit` for the table)."""
     est = bandit.estimates(rule, bandit.true_q, N_BATCHES, BATCH, seed=14)["estimates"]
     true = bandit.true_gradient()
     z = _bias_in_se(est, true)

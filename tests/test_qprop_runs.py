@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qprop_tf.config import ALGOS, QPROP_ALGOS, load_config
-from qprop_tf.logger import TIME_COLUMNS
-from qprop_tf.train import train
+from qprop_tf.config import ALGOS, ETA_RULES, QPROP_ALGOS, load_config
+from qprop_tf.errors import ConfigError
+from qprop_tf.progress import TIME_COLUMNS
+from qprop_tf.run import train
 
 DIAGNOSTICS = ["critic_loss", "critic_mean_q", "eta_mean", "eta_one_fraction", "corr_adv_abar",
                "signal_var_before", "signal_var_after", "replay_size", "critic_updates"]
@@ -41,6 +42,34 @@ def test_qprop_run_is_deterministic(tmp_path):
     pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), check_exact=True)
 
 
+def test_eta_is_a_config_field_the_algo_names_preset():
+    assert load_config("qprop-c", "Hopper", 0).eta == "conservative"
+    assert load_config("vqprop-adaptive", "Hopper", 0).eta == "adaptive"
+    for algo in QPROP_ALGOS:
+        for rule in ETA_RULES:
+            assert load_config(algo, "Hopper", 0, [f"eta={rule}"]).eta == rule
+    assert load_config("trpo", "Hopper", 0).eta == ""
+    with pytest.raises(ConfigError, match="ddpg has none"):
+        load_config("ddpg", "Hopper", 0, ["eta=ones"])
+    with pytest.raises(ConfigError, match="unknown eta 'adapt1'"):
+        load_config("qprop", "Hopper", 0, ["eta=adapt1"])
+    # another algo brings its own preset, unless eta comes with it
+    cfg = load_config("qprop-c", "Hopper", 0)
+    assert cfg.with_overrides({"algo": "qprop-a"}).validate().eta == "aggressive"
+    assert cfg.with_overrides({"algo": "qprop-a", "eta": "ones"}).validate().eta == "ones"
+    # a config.json written before the field existed reads as the algo's preset
+    old = cfg.to_dict()
+    del old["eta"]
+    assert cfg.differences(old) == []
+    assert load_config("qprop-c", "Hopper", 0, ["eta=ones"]).differences(old) == [
+        "eta: 'conservative' -> 'ones'"]
+
+
+def test_set_eta_overrides_the_preset_in_a_run(tmp_path):
+    df = _smoke("qprop-c", tmp_path / "ones", eta="ones")
+    assert (df.eta_one_fraction == 1).all()
+
+
 def test_mlp_baseline_and_switches_run(tmp_path):
     df = _smoke("trpo", tmp_path / "mlp", baseline="mlp", bootstrap_truncation=False,
                 fit_baseline_first=True, n_envs=2)
@@ -51,11 +80,12 @@ def test_mlp_baseline_and_switches_run(tmp_path):
 def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
     from qprop_tf.config import Config
     from qprop_tf.envs import make_envs
+    from qprop_tf.onpolicy import make_control_variate
     from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
     from qprop_tf.sampler import Sampler
-    from qprop_tf.train import make_control_variate
 
-    cfg = Config(algo="qprop-c", env="Hopper", critic_clip_actions=clip, min_replay=10**6)
+    cfg = Config(algo="qprop-c", env="Hopper", critic_clip_actions=clip,
+                 min_replay=10**6).validate()
     envs = make_envs("Hopper", 1, 0)
     space = envs[0].action_space
     policy = GaussianMLPPolicy(11, 3, init_std=3.0)  # most samples fall outside [-1, 1]
@@ -73,7 +103,7 @@ def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
 @pytest.mark.parametrize("scale", [False, True])
 def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
     from qprop_tf.config import Config
-    from qprop_tf.train import prepare_signal
+    from qprop_tf.onpolicy import prepare_signal
 
     cfg = Config(algo="qprop-c", scale_analytic=scale)
     raw = np.random.default_rng(0).normal(3.0, 20.0, 1000)
@@ -85,3 +115,13 @@ def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
     np.testing.assert_allclose(inputs["eta"], eta * expect, rtol=1e-6)
     # The estimator as a whole is divided by std(l): signal * std + mean recovers l.
     np.testing.assert_allclose(signal * raw.std() + raw.mean(), raw, rtol=1e-6)
+
+
+def test_kl_per_action_dim_reaches_trpo():
+    from qprop_tf.onpolicy import make_optimizer
+    from qprop_tf.policy import GaussianMLPPolicy
+
+    policy = GaussianMLPPolicy(11, 3)
+    for flag, scale in (("false", 1.0), ("true", 1 / 3)):
+        cfg = load_config("trpo", "Hopper", 0, [f"kl_per_action_dim={flag}"])
+        assert make_optimizer(cfg, policy).kl_scale == pytest.approx(scale)

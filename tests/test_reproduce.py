@@ -14,9 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from qprop_tf.rundir import DONE  # noqa: E402
 from reproduce import spec as rspec  # noqa: E402
 from reproduce.runner import (  # noqa: E402
-    DONE,
     EarlyStopCallback,
     StopTraining,
     run_one,

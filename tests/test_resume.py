@@ -18,20 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qprop_tf.checkpoint import (
-    DONE,
-    LOCK,
-    Checkpointer,
-    RunLocked,
-    check_state_finite,
-    run_lock,
-)
+from qprop_tf.checkpoint import Checkpointer, check_state_finite
 from qprop_tf.cli import main as cli_main
 from qprop_tf.config import load_config
-from qprop_tf.logger import TIME_COLUMNS
+from qprop_tf.errors import NonFiniteError, RunLocked
+from qprop_tf.progress import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
-from qprop_tf.runtime import NonFiniteError
-from qprop_tf.train import train
+from qprop_tf.run import train
+from qprop_tf.rundir import DONE, LOCK, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = {
@@ -200,7 +194,7 @@ def test_replay_chunks_restore_the_ring_exactly():
             assert int(restored.n_valid) == live.size and int(restored.valid_head) == live._head
             np.testing.assert_array_equal(live.sample_rows(8).numpy(),
                                           restored.sample_rows(8).numpy())
-    assert live._rows_written > 2 * cap  # wrapped around (chunks overwritten)
+    assert live.rows_written > 2 * cap  # wrapped around (chunks overwritten)
 
 
 def test_nan_state_is_never_checkpointed(tmp_path):
@@ -319,7 +313,7 @@ def test_resume_strong_base_fixed_rollouts_is_exact(tmp_path):
 
 
 def test_env_without_restorable_state_restarts_its_episode(tmp_path, monkeypatch, capsys):
-    import qprop_tf.checkpoint as ck
+    import qprop_tf.ddpg as ck
 
     cfg = _inproc_cfg("ddpg")
     train(cfg, tmp_path / "a", verbose=False)

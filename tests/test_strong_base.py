@@ -7,8 +7,9 @@ import pytest
 
 from qprop_tf.advantages import gae_advantages, lambda_returns, path_end_values
 from qprop_tf.baselines import MLPBaseline
-from qprop_tf.config import Config, ConfigError, load_config
+from qprop_tf.config import Config, load_config
 from qprop_tf.envs import make_envs
+from qprop_tf.errors import ConfigError
 from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
 from qprop_tf.runtime import seed_everything
 from qprop_tf.sampler import Sampler

@@ -1,9 +1,9 @@
-"""Time sb3-contrib's PyTorch TRPO on one env; run by ``qprop_tf.bench_peers`` in .venv-peers.
+"""Time sb3-contrib's PyTorch TRPO on one env; run by ``reproduce.bench.peers`` in .venv-peers.
 
 Imports only torch, stable-baselines3, sb3-contrib and gymnasium (never TensorFlow or
 qprop_tf), so it runs as a file under the peer interpreter::
 
-    .venv-peers/bin/python -I qprop_tf/_sb3_trpo_bench.py --steps 50000
+    .venv-peers/bin/python -I reproduce/bench/sb3_trpo_speed.py --steps 50000
 
 It prints one JSON line: construction time, ``model.learn`` wall time and steps/s (the
 training loop only), and steps/s after the first iteration (from rollout-start timestamps).

@@ -3,7 +3,7 @@
 ``make bench-peers`` builds .venv-peers from requirements-peers.txt (torch, stable-baselines3,
 sb3-contrib; never part of .venv or CI) and runs::
 
-    .venv/bin/python -m qprop_tf.bench_peers --peer-python .venv-peers/bin/python
+    .venv/bin/python -m reproduce.bench.peers --peer-python .venv-peers/bin/python
 
 It measures the whole training loop's speed (env steps per second) on one machine under the
 same load, interleaving the implementations round by round (ours, sb3, ..., ours, sb3, ...):
@@ -15,37 +15,32 @@ same load, interleaving the implementations round by round (ours, sb3, ..., ours
   sb3    sb3_contrib.TRPO("MlpPolicy", n_steps=5000, batch_size=B) on Hopper-v5, policy net
          pi 100-50-25 tanh, sb3's default value net 64-64 tanh (fitted with 10 Adam epochs of
          minibatches of B per iteration; B=5000: 10 full-batch steps; B=128: sb3's default),
-         in a subprocess of the peer interpreter (qprop_tf/_sb3_trpo_bench.py, which never
+         in a subprocess of the peer interpreter (reproduce/bench/sb3_trpo_speed.py, which never
          imports TensorFlow), torch.set_num_threads(1). Its seconds are ``model.learn(N)``
          only; construction is reported separately.
 
-Both sides run with OMP/MKL/OPENBLAS_NUM_THREADS=1. The table, with each run, the medians and
+Both sides run with OMP/MKL/OPENBLAS_NUM_THREADS=1 (set by ``main`` before NumPy loads; importing
+this module changes no environment variable). The table, with each run, the medians and
 the ratios ours/sb3, is printed and written to results/bench/peers.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from qprop_tf.bench import cpu_model  # noqa: E402
-
-SB3_SCRIPT = Path(__file__).with_name("_sb3_trpo_bench.py")
+ONE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SB3_SCRIPT = Path(__file__).with_name("sb3_trpo_speed.py")
 OURS = "ours"
 
 Row = dict[str, Any]
@@ -58,12 +53,13 @@ def sb3_impl(batch_size: int) -> str:
 
 
 def run_ours(env_id: str, steps: int, batch_size: int = 5000) -> Row:
-    """Our whole TRPO training loop in this process, timed as :func:`qprop_tf.bench.bench_loop`
-    times it, but keeping the exact step count (batches are whole paths, >= batch_size)."""
+    """Our whole TRPO training loop in this process, timed as
+    :func:`reproduce.bench.speed.bench_loop` times it, but keeping the exact step count
+    (batches are whole paths, >= batch_size)."""
     import pandas as pd
 
     from qprop_tf.config import load_config
-    from qprop_tf.train import train
+    from qprop_tf.run import train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config("trpo", env_id, 0, {"batch_size": batch_size, "max_steps": steps,
@@ -83,8 +79,7 @@ def run_sb3(peer_python: str, env_id: str, steps: int, n_steps: int,
             batch_size: int) -> tuple[Row, dict[str, str]]:
     """sb3-contrib's TRPO in a subprocess of the peer interpreter; returns the row and the
     peer's package versions."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, **dict.fromkeys(ONE_THREAD_VARS, "1")}
     cmd = [peer_python, "-I", str(SB3_SCRIPT), "--env", env_id, "--steps", str(steps),
            "--n-steps", str(n_steps), "--batch-size", str(batch_size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -169,6 +164,8 @@ def render_markdown(meta: dict[str, Any], rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One BLAS/OpenMP thread on both sides, whatever the shell says, before NumPy loads.
+    os.environ.update(dict.fromkeys(ONE_THREAD_VARS, "1"))
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer-python", default=".venv-peers/bin/python",
@@ -186,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     sb3_batches = [int(b) for b in args.sb3_batch_sizes.split(",") if b]
 
     from qprop_tf.runtime import limit_threads, versions
+    from reproduce.bench.speed import cpu_model
 
     limit_threads(1)
     load_before = os.getloadavg()[0]
@@ -217,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": os.cpu_count(), "load_before": load_before,
             "load_after": os.getloadavg()[0], "env": args.env, "n_steps": args.n_steps,
             "steps": args.steps, "rounds": args.rounds, "versions": vers,
-            "command": f"make bench-peers  (python -m qprop_tf.bench_peers {cli})".strip()}
+            "command": f"make bench-peers  (python -m reproduce.bench.peers {cli})".strip()}
     table = render_markdown(meta, rows)
     print(table)
     out = Path(args.out)

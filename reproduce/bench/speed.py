@@ -1,4 +1,5 @@
-"""Speed benchmarks on this machine, one process, one TF thread: ``make bench``.
+"""Speed benchmarks on this machine, one process, one TF thread: ``make bench``
+(``python -m reproduce.bench.speed``).
 
 For each env it measures, in one run so the ratios are comparable:
   raw      env.step with precomputed actions (the ceiling for any sampler)
@@ -21,11 +22,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from qprop_tf.runtime import limit_threads  # noqa: E402
+from qprop_tf.runtime import limit_threads
 
 
 def cpu_model() -> str:
@@ -75,7 +74,7 @@ def bench_loop(algo: str, env_id: str, steps: int, prefix: str) -> dict[str, flo
     import pandas as pd
 
     from qprop_tf.config import load_config
-    from qprop_tf.train import train
+    from qprop_tf.run import train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(algo, env_id, 0, {"batch_size": 5000, "max_steps": steps,
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               f" after first iteration {loop['trpo_loop_after_first']:,.0f}/s"
               f" ({row['trpo_loop_after_first_vs_raw']:.0%})", flush=True)
 
-    from qprop_tf.bench_critic import bench_critic
+    from reproduce.bench.critic import bench_critic
 
     critic_rows = []
     for jit in (True, False):
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{qprop['qprop_loop']:,.0f} env steps/s, after first iteration "
           f"{qprop['qprop_loop_after_first']:,.0f}/s", flush=True)
 
-    from qprop_tf.ddpg import bench_ddpg
+    from reproduce.bench.ddpg import bench_ddpg
 
     ddpg_rows = []
     for chunk in (1, 16, 50):
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "tf_threads": 1,
-            "command": "make bench  (python -m qprop_tf.bench "
+            "command": "make bench  (python -m reproduce.bench.speed "
             + " ".join(sys.argv[1:] if argv is None else argv) + ")"}
     from qprop_tf.runtime import versions
 

@@ -1,6 +1,6 @@
 """Benchmarks: critic minibatch updates per second, and replay memory at Humanoid size.
 
-Run ``python -m qprop_tf.bench_critic``. TF is limited to one intra-op and one inter-op
+Run ``python -m reproduce.bench.critic``. TF is limited to one intra-op and one inter-op
 thread (as in training runs) before any op executes.
 """
 

@@ -8,7 +8,7 @@ reward r(s, a) = -||a - (A s + c)||^2. Then
     dJ/dW = -2 E[(mu(s) - a*(s)) s^T] = -2 (W - A),  dJ/db = -2 (b - c),
     dJ/dlog sigma_j = -2 sigma_j^2
 
-(the expectations use E[s] = 0, E[s s^T] = I). ``python -m qprop_tf.bandit`` prints each
+(the expectations use E[s] = 0, E[s s^T] = I). ``python -m reproduce.bandit`` prints each
 eta rule's measured bias and variance against the true gradient.
 """
 
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from qprop_tf.critic import q_and_action_gradient
 from qprop_tf.optim import flatten, surrogate_loss
 from qprop_tf.policy import GaussianMLPPolicy
 from qprop_tf.qprop import (
     compute_eta,
-    critic_taylor_terms,
     qprop_analytic_loss,
     qprop_learning_signal,
     taylor_control_variate,
@@ -116,7 +116,7 @@ class Bandit:
 
         @tf.function
         def taylor(obs, mean):
-            return critic_taylor_terms(q_fn, obs, mean)
+            return q_and_action_gradient(q_fn, obs, mean)
 
         out = []
         for _ in range(n_batches):
@@ -140,7 +140,7 @@ class Bandit:
         score of the linear-Gaussian policy), plus A_hat and A_bar, for n samples."""
         d = self.sample(n, np.random.default_rng(seed))
         adv = d["rew"] - d["value"] if use_baseline else d["rew"]
-        _, dq = critic_taylor_terms(q_fn, tf.constant(d["obs"]), tf.constant(d["mean"]))
+        _, dq = q_and_action_gradient(q_fn, tf.constant(d["obs"]), tf.constant(d["mean"]))
         a_bar = taylor_control_variate(dq.numpy(), d["act"], d["mean"])
         eps = (d["act"] - d["mean"]) / self.sigma
         score_mean = eps / self.sigma                                  # d log pi / d mu
