@@ -198,12 +198,14 @@ class Config:
         return self
 
     def use_critic_xla(self, obs_dim: int) -> bool:
-        """XLA for the critic loop: on, unless ``auto`` and the replay's observations need
-        >= 1 GiB (Humanoid: XLA's compiler costs ~150 MB of RSS, which would push a full
-        1M-transition Humanoid run past 2.5 GB; without it the critic is ~1/3 slower)."""
+        """XLA for the critic loop: on, unless ``auto`` and the replay's observations alone
+        need >= 2.5 GiB, which with TF, the models and XLA's compiler (~80-150 MB) would take
+        a run past its 4 GiB memory budget. Every paper domain is under it (Humanoid, the
+        largest: 1M x 348 float32 = 1.4 GB), so XLA is on everywhere by default; without it
+        the critic is about 1/3 slower (``make bench``: reproduce/bench/xla_loop.py)."""
         if self.critic_xla != "auto":
             return self.critic_xla == "true"
-        return self.replay_size * obs_dim * 4 < 2**30
+        return self.replay_size * obs_dim * 4 < 2.5 * 2**30
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

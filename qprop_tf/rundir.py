@@ -73,6 +73,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_locked(run_dir: str | Path) -> bool:
+    """Whether ``run_dir/LOCK`` is held right now: by a live process on this host, or by any
+    process on another host (which this host cannot check). A stale lock is not held."""
+    path = Path(run_dir) / LOCK
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", -1)))
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold ``run_dir/LOCK`` (created with O_EXCL; hostname and pid inside) while running.

@@ -123,9 +123,10 @@ def test_actions_are_clipped_before_the_env():
     assert np.abs(np.stack(seen)).max() <= 1.0  # sent clipped
 
 
-def test_critic_xla_auto_turns_off_for_humanoid_size_buffers():
-    cfg = Config()
-    assert cfg.use_critic_xla(11) and not cfg.use_critic_xla(348)
+def test_critic_xla_auto_is_on_up_to_humanoid_and_off_past_the_memory_budget():
+    cfg = Config()  # replay 1M transitions
+    assert cfg.use_critic_xla(11) and cfg.use_critic_xla(348)  # Hopper, Humanoid
+    assert not cfg.use_critic_xla(700)  # 2.8 GB of observations alone
     assert Config(critic_xla="true").use_critic_xla(348)
     assert not Config(critic_xla="false").use_critic_xla(11)
     with pytest.raises(ConfigError, match="critic_xla"):

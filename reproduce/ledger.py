@@ -1,0 +1,188 @@
+"""The campaign's ledger: every run of a profile, where it stands, what it cost, what is left.
+
+``python -m reproduce.ledger --profile table1 --results results --campaign /var/tmp/qprop-campaign``
+writes ``results/CAMPAIGN.md`` (``--out``). A run's status, looked up in the campaign root
+first and then in the committed results:
+
+- **done**: its run directory has ``DONE``;
+- **in flight**: unfinished, its ``LOCK`` held by a live process (a sweep is training it);
+- **paused**: unfinished, not locked: the next ``make campaign`` resumes it from its checkpoint;
+- **failed**: unfinished, and its log shows a traceback (kept and named, not rerun away);
+- **to go**: no run directory yet.
+
+CPU-hours spent are each run's own training time (``progress.csv``'s ``time``: one process,
+one TF thread, so wall time on a core of its own), summed over done and unfinished runs. The
+estimate left is ``reproduce.spec.run_hours`` (the cost model in ``profiles.toml``, at the full
+budget) for runs to go, and the unspent fraction of it for unfinished ones: an upper bound,
+since early stopping ends most runs sooner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.rundir import CONFIG, DONE, is_locked
+from reproduce.runner import LOG
+from reproduce.spec import REPO_ROOT, RunSpec, SpecError, resolve_runs, run_hours
+
+STATUSES = ("done", "in flight", "paused", "failed", "to go")
+
+
+@dataclass
+class RunState:
+    spec: RunSpec
+    status: str
+    path: Path | None
+    env_steps: int
+    hours_spent: float
+    hours_left: float
+    commit: str
+
+
+def _last_progress(run_dir: Path) -> tuple[int, float]:
+    """(env steps, training seconds) of the last row of ``progress.csv``; (0, 0) if none."""
+    try:
+        df = pd.read_csv(run_dir / "progress.csv", usecols=[C.env_steps, C.time])
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return 0, 0.0
+    if df.empty:
+        return 0, 0.0
+    return int(df[C.env_steps].iloc[-1]), float(df[C.time].iloc[-1])
+
+
+def _commit(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / CONFIG).read_text()).get("git_commit") or "?")[:7]
+    except (OSError, ValueError):
+        return "?"
+
+
+def _failed(run_dir: Path) -> bool:
+    try:
+        return "Traceback (most recent call last)" in (run_dir / LOG).read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
+    """Where one run stands: the first root holding it finished, else the first holding it."""
+    dirs = [spec.run_dir(r) for r in roots if spec.run_dir(r).is_dir()]
+    full = run_hours(spec)
+    if not dirs:
+        return RunState(spec, "to go", None, 0, 0.0, full, "")
+    done = [d for d in dirs if (d / DONE).is_file()]
+    run_dir = done[0] if done else dirs[0]
+    steps, seconds = _last_progress(run_dir)
+    if done:
+        status, left = "done", 0.0
+    else:
+        status = ("in flight" if is_locked(run_dir)
+                  else "failed" if _failed(run_dir) else "paused")
+        left = 0.0 if status == "failed" else full * max(0.0, 1 - steps / spec.max_steps)
+    return RunState(spec, status, run_dir, steps, seconds / 3600, left, _commit(run_dir))
+
+
+def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
+    """One row per run: domain, algo, seed, status, env steps, budget, hours, commit."""
+    rows = []
+    for spec in specs:
+        st = run_state(spec, roots)
+        rows.append({"domain": spec.domain, "algo": spec.algo, "seed": spec.seed,
+                     "status": st.status, "env_steps": st.env_steps,
+                     "budget_steps": spec.max_steps, "hours_spent": st.hours_spent,
+                     "hours_left": st.hours_left, "commit": st.commit})
+    return pd.DataFrame(rows)
+
+
+def cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (domain, algo): the seeds in each status, hours spent and left, commits."""
+    out = []
+    for (domain, algo), g in runs.groupby(["domain", "algo"], sort=False):
+        row: dict[str, object] = {"domain": domain, "algo": algo}
+        for status in STATUSES:
+            seeds = g.loc[g["status"] == status, "seed"].tolist()
+            row[status] = ", ".join(str(s) for s in seeds) or "-"
+        row["hours_spent"] = g["hours_spent"].sum()
+        row["hours_left"] = g["hours_left"].sum()
+        row["commits"] = ", ".join(sorted({c for c in g["commit"] if c})) or "-"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _git_head() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) -> str:
+    """The ledger as Markdown: totals, then one line per cell."""
+    c = cells(runs)
+    counts = runs["status"].value_counts()
+    total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+    lines = [
+        f"# Campaign ledger: profile `{profile}`", "",
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {_git_head()} by "
+        f"`{command}`; roots read: {', '.join(f'`{r}`' for r in roots)}.", "",
+        f"- **Runs**: {len(runs)}: {total}.",
+        f"- **CPU-hours spent**: {runs['hours_spent'].sum():.1f} (each run's own training "
+        "time, one process and one TF thread each).",
+        f"- **CPU-hours left (estimate)**: at most {runs['hours_left'].sum():.1f} (cost model "
+        "of `reproduce/configs/profiles.toml` at full budget; early stopping ends most runs "
+        "sooner).",
+        "- **Statuses**: done = `DONE`; in flight = a live sweep holds its `LOCK`; paused = "
+        "unfinished, resumes from its checkpoint on the next `make campaign`; failed = "
+        "unfinished with a traceback in its log (kept, named, not rerun); to go = not started.",
+        "",
+        "| Domain | Algorithm | done | in flight | paused | failed | to go | CPU-h spent | "
+        "CPU-h left (est.) | commits |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in c.to_dict("records"):
+        seeds = " | ".join(str(d[s]) for s in STATUSES)
+        lines.append(f"| {d['domain']} | {d['algo']} | {seeds} | {d['hours_spent']:.2f} | "
+                     f"{d['hours_left']:.2f} | {d['commits']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="table1")
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results",
+                        help="the committed results root")
+    parser.add_argument("--campaign", type=Path, action="append", default=[],
+                        help="a results root where the campaign runs (repeatable)")
+    parser.add_argument("--out", type=Path, help="default: <results>/CAMPAIGN.md")
+    args = parser.parse_args(argv)
+    roots = [*args.campaign, args.results]
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"ledger: no such results root: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    try:
+        specs = resolve_runs(args.profile)
+    except SpecError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 2
+    runs = ledger(specs, roots)
+    command = "python -m reproduce.ledger " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = render(args.profile, runs, roots, command.strip())
+    out = args.out or args.results / "CAMPAIGN.md"
+    out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
