@@ -2,8 +2,9 @@
 
 ``python -m reproduce.bench.xla_loop [--env Humanoid] [--algo qprop-c] [--steps 60000]
 [--rounds 2]`` trains the same (env, algo, seed 0) run with ``critic_xla=true`` and
-``critic_xla=false``, alternating (true, false, true, false, ...) so both see the same load on
-a shared machine, each in its own process with the table's hyperparameters
+``critic_xla=false``: each round starts both processes at once, so that both see the same load
+on a shared machine (this one is noisy: only ratios within a round mean anything), each with
+the table's hyperparameters
 (``reproduce/configs/hyperparams.toml``). For every run it reads the run's own
 ``progress.csv``: the loop's env steps per second over the iterations after the critic has
 started (the first iterations trace graphs and fill the replay up to ``min_replay``), and the
@@ -31,8 +32,9 @@ import pandas as pd
 from reproduce.spec import REPO_ROOT, merged_overrides
 
 
-def train_once(env: str, algo: str, steps: int, xla: bool, out: Path) -> dict[str, Any]:
-    """One training process; its loop rate after the critic starts and its peak RSS."""
+def start(env: str, algo: str, steps: int, xla: bool, out: Path) -> tuple[subprocess.Popen,
+                                                                        list[str]]:
+    """Start one training process."""
     sets = {**merged_overrides(env, algo), "critic_xla": "true" if xla else "false"}
     cmd = [sys.executable, "-m", "qprop_tf", "train", "--algo", algo, "--env", env,
            "--seed", "0", "--max-steps", str(steps), "--out", str(out), "--no-progress"]
@@ -42,16 +44,22 @@ def train_once(env: str, algo: str, steps: int, xla: bool, out: Path) -> dict[st
         elif isinstance(value, bool):
             value = str(value).lower()
         cmd += ["--set", f"{key}={value}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log), cmd
+
+
+def finish(proc: subprocess.Popen, cmd: list[str], env: str, algo: str, xla: bool,
+           out: Path) -> dict[str, Any]:
+    """Wait for one training process; its loop rate after the critic starts, its peak RSS."""
     _, status, usage = os.wait4(proc.pid, 0)
-    stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"training failed ({' '.join(cmd)}):\n{stderr[-2000:]}")
+        err = out.with_suffix(".log").read_text()[-2000:]
+        raise RuntimeError(f"training failed ({' '.join(cmd)}):\n{err}")
     df = pd.read_csv(out / "progress.csv")
     started = df[df["critic_updates"].fillna(0) > 0]
     later = started.iloc[1:] if len(started) > 2 else df.iloc[2:]
     if later.empty:
-        raise RuntimeError(f"{steps} steps are too few: no iteration after the critic started")
+        raise RuntimeError(f"{out}: too short, no iteration after the critic started")
     steps_per_s = float(later["batch_steps"].sum() / later["iteration_time"].sum())
     return {"env": env, "algo": algo, "critic_xla": xla, "steps": int(df["env_steps"].iloc[-1]),
             "iterations_timed": len(later), "loop_steps_per_s": steps_per_s,
@@ -59,6 +67,12 @@ def train_once(env: str, algo: str, steps: int, xla: bool, out: Path) -> dict[st
                                        / later["iteration_time"].sum()),
             "peak_rss_mb": usage.ru_maxrss / 1024.0,
             "progress_max_rss_mb": float(df["max_rss_mb"].max())}
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,9 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="xla_loop_") as tmp:
         for r in range(args.rounds):
-            for xla in (True, False):
-                row = train_once(args.env, args.algo, args.steps, xla,
-                                 Path(tmp) / f"r{r}_{'xla' if xla else 'noxla'}")
+            outs = {xla: Path(tmp) / f"r{r}_{'xla' if xla else 'noxla'}" for xla in (True, False)}
+            procs = {xla: start(args.env, args.algo, args.steps, xla, out)
+                     for xla, out in outs.items()}
+            for xla, (proc, cmd) in procs.items():
+                row = finish(proc, cmd, args.env, args.algo, xla, outs[xla])
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     on = [x["loop_steps_per_s"] for x in rows if x["critic_xla"]]
@@ -90,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m reproduce.bench.xla_loop " + " ".join(argv or sys.argv[1:])
     lines = [f"# Whole loop, critic XLA on vs off: {args.env} {args.algo}", "",
              f"Command: `{command.strip()}`, {args.steps} env steps a run, seed 0, "
-             f"{args.rounds} alternating rounds; one process, one TF thread each.", "",
+             f"{args.rounds} rounds, each running both at once; one TF thread each; "
+             f"commit {_commit()}.", "",
              "| round | critic_xla | loop steps/s | critic share of time | peak RSS (MB) |",
              "|---|---|---|---|---|"]
     lines += [f"| {i // 2} | {x['critic_xla']} | {x['loop_steps_per_s']:,.0f} | "
