@@ -166,7 +166,8 @@ def _run_locked(spec: RunSpec, run_dir: Path, report: Callable[[int], None] | No
     callback = EarlyStopCallback(spec.early_stop, report)
     t0 = time.perf_counter()
     with redirect_output(log):
-        print(f"[reproduce] {spec.key} on {socket.gethostname()} pid {os.getpid()}: "
+        print(f"[reproduce] {spec.key} on {socket.gethostname()} pid {os.getpid()} "
+              f"nice {os.nice(0)}: "
               f"profile {spec.profile}, budget {spec.budget_episodes:g} episodes "
               f"({spec.max_steps} env steps)", flush=True)
         try:

@@ -21,7 +21,7 @@ from reproduce.runner import (  # noqa: E402
     StopTraining,
     run_one,
 )
-from reproduce.spec import EarlyStop, RunSpec, resolve_runs  # noqa: E402
+from reproduce.spec import EarlyStop, RunSpec, resolve_runs, run_hours  # noqa: E402
 from reproduce.table import build_table, spread, write_table  # noqa: E402
 
 # ---------------------------------------------------------------------- synthetic runs
@@ -396,6 +396,52 @@ def test_unfinished_run_resumes_and_a_different_spec_is_not_silently_reused(tmp_
 
 
 
+def test_the_sweep_prints_its_plan_with_the_dry_run_figures(tmp_path, capsys, monkeypatch):
+    import reproduce.sweep as sw
+    from reproduce.runner import SPEC
+
+    args = ["--profile", "smoke", "--domains", "Hopper", "--algos", "trpo,qprop-c", "--seeds",
+            "2", "--workers", "3", "--results", str(tmp_path), "--no-progress"]
+    specs = resolve_runs("smoke", ["Hopper"], ["trpo", "qprop-c"], 2)
+    trained: list[str] = []
+
+    def fake_local(todo, results, workers, progress, stop):  # no training in this test
+        trained.extend(s.key for s in todo)
+        return [{"key": s.key, "status": "done", "stopped": "budget", "env_steps": 0,
+                 "seconds": 0.0, "error": None, "log": ""} for s in todo]
+
+    monkeypatch.setattr(sw, "run_local", fake_local)
+
+    def finish(spec):
+        run_dir = spec.run_dir(tmp_path)
+        run_dir.mkdir(parents=True)
+        (run_dir / SPEC).write_text(json.dumps(spec.to_dict()))
+        (run_dir / DONE).write_text("{}")
+
+    finish(specs[0])
+    assert sw.main(args + ["--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert sw.main(args) == 0
+    out = capsys.readouterr().out
+    plan_lines = [ln for ln in out.splitlines() if ln.startswith("to train:")]
+    assert len(plan_lines) == 1 and plan_lines[0] in dry.splitlines()  # the same figures
+    assert "4 runs: 1 already finished, 3 to run" in out
+    assert out.index("to train:") < out.index("sweep finished")
+    hours = sum(run_hours(s) for s in specs[1:])
+    assert f"to train: 3 runs, at most {hours:.2f} CPU-hours" in plan_lines[0]
+    assert "on 3 workers" in plan_lines[0] and trained == [s.key for s in specs[1:]]
+    # The dry run's total covers every run, finished or not, with the same cost model.
+    assert f"4 runs, at most {sum(map(run_hours, specs)):.2f} CPU-hours" in dry
+    # Everything finished: one line, and straight on (no run started).
+    for spec in specs[1:]:
+        finish(spec)
+    trained.clear()
+    assert sw.main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 runs: 4 already finished, 0 to run: nothing to train" in out
+    assert "to train:" not in out and not trained
+
+
 def _ray_available() -> bool:
     try:
         import ray  # noqa: F401
@@ -419,6 +465,9 @@ def test_ray_backend_smoke(tmp_path, monkeypatch):
     for seed in (0, 1):
         run = results / f"runs/Hopper/trpo/seed{seed}"
         assert (run / DONE).is_file() and (run / "progress.csv").is_file()
-        assert "[reproduce] done" in (run / "log.txt").read_text()
+        log = (run / "log.txt").read_text()
+        assert "[reproduce] done" in log
+        # Ray's default worker niceness (15) starved runs on a loaded machine.
+        assert f" nice {os.nice(0)}: " in log, log.splitlines()[0]
     assert not list(results.glob(".sweep-token-*"))
     assert os.environ.get("REPRODUCE_RAY_SHIP") == "1"

@@ -354,10 +354,47 @@ def test_sigterm_to_the_sweep_alone_checkpoints_its_runs_and_leaves_no_orphan(tm
     worker_pid = json.loads((run / LOCK).read_text())["pid"]
     proc.send_signal(signal.SIGTERM)  # to the sweep's own process only
     out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 130, out
+    assert proc.returncode == 128 + signal.SIGTERM, out
     assert "resumable" in out
     with pytest.raises(ProcessLookupError):
         os.kill(worker_pid, 0)  # the worker has exited, not been orphaned
     assert not (run / LOCK).exists() and not (run / DONE).exists()
     assert (run / "checkpoint").is_dir() and any((run / "checkpoint").iterdir())
     assert "[reproduce] interrupted after" in (run / "log.txt").read_text()  # not "failed"
+
+
+def test_sigterm_to_the_sweep_starts_no_queued_run(tmp_path):
+    """3 runs on 1 worker, SIGTERM while the first trains: the first checkpoints and is
+    reported interrupted, the two queued runs never start (no run directory)."""
+    from reproduce.spec import resolve_runs
+
+    results = tmp_path / "results"
+    specs = resolve_runs("smoke", ["Hopper"], ["trpo"], 3, {"max_steps": "200000"})
+    cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", "smoke", "--domains", "Hopper",
+           "--algos", "trpo", "--seeds", "3", "--workers", "1", "--backend", "local",
+           "--results", str(results), "--no-progress", "--set", "max_steps=200000"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    first = specs[0].run_dir(results)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            csv = first / "progress.csv"
+            if csv.is_file() and len(csv.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    for spec in specs[1:]:
+        assert not spec.run_dir(results).exists(), out  # never started
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "to train: 3 runs" in out  # the plan was printed before training
+    assert "stopped by SIGTERM" in out and "1 interrupted" in out and "2 not started" in out
+    assert not (first / LOCK).exists() and not (first / DONE).exists()
+    assert any((first / "checkpoint").iterdir())
+    assert "[reproduce] interrupted after" in (first / "log.txt").read_text()
