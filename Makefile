@@ -1,10 +1,14 @@
 # Every target builds (or refreshes) the project's own .venv from requirements.txt first.
 #
 # make test                                 the test suite (CI runs exactly this)
-# make reproduce-table                      quick profile, local pool, then the table
+# make reproduce-table                      table1 profile, local pool, then the table; finished
+#                                           runs are skipped, unfinished ones resume
+# make reproduce-table PROFILE=smoke        seconds per run, in results/smoke/ (git-ignored)
 # make reproduce-table PROFILE=paper SEEDS=5 DOMAINS=Hopper,Walker ALGOS=qprop-c,trpo
 # make reproduce-table BACKEND=ray          same runs as Ray tasks (RAY_ADDRESS=... for a cluster)
-# make table / make plot                    re-read $(RESULTS)/runs; no training
+# make table / make plot                    re-read $(RESULTS)/$(PROFILE)/runs (and the profile's
+#                                           extra rows); write $(RESULTS)/$(PROFILE)/table*.md,
+#                                           figures/; no training
 # make bench                                speed benchmarks on this machine
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
@@ -63,7 +67,8 @@ clean-venv:
 	rm -rf $(VENV) $(PEERS_VENV)
 
 # ---- reproduce/ harness ------------------------------------------------------------
-PROFILE ?= quick
+# Each profile has its own tree: $(RESULTS)/$(PROFILE)/runs, table*.md, figures/.
+PROFILE ?= table1
 BACKEND ?= local
 RESULTS ?= results
 DOMAINS ?=
@@ -91,7 +96,7 @@ table: $(STAMP)
 	$(PY) -m reproduce.table --results $(RESULTS) --profile $(PROFILE)
 
 plot: $(STAMP)
-	$(PY) -m reproduce.plot --results $(RESULTS)
+	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(PROFILE)
 
 sweep-dry-run: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run

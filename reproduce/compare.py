@@ -1,10 +1,13 @@
 """Does algorithm A reach the threshold in fewer episodes than algorithm B?
 
     python -m reproduce.compare --results results --a qprop-c-strong --b trpo-strong \\
-        [--domains Reacher,Hopper,Swimmer] [--out NAME]
+        [--profile strong] [--domains Reacher,Hopper,Swimmer] [--out NAME]
 
-Writes `<results>/compare_<a>_vs_<b>.md` (or `--out`; a bare file name goes under `<results>`)
-and `<results>/figures/compare_<a>_vs_<b>.png/.svg` (or the `--out` stem), prints the table.
+Reads the runs of one profile's tree, `<results>/<profile>/runs` (default: the one profile
+whose tree has runs of A or B). Writes `<results>/<profile>/compare_<a>_vs_<b>.md` (or
+`--out`; a bare file name goes under `<results>/<profile>`) and
+`<results>/<profile>/figures/compare_<a>_vs_<b>.png/.svg` (or the `--out` stem), prints the
+table.
 
 - **Crossing**: the first progress row of a finished run (DONE) whose metric (`run.metric`)
   exceeds (>) the domain's threshold, NaN rows skipped; episodes = its env_steps / 1000.
@@ -48,11 +51,18 @@ import pandas as pd
 from scipy.stats import bootstrap
 
 from qprop_tf.progress import COLUMNS as C
-from reproduce.plot import label, palette, plt, save, sns
-from reproduce.results import Run, load_runs
+from reproduce.compare_plot import plot
+from reproduce.results import Run, find_profile, load_runs
 from reproduce.runner import LOG
-from reproduce.spec import EPISODE_STEPS, domains, threshold
-from reproduce.table import fmt_num, markdown_table, text_table
+from reproduce.spec import (
+    EPISODE_STEPS,
+    SpecError,
+    check_profile,
+    domains,
+    profile_dir,
+    threshold,
+)
+from reproduce.table_format import fmt_num, markdown_table, text_table
 
 N_RESAMPLES = 10000
 MIN_SEEDS = 3
@@ -298,10 +308,13 @@ def log_status(run_dir: Path) -> tuple[str, str]:
     return "unfinished", "no DONE (running, or stopped without a traceback)"
 
 
-def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None
-            ) -> tuple[list[DomainResult], list[str]]:
-    """One DomainResult per domain, and a line per run left out of (or flagged in) them."""
-    coll = load_runs(results)
+def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
+            profile: str | None = None) -> tuple[list[DomainResult], list[str]]:
+    """One DomainResult per domain, and a line per run left out of (or flagged in) them,
+    from the runs of ``profile``'s tree (default: ``find_profile``)."""
+    profile = profile or find_profile(results, [a, b])
+    check_profile(profile)
+    coll = load_runs(results, profile)
     algo_of = {a, b}
     notes: list[str] = []
     excluded: dict[tuple[str, str], int] = {}
@@ -352,78 +365,23 @@ def table_rows(rows: list[DomainResult], a: str, b: str) -> list[dict[str, str]]
              "Ratio A/B [95% CI]": r.ratio_text, "Verdict": r.verdict} for r in rows]
 
 
-def plot(rows: list[DomainResult], a: str, b: str, out: Path, name: str) -> list[Path]:
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    sns.set_theme(style="whitegrid", context="notebook")
-    colors = palette([a, b])
-    ncols = min(len(rows), 4) or 1
-    nrows = max(1, math.ceil(len(rows) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.4 * nrows), squeeze=False)
-    for ax in axes.ravel()[len(rows):]:
-        ax.axis("off")
-    for ax, r in zip(axes.ravel(), rows, strict=False):
-        for i, side in enumerate((r.a, r.b)):
-            c, n = colors[side.algo], len(side.values)
-            x = i + (np.linspace(-0.15, 0.15, n) if n > 1 else np.zeros(n))
-            cr, ce = ~side.censored, side.censored
-            ax.scatter(x[cr], side.values[cr], color=c, ec="black", lw=0.5, s=40, zorder=3)
-            ax.scatter(x[ce], side.values[ce], fc="none", ec=c, lw=1.6, s=55, zorder=3)
-            for xi, yi in zip(x[ce], side.values[ce], strict=True):
-                ax.annotate("", xy=(xi, yi * 1.5), xytext=(xi, yi),
-                            arrowprops={"arrowstyle": "->", "color": c, "lw": 1.3})
-            m = side.median
-            if not side.runs:
-                ax.text(i, 0.5, "no finished runs", ha="center", fontsize=8, color="0.4",
-                        transform=ax.get_xaxis_transform())
-            elif not math.isnan(m.median):
-                y = m.bound
-                ax.hlines(y, i - 0.3, i + 0.3, color=c, lw=2.5,
-                          ls="--" if math.isinf(m.median) else "-", zorder=2)
-                if math.isinf(m.median):
-                    ax.text(i + 0.32, y, f"> {fmt_num(y)}", va="center", fontsize=8, color=c)
-        ys = np.concatenate([r.a.values, r.b.values])
-        ys = ys[np.isfinite(ys) & (ys > 0)]
-        if ys.size:
-            ax.set_yscale("log")
-            ax.set_ylim(ys.min() / 1.6, ys.max() * 2.2)
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
-        else:
-            ax.set_yticks([])
-        ax.set_xlim(-0.6, 1.8)
-        ax.set_xticks([0, 1], [label(a), label(b)], fontsize=8)
-        ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
-        ax.set_title(f"{r.domain} (> {r.threshold:g}): A/B = {r.ratio_text}\n{r.verdict}",
-                     fontsize=9.5)
-    handles = [Line2D([], [], marker="o", color="0.4", mec="black", ls="none"),
-               Line2D([], [], marker="o", mfc="none", mec="0.4", mew=1.6, ls="none"),
-               Line2D([], [], color="0.4", lw=2.5), Line2D([], [], color="0.4", lw=2.5, ls="--")]
-    labels = ["seed: first crossing", "censored seed: never crossed, at its budget (↑ true "
-              "value above)", "median", "censored median (> value shown)"]
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Episodes to threshold: A = {label(a)} vs B = {label(b)} (ratio: 95% "
-                 "bootstrap CI of median A / median B)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05 if nrows > 1 else 0.09, 1, 1))
-    return save(fig, out, name)
-
-
 def write_report(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
-                 out: str | None = None) -> tuple[Path, list[Path], str]:
+                 out: str | None = None, profile: str | None = None
+                 ) -> tuple[Path, list[Path], str]:
     """Write the markdown and the figure; return their paths and the printed table."""
     results = Path(results)
-    rows, notes = compare(results, a, b, domain_list)
-    md_path = Path(out) if out else results / f"compare_{a}_vs_{b}.md"
+    profile = profile or find_profile(results, [a, b])
+    rows, notes = compare(results, a, b, domain_list, profile)
+    home = profile_dir(results, profile)
+    md_path = Path(out) if out else home / f"compare_{a}_vs_{b}.md"
     if out and md_path.parent == Path("."):
-        md_path = results / md_path
+        md_path = home / md_path
     if md_path.suffix != ".md":
         md_path = md_path.with_suffix(".md")
-    figs = plot(rows, a, b, results / "figures", md_path.stem) if rows else []
+    fig_dir = md_path.parent / "figures"
+    figs = plot(rows, a, b, fig_dir, md_path.stem) if rows else []
     table = table_rows(rows, a, b)
-    cmd = (f"python -m reproduce.compare --results {results} --a {a} --b {b}"
+    cmd = (f"python -m reproduce.compare --results {results} --profile {profile} --a {a} --b {b}"
            + (f" --domains {','.join(domain_list)}" if domain_list else "")
            + (f" --out {out}" if out else ""))
     lines = [
@@ -446,16 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reproduce.compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results")
+    p.add_argument("--profile", default=None,
+                   help="whose tree (<results>/<profile>/runs); default: the one profile "
+                        "with runs of A or B")
     p.add_argument("--a", required=True, help="algorithm A (run directory name)")
     p.add_argument("--b", required=True, help="algorithm B (run directory name)")
     p.add_argument("--domains", help="comma-separated domains (default: every one with runs)")
-    p.add_argument("--out", help="markdown file (default <results>/compare_<a>_vs_<b>.md)")
+    p.add_argument("--out", help="markdown file (default "
+                                 "<results>/<profile>/compare_<a>_vs_<b>.md)")
     args = p.parse_args(argv)
     doms = [d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None
     bad = [d for d in doms or [] if d not in domains()]
     if bad:
         p.error(f"unknown domain(s) {', '.join(bad)}; valid: {', '.join(domains())}")
-    md, figs, table = write_report(args.results, args.a, args.b, doms, args.out)
+    try:
+        md, figs, table = write_report(args.results, args.a, args.b, doms, args.out,
+                                       args.profile)
+    except SpecError as exc:
+        print(f"reproduce.compare: error: {exc}", file=sys.stderr)
+        return 2
     print(table)
     for path in [md, *figs]:
         print(f"wrote {path}")

@@ -1,8 +1,9 @@
 """Learning curves and Q-Prop diagnostics from a results tree.
 
-    python -m reproduce.plot --results results
+    python -m reproduce.plot --results results [--profile table1]
 
-Writes ``<results>/figures/``:
+Writes ``<results>/<profile>/figures/`` from the runs the profile's table reads (its own
+tree, plus the extra rows of its ``extra_rows_from``):
 
 - ``curves_<Domain>.png/.svg``: return against the paper's episodes (1000 env steps), mean
   over seeds with a 95% band (seaborn bootstrap), the threshold, and the paper's crossing
@@ -11,16 +12,16 @@ Writes ``<results>/figures/``:
 - ``curves_all.png/.svg``: the seven domains in one grid;
 - ``diagnostics_<Domain>.png/.svg`` for Q-Prop runs: variance of the learning signal before
   and after the control variate, fraction of eta = 1, corr(A_hat, A_bar), critic loss;
-- ``cv_oracle_<Domain>.png/.svg`` from ``<results>/diagnostics/cv_*.csv``
-  (``python -m reproduce.diagnose``): how well A_hat, the critic's Taylor term A_bar and the
-  critic's full difference predict the true action effect D measured by the CRN oracle;
 - ``fig2a`` ... ``fig3b``: the paper's figure groups (configs/hyperparams.toml [figures]),
   when at least two of their algorithms have runs, one of them beyond Table 1's three.
+
+The control-variate oracle's figures are not a profile's: ``python -m reproduce.plot_oracle``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -34,16 +35,20 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from qprop_tf.progress import COLUMNS as C  # noqa: E402
-from reproduce.results import Collection, Run, load_runs  # noqa: E402
+from reproduce.results import Collection, Run, load_table_runs  # noqa: E402
 from reproduce.spec import (  # noqa: E402
     TABLE1_ALGOS,
+    SpecError,
     algos,
     domains,
     figures,
     paper_crossing,
     paper_name,
+    profile_dir,
     threshold,
 )
+
+DEFAULT_PROFILE = "table1"
 
 GRID_POINTS = 150
 N_BOOT = 300
@@ -249,8 +254,7 @@ def _with_ratio(run: Run) -> Run:
     df = run.progress
     if {C.signal_var_before, C.signal_var_after} <= set(df.columns):
         df = df.assign(__var_ratio__=df[C.signal_var_after] / df[C.signal_var_before])
-    return Run(run.domain, run.algo, run.seed, run.path, df, run.metric, run.finished,
-               run.done, run.spec, run.config)
+    return dataclasses.replace(run, progress=df)
 
 
 def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
@@ -308,78 +312,35 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
     return written
 
 
-ORACLE_PANELS = (
-    ("corr_D_adv", "corr(D, A_hat)", "GAE advantage vs the true action effect"),
-    ("corr_D_abar", "corr(D, A_bar)", "critic's Taylor term vs the true action effect"),
-    ("corr_D_criticadv", "corr(D, Q_w(s,a) - Q_w(s,mu))", "critic's full difference vs D"),
-    ("corr_adv_abar_batch", "corr(A_hat, A_bar)", "what the control variate can remove"),
-)
-
-
-def plot_cv_oracle(results: Path, out: Path) -> list[Path]:
-    """One figure per domain from the diagnose CSVs: a line per variant (file), with the
-    +-1.96/sqrt(n) band of a correlation estimated from n states."""
-    files = sorted((results / "diagnostics").glob("cv_*.csv"))
-    frames = []
-    for f in files:
-        df = pd.read_csv(f)
-        if df.empty or "corr_D_adv" not in df.columns:
-            continue
-        parts = f.stem.split("_")  # cv_<Domain>_<algo>[_<tag>]_seed<k>
-        df["domain"] = parts[1]
-        df["variant"] = " ".join(parts[2:])
-        frames.append(df)
-    if not frames:
-        return []
-    data = pd.concat(frames, ignore_index=True)
-    written: list[Path] = []
-    for dom, dd in data.groupby("domain"):
-        fig, axes = plt.subplots(1, len(ORACLE_PANELS), figsize=(5 * len(ORACLE_PANELS), 4),
-                                 sharey=True)
-        for ax, (col, title, sub) in zip(axes, ORACLE_PANELS, strict=True):
-            for variant, dv in dd.groupby("variant"):
-                x = dv["env_steps"] / 1000
-                n = dv["states"] if col != "corr_adv_abar_batch" else 5000
-                half = 1.96 / np.sqrt(n)
-                line = ax.plot(x, dv[col], marker="o", label=variant)[0]
-                ax.fill_between(x, dv[col] - half, dv[col] + half, alpha=0.15,
-                                color=line.get_color())
-            ax.axhline(0, color="0.4", lw=0.8)
-            ax.set_title(f"{title}\n{sub}", fontsize=10)
-            ax.set_xlabel("episodes (1 = 1000 env steps)")
-        axes[0].set_ylabel("correlation")
-        axes[0].set_ylim(-0.6, 1.0)
-        axes[-1].legend(fontsize=8, title="run", loc="upper right")
-        fig.suptitle(f"Q-Prop's control variate against a common-random-number oracle on {dom}"
-                     " (D = Q(s,a) - Q(s,mu(s)) from simulator branches; band = +-1.96/sqrt(n))",
-                     fontsize=11)
-        fig.tight_layout()
-        written += save(fig, out, f"cv_oracle_{dom}")
-    return written
-
-
-def make_plots(results: str | Path, include_unfinished: bool = False) -> list[Path]:
+def make_plots(results: str | Path, profile: str = DEFAULT_PROFILE,
+               include_unfinished: bool = False) -> list[Path]:
+    """The profile's figures, in ``<results>/<profile>/figures/``."""
     results = Path(results)
     sns.set_theme(style="whitegrid", context="notebook")
-    coll = load_runs(results, include_unfinished)
+    coll = load_table_runs(results, profile, include_unfinished)
     for p in coll.problems:
         print(f"reproduce.plot: skipped {p.path}: {p.message}", file=sys.stderr)
+    out = profile_dir(results, profile) / "figures"
     if not coll.runs:
-        print(f"reproduce.plot: no finished runs under {results}/runs", file=sys.stderr)
+        print(f"reproduce.plot: no finished runs under {out.parent / 'runs'}", file=sys.stderr)
         return []
-    out = results / "figures"
-    written = plot_curves(coll, out) + plot_diagnostics(coll, out) + plot_figure_groups(coll, out)
-    return written + plot_cv_oracle(results, out)
+    return plot_curves(coll, out) + plot_diagnostics(coll, out) + plot_figure_groups(coll, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reproduce.plot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results")
+    p.add_argument("--profile", default=DEFAULT_PROFILE,
+                   help="whose runs to plot (default: %(default)s)")
     p.add_argument("--include-unfinished", action="store_true",
                    help="also plot runs without DONE (in progress)")
     args = p.parse_args(argv)
-    written = make_plots(args.results, args.include_unfinished)
+    try:
+        written = make_plots(args.results, args.profile, args.include_unfinished)
+    except SpecError as exc:
+        print(f"reproduce.plot: error: {exc}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     return 0 if written else 1

@@ -1,7 +1,13 @@
-"""Read the run directories of a results tree, robustly: a bad file is reported, not fatal."""
+"""Read the run directories of a results tree, robustly: a bad file is reported, not fatal.
+
+Each profile has its own tree, ``<results>/<profile>/runs/<Domain>/<algo>/seed<k>``
+(``reproduce.spec.runs_root``). ``load_runs`` reads one profile's tree; ``load_table_runs``
+adds the runs its table shows as extra rows (profiles.toml ``extra_rows_from``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +18,18 @@ import pandas as pd
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import DONE
 from reproduce.runner import SPEC, read_json
-from reproduce.spec import EPISODE_STEPS, base_algo, metric_for
+from reproduce.spec import (
+    EPISODE_STEPS,
+    TABLE1_ALGOS,
+    SpecError,
+    base_algo,
+    check_profile,
+    domains,
+    extra_rows_from,
+    metric_for,
+    profiles,
+    runs_root,
+)
 
 
 @dataclass
@@ -27,6 +44,12 @@ class Run:
     done: dict[str, Any] | None = None
     spec: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
+    profile: str = ""  # the profile whose tree holds the run
+
+    @property
+    def recorded_profile(self) -> str | None:
+        """The profile its spec.json names (the sweep that made it), if any."""
+        return (self.spec or {}).get("profile")
 
     @property
     def budget_steps(self) -> int | None:
@@ -64,6 +87,12 @@ class Collection:
 
     def select(self, domain: str, algo: str) -> list[Run]:
         return [r for r in self.runs if r.domain == domain and r.algo == algo]
+
+    def extend(self, other: Collection, keep: Callable[[str], bool]) -> None:
+        """Add ``other``'s runs, problems and unfinished runs whose algo passes ``keep``."""
+        self.runs += [r for r in other.runs if keep(r.algo)]
+        self.problems += [p for p in other.problems if keep(p.path.parent.parent.name)]
+        self.unfinished += [u for u in other.unfinished if keep(u.parent.name)]
 
 
 def read_progress(path: Path, metric: str) -> pd.DataFrame:
@@ -106,14 +135,15 @@ def read_progress(path: Path, metric: str) -> pd.DataFrame:
     return df
 
 
-def load_runs(results: str | Path, include_unfinished: bool = False) -> Collection:
-    """Every ``runs/<Domain>/<algo>/seed<k>`` under ``results``.
+def load_runs(results: str | Path, profile: str, include_unfinished: bool = False
+              ) -> Collection:
+    """Every ``<profile>/runs/<Domain>/<algo>/seed<k>`` under ``results``.
 
     Runs without DONE are listed in ``unfinished`` and left out unless
     ``include_unfinished``; an unreadable progress.csv becomes a Problem and is skipped.
     """
     out = Collection()
-    root = Path(results) / "runs"
+    root = runs_root(results, profile)
     if not root.is_dir():
         return out
     for seed_dir in sorted(root.glob("*/*/seed*")):
@@ -138,5 +168,32 @@ def load_runs(results: str | Path, include_unfinished: bool = False) -> Collecti
             out.problems.append(Problem(progress_path, str(exc)))
             continue
         out.runs.append(Run(domain, algo, seed, seed_dir, df, metric, finished,
-                            read_json(seed_dir / DONE), read_json(seed_dir / SPEC), config))
+                            read_json(seed_dir / DONE), read_json(seed_dir / SPEC), config,
+                            profile))
     return out
+
+
+def load_table_runs(results: str | Path, profile: str, include_unfinished: bool = False
+                    ) -> Collection:
+    """The runs of ``profile``'s table and figures: its own tree, plus the runs of algorithms
+    outside Table 1's columns from the profiles its ``extra_rows_from`` names."""
+    check_profile(profile)
+    out = load_runs(results, profile, include_unfinished)
+    for other in extra_rows_from(profile):
+        out.extend(load_runs(results, other, include_unfinished),
+                   lambda algo: algo not in TABLE1_ALGOS)
+    return out
+
+
+def find_profile(results: str | Path, algo_names: list[str]) -> str:
+    """The one profile whose tree holds run directories of any of ``algo_names``."""
+    found = [p for p in profiles()
+             if any((runs_root(results, p) / d / a).is_dir() for d in domains()
+                    for a in algo_names)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SpecError(f"no runs of {' or '.join(algo_names)} under "
+                        f"{Path(results)}/<profile>/runs; give --profile")
+    raise SpecError(f"runs of {' or '.join(algo_names)} in several profiles' trees "
+                    f"({', '.join(found)}); choose one with --profile")

@@ -1,7 +1,7 @@
 """One run of a sweep, in its own process: train, stop early if asked, write DONE last.
 
-A run directory (``results/runs/<Domain>/<algo>/seed<k>/``) holds what ``qprop_tf.run.train``
-writes (config.json, progress.csv, TensorBoard events) plus:
+A run directory (``results/<profile>/runs/<Domain>/<algo>/seed<k>/``) holds what
+``qprop_tf.run.train`` writes (config.json, progress.csv, TensorBoard events) plus:
 
 - ``spec.json``: the sweep's resolved spec of this run (profile, budget, early-stop rule);
 - ``log.txt``: the run's stdout and stderr (Python and TF's C++ logs alike);

@@ -160,7 +160,8 @@ class RunSpec:
         return int(self.overrides["max_steps"])
 
     def run_dir(self, results: str | Path) -> Path:
-        return Path(results) / "runs" / self.domain / self.algo / f"seed{self.seed}"
+        """``<results>/<profile>/runs/<Domain>/<algo>/seed<k>``: each profile its own tree."""
+        return runs_root(results, self.profile) / self.domain / self.algo / f"seed{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -180,6 +181,37 @@ class RunSpec:
         return d
 
 
+def profile_dir(results: str | Path, profile: str) -> Path:
+    """A profile's tree: its runs, table, figures and sweep history."""
+    return Path(results) / profile
+
+
+def runs_root(results: str | Path, profile: str) -> Path:
+    return profile_dir(results, profile) / "runs"
+
+
+def check_profile(name: str) -> dict[str, Any]:
+    """The profile's table, or a SpecError naming the valid ones."""
+    if name not in profiles():
+        raise SpecError(f"unknown profile {name!r}; valid: {', '.join(profiles())}")
+    return profiles()[name]
+
+
+def extra_rows_from(name: str) -> list[str]:
+    """The profiles whose runs of algorithms outside Table 1's columns the table of ``name``
+    shows as extra rows (profiles.toml ``extra_rows_from``), validated."""
+    extra = check_profile(name).get("extra_rows_from", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+        raise SpecError(f"profile {name!r}: extra_rows_from must be a list of profile names")
+    for other in extra:
+        if other not in profiles():
+            raise SpecError(f"profile {name!r}: extra_rows_from names unknown profile "
+                            f"{other!r}; valid: {', '.join(profiles())}")
+        if other == name:
+            raise SpecError(f"profile {name!r}: extra_rows_from names the profile itself")
+    return list(extra)
+
+
 def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -190,6 +222,31 @@ def paper_crossing(domain: str, algo: str) -> float | None:
     if cell is None or cell[1] != "" or math.isnan(cell[0]):
         return None
     return cell[0]
+
+
+def paper_uncrossed(domain: str, algo: str) -> bool:
+    """True when the paper's run of this cell never crossed within 30000 episodes (its
+    Episodes cell is N/A or >x); a variant without a column of its own uses its base algo's."""
+    for name in dict.fromkeys((algo, base_algo(algo))):
+        cell = published_cell(domain, name, "episodes")
+        if cell is not None:
+            return cell[1] in ("N/A", ">")
+    return False
+
+
+def uncrossed_cap(profile: dict[str, Any], algo: str) -> float | None:
+    """The profile's budget_uncrossed for this algo (or its base algo), None when unset."""
+    caps = profile.get("budget_uncrossed", {})
+    if not isinstance(caps, dict):
+        raise SpecError("budget_uncrossed must be a table of algo = episodes")
+    for name in dict.fromkeys((algo, base_algo(algo))):
+        if name in caps:
+            value = caps[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise SpecError(f"budget_uncrossed.{name} must be a positive number of "
+                                f"episodes, not {value!r}")
+            return float(value)
+    return None
 
 
 def budget_episodes(profile: dict[str, Any], domain: str, algo: str) -> float:
@@ -203,7 +260,8 @@ def budget_episodes(profile: dict[str, Any], domain: str, algo: str) -> float:
     if crossing is None and base_algo(algo) != algo:  # a variant: its base algo's cell
         crossing = paper_crossing(domain, base_algo(algo))
     if crossing is None:
-        return cap
+        uncrossed = uncrossed_cap(profile, algo) if paper_uncrossed(domain, algo) else None
+        return min(cap, uncrossed) if uncrossed is not None else cap
     budget = max(float(profile.get("budget_factor", 1.5)) * crossing,
                  crossing + float(profile.get("budget_min_extra", 0)))
     return float(min(cap, math.ceil(budget / 100) * 100))
@@ -228,9 +286,8 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
     from qprop_tf.config import ALGOS, load_config
     from qprop_tf.errors import ConfigError
 
-    if profile_name not in profiles():
-        raise SpecError(f"unknown profile {profile_name!r}; valid: {', '.join(profiles())}")
-    profile = profiles()[profile_name]
+    profile = check_profile(profile_name)
+    extra_rows_from(profile_name)  # a bad name is an error before anything trains
     doms = domain_list or list(profile["domains"])
     names = algo_list or list(profile["algos"])
     n_seeds = int(seeds if seeds is not None else profile["seeds"])

@@ -3,8 +3,10 @@
     python -m reproduce.sweep --profile quick --domains Hopper,Swimmer
         --algos qprop-c,trpo --seeds 2 --workers 2 --backend local --results results
 
-Each run is its own process with one TF thread and lands in
-``<results>/runs/<Domain>/<algo>/seed<k>/``. Runs with a DONE marker are skipped (a finished
+Each run is its own process with one TF thread and lands in its profile's tree,
+``<results>/<profile>/runs/<Domain>/<algo>/seed<k>/`` (so profiles never share a run).
+Runs are started seed-major (seed 0 of every run, then seed 1, ...), cheapest first within a
+seed (``spec.run_hours``). Runs with a DONE marker are skipped (a finished
 run with a *different* spec is skipped with a warning; ``--force`` re-runs it). Unfinished
 runs resume from their last checkpoint. Each run holds a LOCK in its directory while it runs,
 so two sweeps over the same results never run the same run twice (the second reports it as
@@ -42,6 +44,7 @@ from reproduce.spec import (
     RunSpec,
     SpecError,
     parse_overrides,
+    profile_dir,
     profiles,
     rate_for,
     resolve_runs,
@@ -58,7 +61,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reproduce.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="quick", help=f"one of: {', '.join(profiles())}")
+    p.add_argument("--profile", default="table1", help=f"one of: {', '.join(profiles())}")
     p.add_argument("--domains", default=None, help="comma list of paper names (default: profile)")
     p.add_argument("--algos", default=None, help="comma list of algorithms (default: profile)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: profile)")
@@ -76,9 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- planning
 
+def run_order(spec: RunSpec) -> tuple[int, float, str]:
+    """Seed-major, then cheapest first (estimated hours at full budget), then by name: a
+    sweep completes the table at one seed as early as it can, and cheap cells first."""
+    return spec.seed, run_hours(spec), spec.key
+
+
 def plan(specs: list[RunSpec], results: Path, force: bool
          ) -> tuple[list[RunSpec], list[RunSpec], list[tuple[RunSpec, str]]]:
-    """Split specs into (to run, finished, finished with another spec + why)."""
+    """Split specs into (to run, in ``run_order``; finished; finished with another spec +
+    why)."""
     todo: list[RunSpec] = []
     done: list[RunSpec] = []
     mismatched: list[tuple[RunSpec, str]] = []
@@ -103,7 +113,7 @@ def plan(specs: list[RunSpec], results: Path, force: bool
             diff = _diff(old_identity, new_identity)
             mismatched.append((spec, f"finished with profile {old.get('profile')!r}, "
                                      f"differs in {diff}"))
-    return todo, done, mismatched
+    return sorted(todo, key=run_order), done, mismatched
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -211,13 +221,17 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
 
 def _append_history(results: Path, specs: list[RunSpec], summary: dict[str, Any],
                     backend: str) -> None:
+    """One line per sweep in each of its profiles' trees: ``<results>/<profile>/sweeps.jsonl``."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "backend": backend,
              "profiles": sorted({s.profile for s in specs}), "runs": len(specs),
              "trained": summary["ran"], "skipped": summary["skipped"],
              "failed": [r["key"] for r in summary["failed"]],
              "seconds": round(summary["seconds"], 1)}
-    with open(results / "sweeps.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    for profile in entry["profiles"]:
+        home = profile_dir(results, profile)
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / "sweeps.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         todo, _, _ = plan(specs, results, args.force)
         print(f"profile {args.profile}: {profiles()[args.profile]['description']}")
         print(estimate(specs, workers or os.cpu_count() or 1))
-        print(f"{len(todo)} of them not finished in {results}/runs")
+        print(f"{len(todo)} of them not finished in {profile_dir(results, args.profile)}/runs")
         if todo:
             print(plan_line(todo, workers or os.cpu_count() or 1))
         return 0

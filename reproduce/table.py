@@ -1,8 +1,10 @@
 """Table 1 from a results tree, beside the published numbers.
 
-    python -m reproduce.table --results results [--profile quick] [--include-unfinished]
+    python -m reproduce.table --results results [--profile table1] [--include-unfinished]
 
-Writes ``<results>/table.md`` and ``<results>/table.csv`` and prints the table. Per domain
+Reads the profile's runs (``<results>/<profile>/runs``, plus the extra rows its
+``extra_rows_from`` names), writes ``<results>/<profile>/table.md``, ``table_compact.md`` and
+``table.csv`` and prints the table. Per domain
 and algorithm: episodes to the threshold in the paper's unit (1000 env steps), median over
 the seeds that crossed with a bootstrap 95% CI (>= 3 seeds) or min-max; how many seeds
 crossed; the same crossing in env steps and real episodes; the max average return (median
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -24,21 +25,33 @@ import numpy as np
 import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
-from reproduce.results import Collection, Run, load_runs
+from reproduce.results import Collection, Run, load_table_runs
 from reproduce.spec import (
     EPISODE_STEPS,
     PAPER_BUDGET_EPISODES,
-    REPO_ROOT,
     TABLE1_ALGOS,
-    algos,
+    SpecError,
+    check_profile,
     domains,
+    extra_rows_from,
     paper_name,
-    profiles,
+    profile_dir,
     published_cell,
     threshold,
 )
+from reproduce.table_format import (  # noqa: F401 (git_head, fmt_num: for other modules)
+    BOOTSTRAP_RESAMPLES,
+    COMPACT_COLUMNS,
+    display_frame,
+    fmt_num,
+    git_head,
+    header,
+    markdown_table,
+    notes,
+    text_table,
+)
 
-BOOTSTRAP_RESAMPLES = 9999
+DEFAULT_PROFILE = "table1"
 
 
 # ---------------------------------------------------------------------- per-run numbers
@@ -112,12 +125,13 @@ def spread(values: list[float]) -> Spread:
 
 # ---------------------------------------------------------------------- verdicts
 
-def fmt_num(x: float, small: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if small or abs(x) < 100:
-        return f"{x:,.1f}"
-    return f"{x:,.0f}"
+def capped_budget(paper: tuple[float, str] | None, stats: list[RunStats]) -> float | None:
+    """The budget of a cell the paper never crossed (N/A, >x) when ours was capped below the
+    paper's 30000 episodes (profiles.toml budget_uncrossed), else None."""
+    if not stats or paper is None or paper[1] not in ("N/A", ">"):
+        return None
+    budget = max(s.budget_episodes for s in stats)
+    return budget if budget < PAPER_BUDGET_EPISODES else None
 
 
 def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
@@ -136,12 +150,19 @@ def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
             latest = max(s.cross_episodes for s in stats)
             return "better", (f"all {n} seeds crossed (latest at {latest:,.0f}); "
                               f"the paper's run never did within 30000 ({printed})")
+        cap = capped_budget(paper, stats)
         if k == 0:
             if min_end >= PAPER_BUDGET_EPISODES * 0.99:
                 return "within", f"neither crossed within 30000 episodes (paper {printed})"
+            if cap is not None:
+                return "not comparable", (f"capped at {cap:,.0f} episodes: no seed crossed by "
+                                          f"then; the paper's run never crossed within 30000 "
+                                          f"({printed}), so this shows nothing beyond "
+                                          f"{cap:,.0f}")
             return "not comparable", (f"no seed crossed, but runs ended at {min_end:,.0f} < 30000 "
                                       f"episodes (paper {printed})")
-        return "not comparable", f"only {k}/{n} seeds crossed (paper {printed})"
+        return "not comparable", (f"only {k}/{n} seeds crossed (paper {printed})"
+                                  + (f"; capped at {cap:,.0f} episodes" if cap else ""))
     if k == 0:
         if min_end >= value:
             return "worse", (f"no seed crossed by {min_end:,.0f} episodes; the paper crossed "
@@ -189,13 +210,11 @@ def verdict_max(paper: tuple[float, str] | None, stats: list[RunStats], sp: Spre
 
 # ---------------------------------------------------------------------- the table
 
-def expected_cells(coll: Collection, profile: str | None) -> list[tuple[str, str]]:
+def expected_cells(coll: Collection, profile: str) -> list[tuple[str, str]]:
     """Table 1's grid, plus the profile's cells and any other cell found on disk."""
     cells = [(d, a) for d in domains() for a in TABLE1_ALGOS]
-    extra = set()
-    if profile:
-        extra |= {(d, a) for d in profiles()[profile]["domains"]
-                  for a in profiles()[profile]["algos"]}
+    prof = check_profile(profile)
+    extra = {(d, a) for d in prof["domains"] for a in prof["algos"]}
     extra |= {(r.domain, r.algo) for r in coll.runs}
     extra |= {(p.path.parent.parent.parent.name, p.path.parent.parent.name) for p in coll.problems}
     extra |= {(u.parent.parent.name, u.parent.name) for u in coll.unfinished}
@@ -204,11 +223,13 @@ def expected_cells(coll: Collection, profile: str | None) -> list[tuple[str, str
     return cells + others
 
 
-def build_table(results: str | Path, profile: str | None = None, seeds: int | None = None,
+def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int | None = None,
                 include_unfinished: bool = False) -> tuple[pd.DataFrame, Collection]:
-    """One row per (domain, algorithm) with our numbers, the paper's and the verdicts."""
-    coll = load_runs(results, include_unfinished)
-    n_expected = seeds if seeds is not None else (profiles()[profile]["seeds"] if profile else None)
+    """One row per (domain, algorithm) with our numbers, the paper's and the verdicts, from
+    the profile's runs and its extra rows (``results.load_table_runs``)."""
+    coll = load_table_runs(results, profile, include_unfinished)
+    prof = check_profile(profile)
+    n_expected = seeds if seeds is not None else int(prof["seeds"])
     problems = Counter((p.path.parent.parent.parent.name, p.path.parent.parent.name)
                        for p in coll.problems)
     unfinished = Counter((u.parent.parent.name, u.parent.name) for u in coll.unfinished)
@@ -228,10 +249,8 @@ def build_table(results: str | Path, profile: str | None = None, seeds: int | No
         v_mx, why_mx = verdict_max(p_mx, stats, mx)
         in_grid = algo in TABLE1_ALGOS
         present = len(runs) + problems[(domain, algo)] + unfinished[(domain, algo)]
-        in_profile = profile is None or (
-            domain in profiles()[profile]["domains"] and algo in profiles()[profile]["algos"])
-        missing = (max(0, n_expected - present) if n_expected is not None and in_profile
-                   else 0)
+        in_profile = domain in prof["domains"] and algo in prof["algos"]
+        missing = max(0, n_expected - present) if in_profile else 0
         budgets = [s.budget_episodes for s in stats]
         rows.append({
             "domain": domain, "algo": algo, "algorithm": paper_name(algo),
@@ -260,204 +279,32 @@ def build_table(results: str | Path, profile: str | None = None, seeds: int | No
             "budget_episodes_max": max(budgets) if budgets else math.nan,
             "ended_episodes_max": max((s.end_episodes for s in stats), default=math.nan),
             "stopped_early": sum(s.stopped_early for s in stats),
+            "budget_capped": capped_budget(p_ep, stats) is not None,
         })
     return pd.DataFrame(rows), coll
 
 
-# ---------------------------------------------------------------------- rendering
-
-def _paper(value: float, qual: str, small: bool = False) -> str:
-    """A published number as the paper printed it (N/A, >x, integers without decimals)."""
-    if qual == "N/A":
-        return "N/A"
-    text = f"{value:,.0f}" if float(value).is_integer() and not small else fmt_num(value, small)
-    return (">" if qual == ">" else "") + text
-
-
-def _with_spread(med: float, lo: float, hi: float, kind: str, small: bool = False) -> str:
-    if math.isnan(med):
-        return "-"
-    if kind in ("single seed", "") or (lo == med == hi and kind != "min-max"):
-        return fmt_num(med, small)
-    sep = "–"
-    bracket = f"[{fmt_num(lo, small)}{sep}{fmt_num(hi, small)}]"
-    return f"{fmt_num(med, small)} {bracket}" + ("" if kind.startswith("bootstrap") else " (range)")
-
-
-def _seeds_cell(r: pd.Series) -> str:
-    if r.seeds_run == 0 and not (r.seeds_corrupt or r.seeds_unfinished):
-        return "missing" + (f" (0/{int(r.seeds_missing)})" if r.seeds_missing else "")
-    text = f"{r.seeds_crossed}/{r.seeds_run}"
-    extra = []
-    if r.seeds_corrupt:
-        extra.append(f"{r.seeds_corrupt} corrupt")
-    if r.seeds_unfinished:
-        extra.append(f"{r.seeds_unfinished} unfinished")
-    if r.seeds_missing:
-        extra.append(f"{int(r.seeds_missing)} missing")
-    return text + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _budget_cell(r: pd.Series) -> str:
-    if r.seeds_run == 0:
-        return "-"
-    lo, hi = r.budget_episodes_min, r.budget_episodes_max
-    text = fmt_num(lo) if lo == hi else f"{fmt_num(lo)}–{fmt_num(hi)}"
-    if r.stopped_early:
-        text += f", {r.stopped_early} stopped early by {fmt_num(r.ended_episodes_max)}"
-    return text
-
-
-COMPACT_COLUMNS = ["Domain", "Threshold", "Algorithm", "Seeds crossed", "Episodes (ours)",
-                   "Episodes (paper)", "Episodes verdict", "MaxReturn (ours)",
-                   "MaxReturn (paper)", "Budget (episodes)"]
-
-
-def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for _, r in df.iterrows():
-        small = abs(r.threshold) < 20 if not math.isnan(r.threshold) else False  # Reacher
-        missing = r.seeds_run == 0
-        rows.append({
-            "Domain": r.domain,
-            "Threshold": f"{r.threshold:g}" if not math.isnan(r.threshold) else "-",
-            "Algorithm": r.algorithm,
-            "Seeds crossed": _seeds_cell(r),
-            "Episodes (ours)": "missing" if missing else _with_spread(
-                r.episodes_median, r.episodes_lo, r.episodes_hi, r.episodes_interval),
-            "Episodes (paper)": (_paper(r.paper_episodes, r.paper_episodes_qualifier)
-                                 if r.table1_column else "-"),
-            "Episodes verdict": r.verdict_episodes or "-",
-            "Env steps (ours)": "missing" if missing else fmt_num(r.env_steps_median),
-            "Real episodes (ours)": "missing" if missing else fmt_num(r.real_episodes_median),
-            "MaxReturn (ours)": "missing" if missing else _with_spread(
-                r.max_return_median, r.max_return_lo, r.max_return_hi, r.max_return_interval,
-                small),
-            "MaxReturn (paper)": (_paper(r.paper_max_return, r.paper_max_return_qualifier, small)
-                                  if r.table1_column else "-"),
-            "MaxReturn verdict": r.verdict_max_return or "-",
-            "Budget (episodes)": _budget_cell(r),
-        })
-    return pd.DataFrame(rows)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(row[c]).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def text_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    widths = [max(len(c), *(len(str(v)) for v in df[c])) for c in cols]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    for _, row in df.iterrows():
-        out.append("  ".join(str(row[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
-    return "\n".join(out)
-
-
-def git_head() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return (head or "unknown") + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _distinct(values: list[Any]) -> str:
-    vals = sorted({str(v) for v in values if v not in (None, "")})
-    return ", ".join(vals) if vals else "unknown"
-
-
-def header(coll: Collection) -> list[str]:
-    cfgs = [r.config or {} for r in coll.runs]
-    versions = [c.get("versions", {}) for c in cfgs]
-    ddpg = [c.get("config", {}) for c in cfgs if c.get("config", {}).get("algo") == "ddpg"]
-    specs = [r.spec or {} for r in coll.runs]
-    early = _distinct([(r.done or {}).get("early_stop") or "none (full budget)"
-                       for r in coll.runs])
-    seeds = sorted({r.seed for r in coll.runs})
-    commits = _distinct([c.get("git_commit") for c in cfgs])
-    hp = algos()["ddpg"]
-    eval_steps = _distinct([c.get("eval_steps") for c in ddpg]) if ddpg else hp["eval_steps"]
-    epoch = _distinct([c.get("batch_size") for c in ddpg]) if ddpg else hp["batch_size"]
-    return [
-        "# Table 1 of Q-Prop (Gu et al., ICLR 2017), reproduced",
-        "",
-        f"- **Environments**: Gymnasium **v5** MuJoCo tasks (gymnasium "
-        f"{_distinct([v.get('gymnasium') for v in versions])}, mujoco "
-        f"{_distinct([v.get('mujoco') for v in versions])}, tensorflow "
-        f"{_distinct([v.get('tensorflow') for v in versions])}). The paper ran Gym v1 on an "
-        "old MuJoCo (different observations, rewards and contacts), so a threshold does not "
-        "mean exactly the same thing; the paper's numbers are beside ours, not replaced.",
-        "- **Episodes** are the paper's unit: **1 episode = 1000 env steps** (its x-axis is "
-        "iteration x batch size / 1000), not real episodes. The crossing is also given in env "
-        "steps and in real (completed) episodes.",
-        "- **Crossing**: the first iteration whose return is > the threshold (no smoothing), "
-        "within the first 30000 episodes; median over the seeds that crossed. **MaxReturn**: "
-        "the best return within the first 30000 episodes, median over seeds.",
-        "- **Spread**: [bootstrap 95% CI of the median] (scipy.stats.bootstrap, percentile, "
-        f"{BOOTSTRAP_RESAMPLES} resamples) with >= 3 seeds; [min–max] (range) with 2.",
-        "- **Returns**: TR-c-Q-Prop and TRPO report the mean return of their own stochastic "
-        "training batch; **DDPG reports the noise-free evaluation return** (deterministic "
-        f"actor, {eval_steps} env steps of evaluation after every epoch of {epoch} env steps), "
-        "as the authors did.",
-        f"- **Runs**: profile(s) {_distinct([s.get('profile') for s in specs])}; seeds "
-        f"{', '.join(map(str, seeds)) if seeds else 'none'}; budgets per row (last column; the "
-        f"paper's is 30000 episodes = 30M env steps). Early stop rule: {early}.",
-        "- **Verdicts**: Episodes *better* = fewer episodes than the paper beyond our spread; "
-        "MaxReturn *better* = higher. *within* = the paper's number lies in our spread. "
-        "*not comparable* says why below.",
-        f"- **Code**: runs from git commit {commits}; table written at {git_head()}.",
-        "",
-    ]
-
-
-def notes(df: pd.DataFrame, coll: Collection) -> list[str]:
-    out = ["", "## Why each verdict", ""]
-    for _, r in df.iterrows():
-        if r.seeds_run == 0:
-            continue
-        out.append(f"- {r.domain} / {r.algorithm}: episodes **{r.verdict_episodes or '-'}** "
-                   f"({r.verdict_episodes_reason}); MaxReturn **{r.verdict_max_return or '-'}** "
-                   f"({r.verdict_max_return_reason}).")
-    missing = [f"{r.domain}/{r.algo}" for _, r in df.iterrows() if r.seeds_run == 0]
-    if missing:
-        out += ["", f"Missing (no finished runs): {', '.join(missing)}."]
-    if coll.problems:
-        out += ["", "## Skipped files", ""] + [f"- `{p.path}`: {p.message}" for p in coll.problems]
-    if coll.unfinished:
-        out += ["", f"Unfinished runs (no DONE; not used, see --include-unfinished): "
-                    f"{', '.join(str(u) for u in coll.unfinished)}."]
-    return out
-
-
-def write_table(results: str | Path, profile: str | None = None, seeds: int | None = None,
+def write_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int | None = None,
                 include_unfinished: bool = False, echo: bool = True) -> pd.DataFrame:
-    results = Path(results)
+    """Write ``<results>/<profile>/table.md``, ``table_compact.md`` and ``table.csv``."""
     df, coll = build_table(results, profile, seeds, include_unfinished)
     for p in coll.problems:
         print(f"reproduce.table: skipped {p.path}: {p.message}", file=sys.stderr)
     shown = display_frame(df)
-    results.mkdir(parents=True, exist_ok=True)
-    df.to_csv(results / "table.csv", index=False)
-    md = header(coll) + [markdown_table(shown)] + notes(df, coll)
-    (results / "table.md").write_text("\n".join(md) + "\n")
+    out = profile_dir(results, profile)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "table.csv", index=False)
+    head = header(coll, profile)
+    md = head + [markdown_table(shown)] + notes(df, coll)
+    (out / "table.md").write_text("\n".join(md) + "\n")
     # The README's short form: the cells that ran, the columns a reader compares first.
     ran = shown[df["seeds_run"].to_numpy() > 0]
-    (results / "table_compact.md").write_text(markdown_table(ran[COMPACT_COLUMNS]) + "\n")
+    (out / "table_compact.md").write_text(markdown_table(ran[COMPACT_COLUMNS]) + "\n")
     if echo:
-        print("\n".join(header(coll)[2:]))
+        print("\n".join(head[2:]))
         print(text_table(shown))
         print("\n".join(notes(df, coll)))
-        print(f"\nwrote {results / 'table.md'} and {results / 'table.csv'}")
+        print(f"\nwrote {out / 'table.md'} and {out / 'table.csv'}")
     return df
 
 
@@ -465,14 +312,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reproduce.table", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results")
-    p.add_argument("--profile", default=None,
-                   help="count missing seeds against this profile's domains/algos/seeds")
+    p.add_argument("--profile", default=DEFAULT_PROFILE,
+                   help="whose runs (<results>/<profile>/runs, plus its extra_rows_from) and "
+                        "whose domains/algos/seeds count as expected (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=None, help="seeds expected per cell")
     p.add_argument("--include-unfinished", action="store_true",
                    help="also use runs without DONE (in progress or failed)")
     args = p.parse_args(argv)
-    if args.profile and args.profile not in profiles():
-        print(f"reproduce.table: error: unknown profile {args.profile!r}", file=sys.stderr)
+    try:
+        check_profile(args.profile)
+        extra_rows_from(args.profile)
+    except SpecError as exc:
+        print(f"reproduce.table: error: {exc}", file=sys.stderr)
         return 2
     write_table(args.results, args.profile, args.seeds, args.include_unfinished)
     return 0

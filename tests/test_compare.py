@@ -114,8 +114,9 @@ BUDGET = 600  # episodes
 
 
 def write_run(results: Path, algo: str, seed: int, cross: float | None,
-              done: dict | None = None, log: str | None = None) -> Path:
-    d = results / "runs" / "Hopper" / algo / f"seed{seed}"
+              done: dict | None = None, log: str | None = None, profile: str = "strong"
+              ) -> Path:
+    d = results / profile / "runs" / "Hopper" / algo / f"seed{seed}"
     d.mkdir(parents=True)
     episodes = np.arange(10, BUDGET + 1, 10)
     returns = np.where(episodes >= (cross if cross is not None else np.inf), 2500.0, 1000.0)
@@ -144,11 +145,12 @@ def test_report_end_to_end(tmp_path: Path, capsys):
     write_run(tmp_path, "other", 0, 50, ok)  # neither A nor B: ignored
 
     assert cmp.main(["--results", str(tmp_path), "--a", "fast", "--b", "slow"]) == 0
-    md_path = tmp_path / "compare_fast_vs_slow.md"
+    md_path = tmp_path / "strong" / "compare_fast_vs_slow.md"  # the profile found by its runs
     md = md_path.read_text()
-    assert (tmp_path / "figures" / "compare_fast_vs_slow.png").stat().st_size > 10000
-    assert (tmp_path / "figures" / "compare_fast_vs_slow.svg").is_file()
+    assert (tmp_path / "strong/figures/compare_fast_vs_slow.png").stat().st_size > 10000
+    assert (tmp_path / "strong/figures/compare_fast_vs_slow.svg").is_file()
     assert "Regenerate: `python -m reproduce.compare --results" in md
+    assert "--profile strong" in md
 
     ratio, lo, hi = cmp.ratio_ci([100, 110, 120, 130, 140], _none(5),
                                  [300, 310, 320, 340, BUDGET], _none(4) + [True])
@@ -176,3 +178,20 @@ def test_report_end_to_end(tmp_path: Path, capsys):
 def test_cli_rejects_an_unknown_domain(tmp_path: Path):
     with pytest.raises(SystemExit):
         cmp.main(["--results", str(tmp_path), "--a", "x", "--b", "y", "--domains", "Nope"])
+
+
+def test_profile_trees_are_kept_apart(tmp_path: Path, capsys):
+    ok = {"stopped": "budget"}
+    for k in range(3):
+        write_run(tmp_path, "fast", k, 100, ok)  # strong's tree
+        write_run(tmp_path, "slow", k, 300, ok, profile="ablation")
+    # A and B in two trees: the default cannot choose, and says so.
+    assert cmp.main(["--results", str(tmp_path), "--a", "fast", "--b", "slow"]) == 2
+    assert "several profiles' trees (ablation, strong)" in capsys.readouterr().err
+    rows, _ = cmp.compare(tmp_path, "fast", "slow", profile="strong")
+    assert (len(rows[0].a.runs), len(rows[0].b.runs)) == (3, 0)  # ablation's not read
+    assert cmp.main(["--results", str(tmp_path), "--a", "x", "--b", "y"]) == 2
+    assert "no runs of x or y" in capsys.readouterr().err
+    assert cmp.main(["--results", str(tmp_path), "--profile", "nope", "--a", "fast",
+                     "--b", "slow"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err

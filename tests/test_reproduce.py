@@ -30,9 +30,9 @@ from reproduce.table import build_table, spread, write_table  # noqa: E402
 def write_run(results: Path, domain: str, algo: str, seed: int, episodes: list[float],
               returns: list[float], *, base: str | None = None, budget_episodes: float = 30000,
               done: bool = True, stopped: str = "budget", eval_returns: list[float] | None = None,
-              real_per_episode: float = 2.0) -> Path:
-    """A run directory as the sweep leaves it, with hand-chosen rows."""
-    d = results / "runs" / domain / algo / f"seed{seed}"
+              real_per_episode: float = 2.0, profile: str = "quick") -> Path:
+    """A run directory as the sweep leaves it (in ``profile``'s tree), with hand-chosen rows."""
+    d = results / profile / "runs" / domain / algo / f"seed{seed}"
     d.mkdir(parents=True)
     steps = [int(round(e * 1000)) for e in episodes]
     df = pd.DataFrame({"iteration": range(len(steps)), "env_steps": steps,
@@ -120,7 +120,7 @@ def test_published_csv_has_every_cell_of_table1():
     assert rspec.published_cell("Walker", "trpo", "episodes") == (18875.0, "")
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3", "table1"])
 def test_every_profile_resolves_to_valid_configs(profile):
     specs = resolve_runs(profile)  # validates every run with qprop_tf's Config
     prof = rspec.profiles()[profile]
@@ -189,8 +189,9 @@ def test_spread_rules():
 
 
 def test_table_from_synthetic_runs(synthetic):
-    df, coll = build_table(synthetic)
-    assert [str(u) for u in coll.unfinished] == [str(synthetic / "runs/Swimmer/ddpg/seed0")]
+    df, coll = build_table(synthetic, "quick")
+    assert [str(u) for u in coll.unfinished] == [
+        str(synthetic / "quick/runs/Swimmer/ddpg/seed0")]
     assert not coll.problems
 
     q = _cell(df, "Hopper", "qprop-c")
@@ -248,8 +249,9 @@ def test_table_from_synthetic_runs(synthetic):
 def test_table_files_and_missing_seeds(synthetic, capsys):
     df = write_table(synthetic, profile="quick")
     out = capsys.readouterr().out
-    assert (synthetic / "table.csv").is_file()
-    md = (synthetic / "table.md").read_text()
+    assert (synthetic / "quick/table.csv").is_file()
+    assert not (synthetic / "table.csv").exists()
+    md = (synthetic / "quick/table.md").read_text()
     for needle in ("v5", "1000 env steps", "noise-free evaluation", "10000 env steps",
                    "git commit synthetic", "bootstrap 95% CI", "missing", "Why each verdict"):
         assert needle in md, needle
@@ -257,13 +259,13 @@ def test_table_files_and_missing_seeds(synthetic, capsys):
     # quick expects 3 seeds: Hopper/trpo has 1 run -> 2 missing; Walker/qprop-c 3 missing.
     assert _cell(df, "Hopper", "trpo").seeds_missing == 2
     assert _cell(df, "Walker", "qprop-c").seeds_missing == 3
-    back = pd.read_csv(synthetic / "table.csv")
+    back = pd.read_csv(synthetic / "quick/table.csv")
     assert len(back) == len(df)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "no_column", "empty", "text_value"])
 def test_corrupt_progress_is_reported_by_name_and_skipped(synthetic, capsys, damage):
-    path = synthetic / "runs/Hopper/qprop-c/seed1/progress.csv"
+    path = synthetic / "quick/runs/Hopper/qprop-c/seed1/progress.csv"
     text = path.read_text()
     if damage == "truncated":  # the process died mid-row
         path.write_text(text[: len(text) - 7])
@@ -277,12 +279,12 @@ def test_corrupt_progress_is_reported_by_name_and_skipped(synthetic, capsys, dam
         lines = text.splitlines()
         lines[2] = lines[2].replace(lines[2].split(",")[4], "oops")
         path.write_text("\n".join(lines) + "\n")
-    df = write_table(synthetic)
+    df = write_table(synthetic, "quick")
     err = capsys.readouterr().err
     assert str(path) in err
     q = _cell(df, "Hopper", "qprop-c")
     assert q.seeds_run == 2 and q.seeds_corrupt == 1  # the other two seeds still count
-    assert str(path) in (synthetic / "table.md").read_text()
+    assert str(path) in (synthetic / "quick/table.md").read_text()
 
 
 def test_empty_results_give_a_table_of_missing_cells(tmp_path):
@@ -297,7 +299,8 @@ def test_plots_from_synthetic_runs(synthetic):
         for seed in (0, 1):
             write_run(synthetic, "HalfCheetah", algo, seed, [5, 10, 20],
                       [100 * seed, 2000, 4800])
-    written = make_plots(synthetic)
+    written = make_plots(synthetic, "quick")
+    assert {p.parent for p in written} == {synthetic / "quick/figures"}
     names = {p.name for p in written}
     assert {"curves_all.png", "curves_all.svg", "curves_Hopper.png", "curves_Humanoid.svg",
             "fig2a.png", "fig2a.svg"} <= names
@@ -312,63 +315,81 @@ def test_failed_run_is_reported_with_its_log(tmp_path):
     good = resolve_runs("smoke", ["Hopper"], ["trpo"], 1)[0].to_dict()
     bad = dict(good, base_algo="no-such-algo")  # fails inside the run, before training
     res = run_one(bad, str(tmp_path))
-    run_dir = tmp_path / "runs/Hopper/trpo/seed0"
+    run_dir = tmp_path / "smoke/runs/Hopper/trpo/seed0"
     assert res["status"] == "failed" and "no-such-algo" in res["error"]
     assert res["log"] == str(run_dir / "log.txt")
     assert "Traceback" in (run_dir / "log.txt").read_text()
     assert not (run_dir / DONE).exists()
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory):
-    """2 domains x 2 algorithms x 2 seeds of the smoke profile on the local backend."""
+    """2 domains x 2 algorithms x 2 seeds of the smoke profile on the local backend, into a
+    results directory that already holds another profile's finished runs and table."""
     from reproduce.sweep import main
 
     results = tmp_path_factory.mktemp("sweep") / "results"
+    # A finished table1 run of a cell the smoke sweep also asks for, and its table.
+    write_run(results, "Hopper", "qprop-c", 0, [5, 10], [100, 2500], profile="table1")
+    (results / "table1/table.md").write_text("the committed table\n")
+    before = _tree(results / "table1")
     t0 = time.perf_counter()
     code = main(["--profile", "smoke", "--domains", "Hopper,Swimmer", "--algos", "qprop-c,trpo",
                  "--seeds", "2", "--workers", "2", "--backend", "local", "--results",
                  str(results), "--no-progress"])
-    return results, code, time.perf_counter() - t0
+    return results, code, time.perf_counter() - t0, before
 
 
-def test_smoke_sweep_then_table_and_figures(smoke_sweep):
+def test_smoke_sweep_then_table_and_figures(smoke_sweep, capsys):
     from reproduce.plot import make_plots
 
-    results, code, seconds = smoke_sweep
+    results, code, seconds, before = smoke_sweep
     assert code == 0
-    runs = sorted(results.glob("runs/*/*/seed*"))
+    runs = sorted(results.glob("smoke/runs/*/*/seed*"))
     assert len(runs) == 8
-    for run in runs:
+    for run in runs:  # trained here, not skipped for the table1 run of Hopper/qprop-c/seed0
         assert {"DONE", "progress.csv", "config.json", "spec.json", "log.txt"} <= {
             p.name for p in run.iterdir()}
         done = json.loads((run / DONE).read_text())
         assert done["status"] == "done" and done["env_steps"] >= 1000
+        assert "[reproduce] done" in (run / "log.txt").read_text()
+        assert json.loads((run / "spec.json").read_text())["profile"] == "smoke"
+    history = [json.loads(line) for line in
+               (results / "smoke/sweeps.jsonl").read_text().splitlines()]
+    assert history[0]["trained"] == 8 and history[0]["skipped"] == 0
     df = write_table(results, profile="smoke", echo=False)
     for domain in ("Hopper", "Swimmer"):
         for algo in ("qprop-c", "trpo"):
-            assert _cell(df, domain, algo).seeds_run == 2
+            assert _cell(df, domain, algo).seeds_run == 2  # not 3: table1's run is not read
         assert _cell(df, domain, "ddpg").seeds_missing == 2  # in the profile, not run
-    compact = (results / "table_compact.md").read_text()
+    compact = (results / "smoke/table_compact.md").read_text()
     assert "TR-c-Q-Prop" in compact and "DDPG" not in compact  # only the cells that ran
-    names = {p.name for p in make_plots(results)}
+    assert "profile `smoke`" in (results / "smoke/table.md").read_text()
+    names = {p.name for p in make_plots(results, "smoke")}
     assert {"curves_all.png", "curves_Hopper.png", "diagnostics_Hopper.png",
             "diagnostics_Swimmer.svg"} <= names
+    assert sorted(p.name for p in results.iterdir()) == ["smoke", "table1"]
+    assert _tree(results / "table1") == before  # the other profile's tree, byte for byte
     print(f"smoke sweep of 8 runs on 2 workers: {seconds:.1f} s")
 
 
 def test_restarting_a_finished_sweep_trains_nothing(smoke_sweep, capsys):
     from reproduce.sweep import main
 
-    results, _, _ = smoke_sweep
-    before = {p: p.stat().st_mtime_ns for p in results.glob("runs/*/*/seed*/progress.csv")}
+    results = smoke_sweep[0]
+    pattern = "smoke/runs/*/*/seed*/progress.csv"
+    before = {p: p.stat().st_mtime_ns for p in results.glob(pattern)}
     t0 = time.perf_counter()
     code = main(["--profile", "smoke", "--domains", "Hopper,Swimmer", "--algos", "qprop-c,trpo",
                  "--seeds", "2", "--results", str(results), "--no-progress"])
     assert code == 0 and time.perf_counter() - t0 < 10
     assert "8 already finished, 0 to run" in capsys.readouterr().out
-    assert before == {p: p.stat().st_mtime_ns
-                      for p in results.glob("runs/*/*/seed*/progress.csv")}
+    assert before == {p: p.stat().st_mtime_ns for p in results.glob(pattern)}
 
 
 def test_unfinished_run_resumes_and_a_different_spec_is_not_silently_reused(tmp_path, capsys):
@@ -463,7 +484,7 @@ def test_ray_backend_smoke(tmp_path, monkeypatch):
                  "--no-progress"])
     assert code == 0
     for seed in (0, 1):
-        run = results / f"runs/Hopper/trpo/seed{seed}"
+        run = results / f"smoke/runs/Hopper/trpo/seed{seed}"
         assert (run / DONE).is_file() and (run / "progress.csv").is_file()
         log = (run / "log.txt").read_text()
         assert "[reproduce] done" in log

@@ -272,7 +272,7 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     for seed in (0, 1):
-        run = results / f"runs/Hopper/trpo/seed{seed}"
+        run = results / f"smoke/runs/Hopper/trpo/seed{seed}"
         assert (run / DONE).is_file() and not (run / LOCK).exists()
         log = (run / "log.txt").read_text()
         assert log.count("[reproduce] Hopper/trpo/seed") == 1, log  # trained once
@@ -344,7 +344,7 @@ def test_sigterm_to_the_sweep_alone_checkpoints_its_runs_and_leaves_no_orphan(tm
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    run = results / "runs/Hopper/trpo/seed0"
+    run = results / "quick/runs/Hopper/trpo/seed0"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         csv = run / "progress.csv"
