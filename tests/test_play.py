@@ -143,7 +143,8 @@ def test_video_has_the_expected_frames(trpo_run, egl, tmp_path):
 
 
 def test_mp4_video(trpo_run, egl, tmp_path):
-    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (requirements.txt)")
+    pytest.importorskip("imageio_ffmpeg",
+                        reason="MP4 needs imageio-ffmpeg (optional, not in requirements.txt)")
     out = tmp_path / "v.mp4"
     proc = _play("--run", str(trpo_run[0]), "--episodes", "1", "--video", str(out),
                  "--max-frames", "6", "--width", "64", "--height", "48")
