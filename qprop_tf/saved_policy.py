@@ -14,7 +14,7 @@ so :func:`load_policy` needs NumPy only: no TensorFlow, no training code, no che
 :meth:`SavedPolicy.mean` computes what the training run's NumPy mirror computed (float64,
 the same operations in the same order), and :meth:`SavedPolicy.act` clips it to the bounds
 as the sampler does. The policies act on raw observations (no normalisation statistics).
-A Hopper policy is about 32 KB, Humanoid's about 150 KB.
+A Hopper policy is 35 KB (7,603 float32 parameters), Humanoid's about 170 KB.
 """
 
 from __future__ import annotations
