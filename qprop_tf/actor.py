@@ -59,6 +59,15 @@ class DeterministicActor(keras.Model):
             h = layer(h)
         return self.center + self.half_range * self.out_layer(h)
 
+    def export(self) -> dict[str, Any]:
+        """Everything needed to act, as plain arrays (:mod:`qprop_tf.saved_policy`): the
+        dense layers input to output with their activations, then a = center + scale * out."""
+        layers = [*self.hidden_layers, self.out_layer]
+        return {"kind": "deterministic",
+                "layers": [(layer.kernel.numpy(), layer.bias.numpy(),
+                            str(layer.get_config()["activation"])) for layer in layers],
+                "center": self.center.copy(), "scale": self.half_range.copy()}
+
     def param_list(self) -> list[tf.Variable]:
         """Kernels and biases, input to output: the order of :meth:`flat_params`."""
         out: list[tf.Variable] = []

@@ -246,7 +246,8 @@ class DDPGRunner:
         self.explorer = Explorer(self.env, self.agent.mirror, self.noise, self.agent.replay,
                                  cfg.reward_scale,
                                  truncation_is_terminal=not cfg.bootstrap_truncation)
-        self.policy = self.agent.actor  # what on_iteration hooks are shown
+        self.policy = self.agent.actor  # what on_iteration hooks are shown, and is saved
+        self.action_bounds = (space.low, space.high)
         self.replay = self.agent.replay
 
     def step_chunk(self, n: int, log: EpisodeLog) -> tuple[dict[str, float], float, float]:

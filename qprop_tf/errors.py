@@ -1,5 +1,6 @@
 """The exceptions of qprop_tf: bad input, a run directory that cannot be used, a run that
-went non-finite, and the two ways a run stops before its budget."""
+went non-finite, the two ways a run stops before its budget, and ``play``'s two errors (no
+saved policy, no video)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class RunInterrupted(Exception):  # noqa: N818 (a stop request, not an error)
 
 class StopRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """Raised from ``on_iteration`` to end a run early; the run is finished (DONE)."""
+
+
+class PolicyFileError(ValueError):
+    """No saved policy where one was expected (a wrong path, a run without ``policy.npz``),
+    or a file that is not one."""
+
+
+class VideoError(RuntimeError):
+    """A video cannot be written: no OpenGL backend for MuJoCo's offscreen renderer, or no
+    writer for the file's format."""

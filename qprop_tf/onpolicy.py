@@ -147,6 +147,7 @@ class OnPolicyRunner:
         space = self.envs[0].action_space
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.act_dim = space.shape[0]
+        self.action_bounds = (space.low, space.high)
         self.policy = GaussianMLPPolicy(self.obs_dim, self.act_dim, cfg.policy_hidden,
                                         cfg.init_std, init=cfg.init)
         self.mirror = NumpyPolicy(self.policy)

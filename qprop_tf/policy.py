@@ -11,6 +11,7 @@ and computes the mean in NumPy (about 10 us a call); it is re-synced after every
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 import numpy as np
@@ -78,6 +79,18 @@ class GaussianMLPPolicy(keras.Model):
         """N(mean, diag(exp(log_std))^2) as a tfp distribution over the action vector."""
         log_std = self.log_std if log_std is None else log_std
         return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
+
+    def export(self) -> dict[str, Any]:
+        """Everything needed to act, as plain arrays (:mod:`qprop_tf.saved_policy`): the
+        dense layers input to output with their activations; the mean is the last layer's
+        output (center 0, scale 1); and the log-std."""
+        layers = [*self.hidden_layers, self.mean_layer]
+        return {"kind": "gaussian",
+                "layers": [(layer.kernel.numpy(), layer.bias.numpy(),
+                            str(layer.get_config()["activation"])) for layer in layers],
+                "center": np.zeros(self.act_dim, np.float32),
+                "scale": np.ones(self.act_dim, np.float32),
+                "log_std": self.log_std.numpy()}
 
 
 class NumpyPolicy:

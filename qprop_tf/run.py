@@ -7,12 +7,13 @@
     iterate(iteration, steps_left) -> progress.Iteration    one iteration (DDPG: epoch)
     label, summary(row) -> str                              its line under the progress bar
     get_state() -> dict, set_state(state, replay_chunks)    everything it needs to resume
-    policy, replay, env_id, obs_dim, act_dim, close()
+    policy, action_bounds, replay, env_id, obs_dim, act_dim, close()
 
 The shell keeps the counters (iterations, env steps, episodes, the best return so far,
 elapsed time), builds each row of progress.csv (:func:`qprop_tf.progress.make_row`), and
 checkpoints what the runner hands it (:mod:`qprop_tf.checkpoint`) inside the run
-directory's life (:mod:`qprop_tf.rundir`).
+directory's life (:mod:`qprop_tf.rundir`). A finished run keeps its final policy in
+``policy.npz`` (:mod:`qprop_tf.saved_policy`), written before DONE; its checkpoints go.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from qprop_tf.progress import COLUMNS as C
 from qprop_tf.progress import make_row
 from qprop_tf.rundir import StopSignals, at_boundary, check_config, is_done, run_lock, write_done
 from qprop_tf.runtime import git_commit, seed_everything, versions
+from qprop_tf.saved_policy import save_policy
 from qprop_tf.state import split
 
 OnIteration = Callable[[int, dict[str, Any], Any], None]
@@ -145,6 +147,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
             bar.close()
         logger.close()
         runner.close()
+    save_policy(runner.policy, out, runner.env_id, *runner.action_bounds)
     write_done(out, {"stopped": stopped, "env_steps": env_steps, "iterations": iteration,
                      "checkpoints": ckpt.saves,
                      "checkpoint_seconds": round(ckpt.save_seconds, 3),

@@ -1,14 +1,53 @@
-"""Process-level setup: thread counts, seeding, versions, finiteness guard."""
+"""Process-level setup: a quiet TF import, thread counts, seeding, versions, finiteness guard."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from qprop_tf.errors import NonFiniteError
+
+STARTUP_CHATTER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:. ]+\d+ (port\.cc:\d+\] oneDNN custom operations are on"
+    r"|cudart_stub\.cc:\d+\] Could not find cuda drivers))")
+"""TF's start-up lines: absl's notice and two INFO lines, printed at library load (twice:
+two libraries) before ``TF_CPP_MIN_LOG_LEVEL`` is read, so that variable cannot hide them."""
+
+
+def import_tensorflow() -> ModuleType:
+    """``import tensorflow`` without its start-up lines (:data:`STARTUP_CHATTER`).
+
+    Whatever else TF writes to stderr while it loads (a real warning or error) is passed on.
+    The oneDNN notice is only hidden: ``TF_ENABLE_ONEDNN_OPTS`` is left alone (setting it
+    changes the round-off, see the README's "Determinism").
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not STARTUP_CHATTER.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+    return tf
 
 
 def limit_threads(n: int = 1) -> None:
@@ -18,7 +57,7 @@ def limit_threads(n: int = 1) -> None:
     """
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)

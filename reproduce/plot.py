@@ -181,11 +181,20 @@ def _legend_handles(colors: dict, present: list[str]) -> tuple[list, list[str]]:
     return handles, labels
 
 
+SVG_HASH_SALT = "qprop-tf"
+"""Salt of the SVG element ids (matplotlib's default is a random uuid per file)."""
+
+
 def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
+    """Write ``name``.png and ``name``.svg and close ``fig``; every figure of reproduce/ goes
+    through here. Byte-stable: the same figure gives the same bytes, so re-plotting unchanged
+    results leaves ``git status`` clean (the SVG has no date and salted, not random, ids;
+    the PNG has no date)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return paths
 

@@ -46,6 +46,10 @@ def test_cli_smoke_writes_config_progress_and_events(two_runs):
     np.testing.assert_allclose(df.paper_episodes, df.env_steps / 1000)
     assert list(out.glob("events.out.tfevents.*"))
     assert "it    1" in proc.stdout + proc.stderr  # per-iteration summary line
+    # a quiet start-up: none of TF's start-up lines (absl notice, oneDNN, CUDA)
+    for line in ("absl::InitializeLog", "oneDNN custom operations", "Could not find cuda"):
+        assert line not in proc.stderr, proc.stderr
+    assert (out / "policy.npz").is_file()  # a finished run keeps its policy
 
 
 def test_same_seed_gives_identical_progress(two_runs):

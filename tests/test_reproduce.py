@@ -450,7 +450,8 @@ def test_the_sweep_prints_its_plan_with_the_dry_run_figures(tmp_path, capsys, mo
     assert out.index("to train:") < out.index("sweep finished")
     hours = sum(run_hours(s) for s in specs[1:])
     assert f"to train: 3 runs, at most {hours:.2f} CPU-hours" in plan_lines[0]
-    assert "on 3 workers" in plan_lines[0] and trained == [s.key for s in specs[1:]]
+    assert "on 3 workers" in plan_lines[0]
+    assert trained == [s.key for s in sorted(specs[1:], key=sw.run_order)]  # the plan's order
     # The dry run's total covers every run, finished or not, with the same cost model.
     assert f"4 runs, at most {sum(map(run_hours, specs)):.2f} CPU-hours" in dry
     # Everything finished: one line, and straight on (no run started).
