@@ -10,7 +10,7 @@ from qprop_tf.rundir import DONE
 
 
 def _run(results: Path, domain: str, algo: str, seed: int, returns: list[float]) -> None:
-    d = results / "runs" / domain / algo / f"seed{seed}"
+    d = results / "table1" / "runs" / domain / algo / f"seed{seed}"  # make_plots' default
     d.mkdir(parents=True)
     steps = [5000 * (i + 1) for i in range(len(returns))]
     pd.DataFrame({"iteration": range(len(steps)), "env_steps": steps,
