@@ -13,6 +13,7 @@
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
 # make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
+# make campaign / campaign-status / campaign-collect   the Table 1 campaign (see the end)
 # make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
 #                                           sb3-contrib's TRPO -> results/parity.md (hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -100,3 +101,28 @@ plot: $(STAMP)
 
 sweep-dry-run: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run
+
+# ---- the Table 1 campaign (issue 16): days of compute, in stretches -----------------
+# make campaign [WORKERS=2] [NICE=10]   (re)start it in the background, where it stood: code
+#                                       pinned in a worktree at CAMPAIGN_ROOT, runs there too
+# make campaign-status                  the ledger, and whether its sweep is running
+# make campaign-collect                 finished runs -> results/table1/runs (no checkpoints),
+#                                       unfinished progress -> results/table1/inflight, the
+#                                       ledger results/CAMPAIGN.md, then the table and figures
+CAMPAIGN_ROOT ?= /var/tmp/qprop-campaign
+CAMPAIGN_PROFILE ?= table1
+CAMPAIGN_ARGS = --profile $(CAMPAIGN_PROFILE) --root $(CAMPAIGN_ROOT) --results $(RESULTS)
+
+.PHONY: campaign campaign-status campaign-collect
+
+campaign: $(STAMP)
+	$(PY) -m reproduce.campaign start $(CAMPAIGN_ARGS) $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(NICE),--nice $(NICE))
+
+campaign-status: $(STAMP)
+	$(PY) -m reproduce.campaign status $(CAMPAIGN_ARGS)
+
+campaign-collect: $(STAMP)
+	$(PY) -m reproduce.campaign collect $(CAMPAIGN_ARGS)
+	$(PY) -m reproduce.table --results $(RESULTS) --profile $(CAMPAIGN_PROFILE)
+	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(CAMPAIGN_PROFILE)
