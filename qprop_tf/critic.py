@@ -108,7 +108,7 @@ def q_and_action_gradient(q_fn: Any, obs: tf.Tensor, mean: tf.Tensor
 
 
 FIT_STATS = ("loss", "mean_q", "oob_fraction", "target_mean_abs", "target_oob_mean_abs",
-             "grad_norm", "max_abs_mu", "target_max_abs", "grad_norm_max")
+             "grad_norm", "max_abs_mu", "target_max_abs", "target_oob_max_abs", "grad_norm_max")
 """What :meth:`Critic.fit` reports over an iteration's updates (NaN when none ran):
 
 - ``loss``: mean of the minibatches' mean squared TD error (whatever loss is minimised),
@@ -116,14 +116,15 @@ FIT_STATS = ("loss", "mean_q", "oob_fraction", "target_mean_abs", "target_oob_me
 - ``oob_fraction``: fraction of the bootstrap actions mu(s') (before any clipping) with a
   component outside the action bounds,
 - ``target_mean_abs``, ``target_max_abs``: mean and largest |y|,
-- ``target_oob_mean_abs``: mean |y| over the out-of-bounds mu(s') (NaN if none),
+- ``target_oob_mean_abs``, ``target_oob_max_abs``: mean and largest |y| over the
+  out-of-bounds mu(s') (NaN if none),
 - ``grad_norm``, ``grad_norm_max``: mean and largest global norm of the TD loss's gradient
   (before ``grad_clip``),
 - ``max_abs_mu``: the largest |component| of mu(s').
 """
 _SUMS = ("loss", "mean_q", "oob_fraction", "target_mean_abs", "oob_target_abs_sum",
          "oob_count", "grad_norm")
-_MAXES = ("max_abs_mu", "target_max_abs", "grad_norm_max")
+_MAXES = ("max_abs_mu", "target_max_abs", "target_oob_max_abs", "grad_norm_max")
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ class Critic:
                 "oob_target_abs_sum": tf.reduce_sum(oob * abs_y),
                 "oob_count": tf.reduce_sum(oob), "grad_norm": grad_norm,
                 "max_abs_mu": tf.reduce_max(tf.abs(mu)), "target_max_abs": tf.reduce_max(abs_y),
-                "grad_norm_max": grad_norm}
+                "target_oob_max_abs": tf.reduce_max(oob * abs_y), "grad_norm_max": grad_norm}
 
     def update_on_batch(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, done: tf.Tensor,
                         next_obs: tf.Tensor, policy: keras.Model
@@ -382,8 +383,10 @@ class Critic:
         total = dict(zip(_SUMS, sums.numpy(), strict=True))
         out = {k: float(total[k] / np.float32(n_updates)) for k in _SUMS if k in FIT_STATS}
         out.update(zip(_MAXES, maxes.numpy().astype(np.float64).tolist(), strict=True))
-        out["target_oob_mean_abs"] = (float(total["oob_target_abs_sum"] / total["oob_count"])
-                                      if total["oob_count"] > 0 else float("nan"))
+        if total["oob_count"] > 0:
+            out["target_oob_mean_abs"] = float(total["oob_target_abs_sum"] / total["oob_count"])
+        else:
+            out["target_oob_mean_abs"] = out["target_oob_max_abs"] = float("nan")
         return {**{k: out[k] for k in FIT_STATS}, "n_updates": int(n_updates)}
 
     def _q_and_grad(self, obs: tf.Tensor, mean: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -83,13 +83,14 @@ class QPropStats:
     analytic_scale: float = 1.0  # the analytic term's factor (scale_analytic)
     # The critic's fit, over its minibatches (critic.FIT_STATS; issue 14): the bootstrap
     # actions mu(s') outside the action bounds (fraction of rows), the largest |mu(s')|, the
-    # TD targets' mean and largest |y| and mean |y| at out-of-bounds mu(s'), the TD
+    # TD targets' mean and largest |y| and both at out-of-bounds mu(s'), the TD
     # gradient's global norm (mean and largest, before any clip)
     critic_oob_fraction: float = float("nan")
     critic_max_abs_mu: float = float("nan")
     critic_target_mean_abs: float = float("nan")
     critic_target_max_abs: float = float("nan")
     critic_target_oob_mean_abs: float = float("nan")
+    critic_target_oob_max_abs: float = float("nan")
     critic_grad_norm: float = float("nan")
     critic_grad_norm_max: float = float("nan")
     critic_diverged: int = 0  # 1: TD loss > 100x the median of the healthy ones (divergence)

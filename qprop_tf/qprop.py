@@ -205,6 +205,7 @@ class QPropControlVariate:
             critic_target_mean_abs=fit_stats["target_mean_abs"],
             critic_target_max_abs=fit_stats["target_max_abs"],
             critic_target_oob_mean_abs=fit_stats["target_oob_mean_abs"],
+            critic_target_oob_max_abs=fit_stats["target_oob_max_abs"],
             critic_grad_norm=fit_stats["grad_norm"],
             critic_grad_norm_max=fit_stats["grad_norm_max"],
             critic_diverged=int(self.divergence.update(fit_stats["loss"])),

@@ -117,12 +117,13 @@ def test_fit_statistics_see_the_bootstrap_actions_out_of_bounds():
     assert stats["target_max_abs"] >= stats["target_mean_abs"] > 0
     np.testing.assert_allclose(stats["target_oob_mean_abs"], stats["target_mean_abs"],
                                rtol=1e-5)  # every row is out of bounds
+    assert stats["target_oob_max_abs"] == stats["target_max_abs"]
     assert stats["grad_norm_max"] >= stats["grad_norm"] > 0
     small = _policy(bias=0.0, seed=1)
     small.mean_layer.kernel.assign(0.1 * small.mean_layer.kernel)
     inside = _critic().fit(_replay(), small, 20)
     assert inside["max_abs_mu"] < 1.0 and inside["oob_fraction"] == 0.0
-    assert np.isnan(inside["target_oob_mean_abs"])
+    assert np.isnan(inside["target_oob_mean_abs"]) and np.isnan(inside["target_oob_max_abs"])
     unbounded = Critic(OBS_DIM, ACT_DIM, hidden=(16, 16), min_replay=100, jit_compile=False,
                        seed=0).fit(_replay(), _policy(bias=3.0), 5)
     assert unbounded["oob_fraction"] == 0.0  # no bounds given: nothing is out of them

@@ -42,7 +42,8 @@ COMMON = ["--env", "Hopper", "--seed", "0", "--batch-size", "300", "--max-steps"
 ADDED_COLUMNS = (
     # issue 14: the critic's fit and divergence flag
     "critic_oob_fraction", "critic_max_abs_mu", "critic_target_mean_abs",
-    "critic_target_max_abs", "critic_target_oob_mean_abs", "critic_grad_norm",
+    "critic_target_max_abs", "critic_target_oob_mean_abs", "critic_target_oob_max_abs",
+    "critic_grad_norm",
     "critic_grad_norm_max", "critic_diverged",
 )
 """Columns progress.csv gained after d3de333; the fixtures' columns are compared exactly."""
