@@ -99,10 +99,11 @@ class Stretch:
 
 def flags_of(df: Any) -> np.ndarray:
     """The diverged flag of each row of a progress DataFrame: its ``critic_diverged``
-    column, or the rule recomputed from ``critic_loss`` (runs logged before the column);
-    all False for a run without a critic."""
-    if FLAG_COLUMN in df.columns:
-        return np.asarray(df[FLAG_COLUMN].fillna(0), np.float64) > 0
+    column, or the rule recomputed from ``critic_loss`` when the column is missing or has
+    blanks (runs logged, or begun, before the column existed); all False for a run without
+    a critic."""
+    if FLAG_COLUMN in df.columns and df[FLAG_COLUMN].notna().all():
+        return np.asarray(df[FLAG_COLUMN], np.float64) > 0
     if LOSS_COLUMN in df.columns:
         return divergence_flags(np.asarray(df[LOSS_COLUMN], np.float64))
     return np.zeros(len(df), dtype=bool)

@@ -80,6 +80,9 @@ def test_stretches_from_the_column_or_recomputed_from_the_loss():
     assert [(s.first, s.last, s.steps_from, s.steps_to) for s in recomputed] == [
         (8, 9, 40000, 50000), (12, 12, 60000, 65000)]
     assert recomputed[0].iterations == 2
+    # a run resumed by newer code: the column is blank before the resume -> recomputed
+    blank = np.r_[np.full(10, np.nan), np.zeros(4)]
+    assert diverged_stretches(_progress(losses, with_flags=blank)) == recomputed
     assert during_divergence(recomputed, 45000) and during_divergence(recomputed, 65000)
     assert not during_divergence(recomputed, 40000) and not during_divergence(recomputed, 55000)
     assert divergence_summary(_progress(losses)) == {

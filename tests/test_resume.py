@@ -378,3 +378,22 @@ def test_sigterm_to_the_sweep_alone_checkpoints_its_runs_and_leaves_no_orphan(tm
     assert not (run / LOCK).exists() and not (run / DONE).exists()
     assert (run / "checkpoint").is_dir() and any((run / "checkpoint").iterdir())
     assert "[reproduce] interrupted after" in (run / "log.txt").read_text()  # not "failed"
+
+
+def test_resumed_log_of_older_code_gains_the_new_columns(tmp_path):
+    """A run begun before columns were added (issue 14's critic statistics) resumes: the
+    file is rewritten under the new header, the earlier rows blank in the new columns."""
+    from qprop_tf.logger import RunLogger
+
+    old = RunLogger(tmp_path, tensorboard=False)
+    for i in range(3):
+        old.log({"iteration": i, "critic_loss": 0.1 * i, "time": 1.0})
+    old.close()
+    log = RunLogger(tmp_path, tensorboard=False, resume_rows=2)
+    log.log({"iteration": 2, "critic_loss": 0.5, "critic_diverged": 0, "time": 2.0})
+    log.log({"iteration": 3, "critic_loss": 0.6, "critic_diverged": 1, "time": 3.0})
+    log.close()
+    df = pd.read_csv(tmp_path / "progress.csv")
+    assert list(df.columns) == ["iteration", "critic_loss", "critic_diverged", "time"]
+    assert list(df.iteration) == [0, 1, 2, 3] and list(df.critic_loss) == [0, 0.1, 0.5, 0.6]
+    assert df.critic_diverged.isna().tolist() == [True, True, False, False]
