@@ -21,6 +21,11 @@ from qprop_tf.envs import resolve_env_id
 from qprop_tf.errors import ConfigError
 
 ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
+CRITIC_LOSSES = ("mse", "huber")
+"""Q-Prop's TD loss (config field ``critic_loss``): the authors' squared error, or Huber."""
+TARGET_POLICIES = ("current", "lagged")
+"""The bootstrap policy of Q-Prop's TD target (``critic_target_policy``): the current policy
+mean (authors) or a Polyak-lagged copy of it (as DDPG's target actor)."""
 """Q-Prop's eta rules (:func:`qprop_tf.qprop.compute_eta`); the config field ``eta``."""
 
 QPROP_ALGOS: dict[str, tuple[str, str]] = {
@@ -121,6 +126,13 @@ class Config:
     # True: divide the analytic term by the std the learning signal is standardised by, so
     # both terms of the Q-Prop gradient keep their relative scale; authors: False
     scale_analytic: bool = False
+    # Critic stability switches (issue 14, ours; the defaults are the authors' critic). They
+    # change the critic's fitting only, never A_bar's expansion point mu(s):
+    critic_target_clip: bool = False  # True: y bootstraps at clip(mu(s'), low, high)
+    critic_loss: str = "mse"  # "huber": Huber TD loss with delta critic_huber_delta
+    critic_huber_delta: float = 1.0
+    critic_grad_clip: float = 0.0  # > 0: clip the TD gradient's global norm to this
+    critic_target_policy: str = "current"  # "lagged": Polyak copy of the policy (tau qf_tau)
     critic_xla: str = "auto"
     # DDPG (§5.2; the launcher's get_algo, sandbox/rocky/tf/algos/ddpg.py and
     # exploration_strategies/ou_strategy.py); shares qf_*, replay_size, min_replay with Q-Prop.
@@ -189,6 +201,7 @@ class Config:
                               f"has none (eta={self.eta!r})")
         if self.algo in QPROP_ALGOS and self.eta not in ETA_RULES:
             raise ConfigError(f"unknown eta {self.eta!r}; valid: {', '.join(ETA_RULES)}")
+        self._validate_critic_switches()
         if self.rollout == "fixed" and self.algo == "ddpg":
             raise ConfigError("rollout=fixed is for the on-policy algos (ddpg steps on its own)")
         if not self.policy_hidden or any(h <= 0 for h in self.policy_hidden):
@@ -196,6 +209,27 @@ class Config:
         if not self.vf_hidden or any(h <= 0 for h in self.vf_hidden):
             raise ConfigError(f"vf_hidden must be positive sizes, got {self.vf_hidden}")
         return self
+
+    def _validate_critic_switches(self) -> None:
+        if self.critic_loss not in CRITIC_LOSSES:
+            raise ConfigError(f"unknown critic_loss {self.critic_loss!r}; valid: "
+                              f"{', '.join(CRITIC_LOSSES)}")
+        if self.critic_target_policy not in TARGET_POLICIES:
+            raise ConfigError(f"unknown critic_target_policy {self.critic_target_policy!r}; "
+                              f"valid: {', '.join(TARGET_POLICIES)}")
+        if not self.critic_huber_delta > 0:
+            raise ConfigError(f"critic_huber_delta must be > 0, got {self.critic_huber_delta}")
+        if not self.critic_grad_clip >= 0:
+            raise ConfigError(f"critic_grad_clip must be >= 0 (0: off), got "
+                              f"{self.critic_grad_clip}")
+        changed = [k for k in ("critic_target_clip", "critic_loss", "critic_huber_delta",
+                               "critic_grad_clip", "critic_target_policy")
+                   if getattr(self, k) != getattr(Config, k)]
+        if changed and self.algo not in QPROP_ALGOS:
+            raise ConfigError(f"{', '.join(changed)}: switches of Q-Prop's critic; algo "
+                              f"{self.algo} has none (ddpg's critic is the authors')")
+        if self.critic_huber_delta != Config.critic_huber_delta and self.critic_loss != "huber":
+            raise ConfigError("critic_huber_delta is used only with critic_loss=huber")
 
     def use_critic_xla(self, obs_dim: int) -> bool:
         """XLA for the critic loop: on, unless ``auto`` and the replay's observations alone

@@ -78,6 +78,7 @@ import tensorflow as tf
 from qprop_tf.actor import DeterministicActor, NumpyActor, actor_loss
 from qprop_tf.config import Config
 from qprop_tf.critic import Critic, soft_update
+from qprop_tf.divergence import DivergenceMonitor
 from qprop_tf.envs import make_env, resolve_env_id
 from qprop_tf.explore import EpisodeLog, Explorer, OUNoise, evaluate
 from qprop_tf.progress import COLUMNS as C
@@ -249,6 +250,7 @@ class DDPGRunner:
         self.policy = self.agent.actor  # what on_iteration hooks are shown, and is saved
         self.action_bounds = (space.low, space.high)
         self.replay = self.agent.replay
+        self.divergence = DivergenceMonitor()
 
     def step_chunk(self, n: int, log: EpisodeLog) -> tuple[dict[str, float], float, float]:
         """``n`` env steps, then the updates they are owed; (stats, sample s, update s)."""
@@ -289,6 +291,7 @@ class DDPGRunner:
                 qs.append((stats["mean_q"], stats["updates"]))
                 actor_losses.append((stats["actor_loss"], stats["updates"]))
         eval_returns, eval_lengths = self.evaluate()
+        critic_loss = _weighted(losses)
         stats = DDPGStats(
             eval_return=float(np.mean(eval_returns)),
             eval_std_return=float(np.std(eval_returns)),
@@ -296,9 +299,10 @@ class DDPGRunner:
             eval_max_return=float(np.max(eval_returns)),
             eval_episodes=int(eval_returns.size), eval_steps=int(eval_lengths.sum()),
             eval_average_length=float(np.mean(eval_lengths)),
-            critic_loss=_weighted(losses), mean_q=_weighted(qs),
+            critic_loss=critic_loss, mean_q=_weighted(qs),
             actor_loss=_weighted(actor_losses), updates=sum(k for _, k in losses),
-            replay_size=agent.replay.size)
+            replay_size=agent.replay.size,
+            critic_diverged=int(self.divergence.update(critic_loss)))
         return Iteration(
             steps=epoch_steps, returns=np.asarray(log.returns, dtype=np.float64),
             lengths=np.asarray(log.lengths), terminated=sum(log.terminated),
@@ -324,12 +328,14 @@ class DDPGRunner:
         state = {**self.agent.get_state(), "noise/state": noise["state"],
                  "noise_rng": noise["rng"], "explorer/obs": explorer["obs"],
                  "ep_return": explorer["ep_return"], "ep_length": explorer["ep_length"]}
+        state.update(prefixed("divergence", self.divergence.get_state()))
         state["env"] = env_state(self.env, "env", state, physics=True)
         state["eval_env"] = env_state(self.eval_env, "eval_env", state)
         return state
 
     def set_state(self, state: dict[str, Any], replay_chunks: Any) -> None:
         self.agent.set_state(state, replay_chunks)
+        self.divergence.set_state(unprefixed("divergence", state))
         self.noise.set_state({"state": state["noise/state"], "rng": state["noise_rng"]})
         self.explorer.set_state({"obs": state["explorer/obs"], "ep_return": state["ep_return"],
                                  "ep_length": state["ep_length"]})

@@ -62,7 +62,29 @@ class RunLogger:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
         tmp.replace(self.dir / "config.json")
 
+    def _widen(self, fields: list[str]) -> None:
+        """Rewrite progress.csv under the header ``fields`` (a resumed run whose file was
+        written by older code, before columns were added): earlier rows keep their values,
+        blank in the new columns."""
+        old = list(self._writer.fieldnames)
+        fields = fields + [f for f in old if f not in fields]
+        self._file.close()
+        with open(self.progress_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        tmp = self.progress_path.with_name("progress.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.progress_path)
+        self._file = open(self.progress_path, "a", newline="")  # noqa: SIM115
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
+
     def log(self, row: dict[str, Any]) -> None:
+        if self._writer is not None and not set(row) <= set(self._writer.fieldnames):
+            self._widen(list(row))
         if self._writer is None:
             self._file = open(self.progress_path, "w", newline="")  # noqa: SIM115
             self._writer = csv.DictWriter(self._file, fieldnames=list(row))

@@ -27,7 +27,7 @@ from qprop_tf.advantages import (
 )
 from qprop_tf.baselines import LinearFeatureBaseline, MLPBaseline
 from qprop_tf.config import QPROP_ALGOS, Config, policy_optimizer_name
-from qprop_tf.critic import Critic
+from qprop_tf.critic import Critic, CriticOptions
 from qprop_tf.envs import make_envs, resolve_env_id
 from qprop_tf.optim import TRPO, VPG
 from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
@@ -68,17 +68,39 @@ def make_optimizer(cfg: Config, policy: GaussianMLPPolicy, extra_loss=None) -> T
     raise ValueError(f"no policy optimiser for algo {cfg.algo!r}")
 
 
+def make_target_policy(cfg: Config, policy: GaussianMLPPolicy) -> GaussianMLPPolicy:
+    """A copy of ``policy`` (same architecture and weights): the lagged bootstrap policy of
+    ``critic_target_policy=lagged``."""
+    hidden = tuple(layer.units for layer in policy.hidden_layers)
+    target = GaussianMLPPolicy(policy.obs_dim, policy.act_dim, hidden, cfg.init_std,
+                               init=cfg.init, name="target_policy")
+    for t, s in zip(target.variables, policy.variables, strict=True):
+        t.assign(s)
+    return target
+
+
 def make_control_variate(cfg: Config, obs_dim: int, act_dim: int,
-                         bounds: tuple[np.ndarray, np.ndarray] | None = None
+                         bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                         policy: GaussianMLPPolicy | None = None
                          ) -> QPropControlVariate | None:
     """Q-Prop's critic control variate for the qprop* algos (eta rule ``cfg.eta``), None
     otherwise. ``bounds`` (the action space's low, high) are needed when
-    ``cfg.critic_clip_actions``."""
+    ``cfg.critic_clip_actions`` or ``cfg.critic_target_clip``, and give the critic's
+    out-of-bounds statistics; ``policy`` (its initial weights) when
+    ``cfg.critic_target_policy`` is ``lagged``."""
     if cfg.algo not in QPROP_ALGOS:
         return None
+    target_policy = None
+    if cfg.critic_target_policy == "lagged":
+        if policy is None:
+            raise ValueError("critic_target_policy=lagged needs the policy to copy")
+        target_policy = make_target_policy(cfg, policy)
+    options = CriticOptions(bounds=bounds, target_clip=cfg.critic_target_clip,
+                            loss=cfg.critic_loss, huber_delta=cfg.critic_huber_delta,
+                            grad_clip=cfg.critic_grad_clip)
     critic = Critic(obs_dim, act_dim, cfg.qf_hidden, cfg.qf_lr, cfg.qf_batch_size, cfg.qf_tau,
                     cfg.gamma, cfg.min_replay, jit_compile=cfg.use_critic_xla(obs_dim),
-                    seed=cfg.seed)
+                    seed=cfg.seed, options=options, target_policy=target_policy)
     replay = ReplayBuffer(obs_dim, act_dim, cfg.replay_size, seed=cfg.seed)
     return QPropControlVariate(critic, replay, cfg.eta, cfg.qf_updates_ratio,
                                truncation_is_terminal=not cfg.bootstrap_truncation,
@@ -153,7 +175,7 @@ class OnPolicyRunner:
         self.mirror = NumpyPolicy(self.policy)
         self.baseline = make_baseline(cfg, self.obs_dim)
         self.control_variate = make_control_variate(cfg, self.obs_dim, self.act_dim,
-                                                    (space.low, space.high))
+                                                    (space.low, space.high), self.policy)
         cv = self.control_variate
         self.optimizer = make_optimizer(cfg, self.policy, None if cv is None else cv.extra_loss)
         self.sampler = Sampler(self.envs, self.mirror, cfg.batch_size,

@@ -81,6 +81,19 @@ class QPropStats:
     abar_std: float
     critic_time: float
     analytic_scale: float = 1.0  # the analytic term's factor (scale_analytic)
+    # The critic's fit, over its minibatches (critic.FIT_STATS; issue 14): the bootstrap
+    # actions mu(s') outside the action bounds (fraction of rows), the largest |mu(s')|, the
+    # TD targets' mean and largest |y| and both at out-of-bounds mu(s'), the TD
+    # gradient's global norm (mean and largest, before any clip)
+    critic_oob_fraction: float = float("nan")
+    critic_max_abs_mu: float = float("nan")
+    critic_target_mean_abs: float = float("nan")
+    critic_target_max_abs: float = float("nan")
+    critic_target_oob_mean_abs: float = float("nan")
+    critic_target_oob_max_abs: float = float("nan")
+    critic_grad_norm: float = float("nan")
+    critic_grad_norm_max: float = float("nan")
+    critic_diverged: int = 0  # 1: TD loss > 100x the median of the healthy ones (divergence)
 
 
 @dataclass
@@ -99,6 +112,7 @@ class DDPGStats:
     actor_loss: float
     updates: int
     replay_size: int
+    critic_diverged: int = 0  # as Q-Prop's (qprop_tf.divergence)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from qprop_tf.config import ETA_RULES
+from qprop_tf.divergence import DivergenceMonitor
 from qprop_tf.progress import QPropStats
 from qprop_tf.state import prefixed, unprefixed
 
@@ -142,18 +143,22 @@ class QPropControlVariate:
         self.fit_critic_first = fit_critic_first
         self.clip_bounds = clip_bounds
         self.prev_eta = 1.0
+        self.divergence = DivergenceMonitor()
 
     def get_state(self) -> dict:
         """The critic's state, the replay's bookkeeping (``replay/...``; its rows are
         checkpointed a chunk at a time, see ReplayBuffer.take_journal) and the previous
-        batch's eta* (``prev_eta``, the adaptive rule's fallback)."""
+        batch's eta* (``prev_eta``, the adaptive rule's fallback), the divergence monitor's
+        history (``divergence/...``)."""
         return {**self.critic.get_state(), **prefixed("replay", self.replay.get_state()),
-                "prev_eta": self.prev_eta}
+                "prev_eta": self.prev_eta,
+                **prefixed("divergence", self.divergence.get_state())}
 
     def set_state(self, state: dict, replay_chunks) -> None:
         self.critic.set_state(state)
         self.replay.set_state(unprefixed("replay", state), replay_chunks)
         self.prev_eta = float(state["prev_eta"])
+        self.divergence.set_state(unprefixed("divergence", state))
 
     def extra_loss(self, mean: tf.Tensor, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"])
@@ -195,5 +200,14 @@ class QPropControlVariate:
             signal_var_after=float(np.var(signal)),
             abar_std=float(np.std(a_bar)),
             critic_time=time.perf_counter() - t0,
+            critic_oob_fraction=fit_stats["oob_fraction"],
+            critic_max_abs_mu=fit_stats["max_abs_mu"],
+            critic_target_mean_abs=fit_stats["target_mean_abs"],
+            critic_target_max_abs=fit_stats["target_max_abs"],
+            critic_target_oob_mean_abs=fit_stats["target_oob_mean_abs"],
+            critic_target_oob_max_abs=fit_stats["target_oob_max_abs"],
+            critic_grad_norm=fit_stats["grad_norm"],
+            critic_grad_norm_max=fit_stats["grad_norm_max"],
+            critic_diverged=int(self.divergence.update(fit_stats["loss"])),
         )
         return signal, {"eta": eta.astype(np.float32)}, diag

@@ -28,6 +28,7 @@ import numpy as np
 from qprop_tf.checkpoint import Checkpointer, Loaded
 from qprop_tf.config import Config
 from qprop_tf.ddpg import DDPGRunner
+from qprop_tf.divergence import progress_divergence
 from qprop_tf.envs import domain_name, resolve_env_id
 from qprop_tf.errors import StopRun
 from qprop_tf.logger import RunLogger, report
@@ -151,6 +152,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
     write_done(out, {"stopped": stopped, "env_steps": env_steps, "iterations": iteration,
                      "checkpoints": ckpt.saves,
                      "checkpoint_seconds": round(ckpt.save_seconds, 3),
+                     **progress_divergence(out / "progress.csv"),
                      **(done_info() if done_info is not None else {})})
     ckpt.remove()
     return out

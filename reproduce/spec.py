@@ -43,6 +43,12 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                                 "(ablation)",
                                "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
                                                  "(ablation)",
+                               "qprop-c-tclip": "TR-c-Q-Prop, TD target at clipped mu(s') "
+                                                "(ours)",
+                               "qprop-c-huber": "TR-c-Q-Prop, Huber TD loss (ours)",
+                               "qprop-c-gclip": "TR-c-Q-Prop, critic gradient clipped (ours)",
+                               "qprop-c-lagged": "TR-c-Q-Prop, lagged target policy (ours)",
+                               "qprop-c-qlr1e-4": "TR-c-Q-Prop, critic lr 1e-4 (ours)",
                                "trpo-strong": "TRPO, strong base (extra row)",
                                "qprop-c-strong": "TR-c-Q-Prop, strong base (extra row)"}
 QUALIFIERS = ("", ">", "N/A")

@@ -120,7 +120,8 @@ def test_published_csv_has_every_cell_of_table1():
     assert rspec.published_cell("Walker", "trpo", "episodes") == (18875.0, "")
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3", "table1"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3", "table1",
+                                     "stable", "stable-walker"])
 def test_every_profile_resolves_to_valid_configs(profile):
     specs = resolve_runs(profile)  # validates every run with qprop_tf's Config
     prof = rspec.profiles()[profile]
@@ -493,3 +494,20 @@ def test_ray_backend_smoke(tmp_path, monkeypatch):
         assert f" nice {os.nice(0)}: " in log, log.splitlines()[0]
     assert not list(results.glob(".sweep-token-*"))
     assert os.environ.get("REPRODUCE_RAY_SHIP") == "1"
+
+
+def test_stable_profile_has_one_critic_switch_per_variant():
+    """Issue 14's ablation: each variant differs from qprop-c by its one critic switch, and
+    every one of them has a display name."""
+    runs = {s.algo: s.overrides for s in resolve_runs("stable") if s.seed == 0}
+    base = runs.pop("qprop-c")
+    switches = {"qprop-c-tclip": {"critic_target_clip": True},
+                "qprop-c-huber": {"critic_loss": "huber", "critic_huber_delta": 1.0},
+                "qprop-c-gclip": {"critic_grad_clip": 10.0},
+                "qprop-c-lagged": {"critic_target_policy": "lagged"},
+                "qprop-c-qlr1e-4": {"qf_lr": 1e-4}}
+    assert set(runs) == set(switches)
+    for algo, overrides in runs.items():
+        diff = {k: v for k, v in overrides.items() if base.get(k) != v}
+        assert diff == switches[algo], algo
+        assert rspec.paper_name(algo) != algo

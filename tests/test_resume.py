@@ -296,6 +296,23 @@ def test_resume_vpg_mlp_baseline_adaptive_eta_is_exact(tmp_path):
     _same_progress(tmp_path / "a", tmp_path / "b")
 
 
+def test_resume_lagged_target_policy_and_every_critic_switch_is_exact(tmp_path):
+    """Issue 14's critic switches, all on: the lagged target policy's weights and the
+    divergence monitor's history are checkpointed; a crash after 2 iterations and a resume
+    give the uninterrupted run's progress.csv, its critic statistics included."""
+    cfg = _inproc_cfg("qprop-c", critic_target_policy="lagged", critic_target_clip=True,
+                      critic_loss="huber", critic_grad_clip=5.0, critic_xla="false")
+    train(cfg, tmp_path / "a", verbose=False)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
+    train(cfg, tmp_path / "b", verbose=False)
+    _same_progress(tmp_path / "a", tmp_path / "b")
+    rows = pd.read_csv(tmp_path / "a" / "progress.csv")
+    assert np.isfinite(rows.critic_grad_norm).all() and (rows.critic_diverged == 0).all()
+    done = json.loads((tmp_path / "b" / DONE).read_text())
+    assert done["critic_diverged_iterations"] == 0 and done["first_diverged_iteration"] is None
+
+
 def test_resume_strong_base_fixed_rollouts_is_exact(tmp_path):
     """Fixed-length rollouts carry episodes across iterations: a crash between two
     iterations must restore the physics and the episodes in progress (Q-Prop, so the
@@ -398,3 +415,22 @@ def test_sigterm_to_the_sweep_starts_no_queued_run(tmp_path):
     assert not (first / LOCK).exists() and not (first / DONE).exists()
     assert any((first / "checkpoint").iterdir())
     assert "[reproduce] interrupted after" in (first / "log.txt").read_text()
+
+
+def test_resumed_log_of_older_code_gains_the_new_columns(tmp_path):
+    """A run begun before columns were added (issue 14's critic statistics) resumes: the
+    file is rewritten under the new header, the earlier rows blank in the new columns."""
+    from qprop_tf.logger import RunLogger
+
+    old = RunLogger(tmp_path, tensorboard=False)
+    for i in range(3):
+        old.log({"iteration": i, "critic_loss": 0.1 * i, "time": 1.0})
+    old.close()
+    log = RunLogger(tmp_path, tensorboard=False, resume_rows=2)
+    log.log({"iteration": 2, "critic_loss": 0.5, "critic_diverged": 0, "time": 2.0})
+    log.log({"iteration": 3, "critic_loss": 0.6, "critic_diverged": 1, "time": 3.0})
+    log.close()
+    df = pd.read_csv(tmp_path / "progress.csv")
+    assert list(df.columns) == ["iteration", "critic_loss", "critic_diverged", "time"]
+    assert list(df.iteration) == [0, 1, 2, 3] and list(df.critic_loss) == [0, 0.1, 0.5, 0.6]
+    assert df.critic_diverged.isna().tolist() == [True, True, False, False]
