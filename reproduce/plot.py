@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,9 +35,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from qprop_tf.divergence import diverged_stretches  # noqa: E402
 from qprop_tf.progress import COLUMNS as C  # noqa: E402
 from reproduce.results import Collection, Run, load_table_runs  # noqa: E402
 from reproduce.spec import (  # noqa: E402
+    EPISODE_STEPS,
     TABLE1_ALGOS,
     SpecError,
     algos,
@@ -266,6 +269,22 @@ def _with_ratio(run: Run) -> Run:
     return dataclasses.replace(run, progress=df)
 
 
+def shade_divergence(axes: Any, runs: list[Run], colors: dict) -> int:
+    """Shade every run's critic-divergence stretches (``qprop_tf.divergence``: TD loss
+    > 100x its healthy median) in its algorithm's colour on every panel; the TD-loss panel
+    (the last) names them. Returns the number of stretches."""
+    spans = [(s.steps_from / EPISODE_STEPS, s.steps_to / EPISODE_STEPS, colors[r.algo],
+              f"{r.algo} seed {r.seed}") for r in runs for s in diverged_stretches(r.progress)]
+    for ax in axes:
+        for x0, x1, color, _ in spans:
+            ax.axvspan(x0, x1, color=color, alpha=0.15, lw=0)
+    if spans:
+        names = sorted({who for *_, who in spans})
+        axes[-1].text(0.01, 0.99, "shaded: critic diverged\n(" + "; ".join(names) + ")",
+                      transform=axes[-1].transAxes, va="top", fontsize=8, color="0.25")
+    return len(spans)
+
+
 def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
     """Per domain, the control variate's behaviour over training (Q-Prop runs only)."""
     written: list[Path] = []
@@ -308,6 +327,7 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
             ax.set_ylabel(ylabel)
             ax.set_xlabel("episodes (1 = 1000 env steps)")
             ax.grid(alpha=0.3)
+        shade_divergence(axes.ravel(), runs, colors)
         axes[0, 1].axhline(1.0, color="0.4", lw=0.8, ls="--")
         axes[0, 2].set_ylim(-0.02, 1.02)
         axes[1, 0].axhline(0, color="0.4", lw=0.8)

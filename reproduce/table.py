@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qprop_tf.divergence import diverged_stretches, during_divergence
 from qprop_tf.progress import COLUMNS as C
 from reproduce.results import Collection, Run, load_table_runs
 from reproduce.spec import (
@@ -67,6 +68,7 @@ class RunStats:
     full_budget: bool  # ran the paper's 30000 episodes (no early stop, budget >= 30000)
     budget_episodes: float
     stopped_early: bool
+    crossed_diverged: bool = False  # the crossing's row lies in a critic-divergence stretch
 
 
 def run_stats(run: Run, thresh: float) -> RunStats:
@@ -85,8 +87,11 @@ def run_stats(run: Run, thresh: float) -> RunStats:
         row = above.iloc[0]
         cross = (float(row[C.paper_episodes]), float(row[C.env_steps]),
                  float(row[C.real_episodes]))
+    diverged = (not above.empty
+                and during_divergence(diverged_stretches(df), cross[1]))
     return RunStats(not above.empty, *cross, float(window[run.metric].max()),
-                    float(df[C.paper_episodes].max()), full, budget_ep, run.stopped_early)
+                    float(df[C.paper_episodes].max()), full, budget_ep, run.stopped_early,
+                    diverged)
 
 
 # ---------------------------------------------------------------------- spread
@@ -258,6 +263,9 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
             "metric": runs[0].metric if runs else (C.eval_return if algo.startswith("ddpg")
                                                    else C.average_return),
             "seeds_run": len(runs), "seeds_crossed": len(crossed),
+            "seeds_crossed_diverged": ",".join(str(r.seed) for r, st in zip(runs, stats,
+                                                                              strict=True)
+                                               if st.crossed_diverged),
             "seeds_corrupt": problems[(domain, algo)],
             "seeds_unfinished": unfinished[(domain, algo)] if not include_unfinished else sum(
                 not r.finished for r in runs),

@@ -62,6 +62,10 @@ def _seeds_cell(r: pd.Series) -> str:
         extra.append(f"{r.seeds_unfinished} unfinished")
     if r.seeds_missing:
         extra.append(f"{int(r.seeds_missing)} missing")
+    value = getattr(r, "seeds_crossed_diverged", "")
+    diverged = [x for x in str(value).split(",") if x] if isinstance(value, str | int) else []
+    if diverged:
+        extra.append(f"seed {', '.join(diverged)} crossed while its critic diverged")
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 

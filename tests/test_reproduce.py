@@ -511,3 +511,25 @@ def test_stable_profile_has_one_critic_switch_per_variant():
         diff = {k: v for k, v in overrides.items() if base.get(k) != v}
         assert diff == switches[algo], algo
         assert rspec.paper_name(algo) != algo
+
+
+def test_a_crossing_during_a_critic_divergence_is_marked_and_kept(tmp_path):
+    """Issue 14: the row says which seed crossed while its critic diverged (100x its
+    healthy median), and the crossing still counts in the numbers."""
+    from reproduce.table_format import display_frame
+
+    r = tmp_path / "results"
+    eps = [5, 10, 15, 20, 25, 30, 35, 40]
+    for seed, blow_up in ((0, False), (1, True)):
+        d = write_run(r, "Swimmer", "qprop-c", seed, eps, [10, 20, 30, 40, 50, 60, 95, 99])
+        df = pd.read_csv(d / "progress.csv")
+        df["batch_steps"] = 5000
+        df["critic_loss"] = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 50.0 if blow_up else 0.2, 0.1]
+        df.to_csv(d / "progress.csv", index=False)
+    df, _ = build_table(r, "quick")
+    row = df[(df.domain == "Swimmer") & (df.algo == "qprop-c")].iloc[0]
+    assert row.seeds_crossed == 2 and row.seeds_crossed_diverged == "1"
+    assert row.episodes_median == 35  # kept in the numbers
+    shown = display_frame(df)
+    cells = shown[(df.domain == "Swimmer") & (df.algo == "qprop-c")].iloc[0].tolist()
+    assert any("seed 1 crossed while its critic diverged" in str(c) for c in cells), cells
