@@ -65,7 +65,7 @@ def _seeds_cell(r: pd.Series) -> str:
     value = getattr(r, "seeds_crossed_diverged", "")
     diverged = [x for x in str(value).split(",") if x] if isinstance(value, str | int) else []
     if diverged:
-        extra.append(f"seed {', '.join(diverged)} crossed while its critic diverged")
+        extra.append(f"crossed during a critic divergence: seed {', '.join(diverged)}")
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
