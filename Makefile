@@ -102,6 +102,16 @@ plot: $(STAMP)
 sweep-dry-run: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run
 
+# Issue 15, each algorithm at its own best batch: after `make sweep PROFILE=bestbatch`,
+# `make best-batch-select` writes results/bestbatch/selection.json (the confirmation's algos),
+# then `make sweep PROFILE=bestbatch-confirm`; `make best-batch` writes the report and figures.
+.PHONY: best-batch best-batch-select
+best-batch: $(STAMP)
+	$(PY) -m reproduce.best_batch report --results $(RESULTS)
+
+best-batch-select: $(STAMP)
+	$(PY) -m reproduce.best_batch select --results $(RESULTS)
+
 # ---- the Table 1 campaign (issue 16): days of compute, in stretches -----------------
 # make campaign [WORKERS=2] [NICE=10]   (re)start it in the background, where it stood: code
 #                                       pinned in a worktree at CAMPAIGN_ROOT, runs there too

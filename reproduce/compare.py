@@ -308,14 +308,20 @@ def log_status(run_dir: Path) -> tuple[str, str]:
     return "unfinished", "no DONE (running, or stopped without a traceback)"
 
 
-def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
-            profile: str | None = None) -> tuple[list[DomainResult], list[str]]:
-    """One DomainResult per domain, and a line per run left out of (or flagged in) them,
-    from the runs of ``profile``'s tree (default: ``find_profile``)."""
-    profile = profile or find_profile(results, [a, b])
+@dataclass
+class Counted:
+    """The runs of some algorithms in one profile's tree that count (finished, readable,
+    stopped by budget or early stop), a note per run left out or flagged, and how many runs
+    of each (domain, algo) were left out."""
+    runs: list[Run]
+    notes: list[str]
+    excluded: dict[tuple[str, str], int]
+
+
+def counted_runs(results: str | Path, profile: str, algo_of: set[str]) -> Counted:
+    """The counting rule of the module docstring ("Runs not counted"), for ``algo_of``."""
     check_profile(profile)
     coll = load_runs(results, profile)
-    algo_of = {a, b}
     notes: list[str] = []
     excluded: dict[tuple[str, str], int] = {}
 
@@ -344,6 +350,16 @@ def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None =
             note(r.path, "flagged", "finished, but its log records a NonFiniteError "
                  "(counted)", counted=True)
         kept.append(r)
+    return Counted(kept, notes, excluded)
+
+
+def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
+            profile: str | None = None) -> tuple[list[DomainResult], list[str]]:
+    """One DomainResult per domain, and a line per run left out of (or flagged in) them,
+    from the runs of ``profile``'s tree (default: ``find_profile``)."""
+    profile = profile or find_profile(results, [a, b])
+    counted = counted_runs(results, profile, {a, b})
+    kept, notes, excluded = counted.runs, counted.notes, counted.excluded
     seen = {r.domain for r in kept} | {k[0] for k in excluded}
     doms = domain_list or [d for d in domains() if d in seen]
     out = []

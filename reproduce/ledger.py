@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ledger: no such results root: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     try:
-        specs = resolve_runs(args.profile)
+        specs = resolve_runs(args.profile, results=args.results)
     except SpecError as exc:
         print(f"ledger: {exc}", file=sys.stderr)
         return 2

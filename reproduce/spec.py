@@ -38,7 +38,10 @@ TABLE1_ALGOS: tuple[str, ...] = ("qprop-c", "trpo", "ddpg")
 PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg": "DDPG",
                                "qprop": "TR-Q-Prop", "qprop-a": "TR-a-Q-Prop",
                                "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1",
+                               "trpo-b1000": "TRPO, batch 1000",
                                "trpo-b5000": "TRPO, batch 5000 (ablation)",
+                               "qprop-c-b1000": "TR-c-Q-Prop, batch 1000",
+                               "qprop-c-b25000": "TR-c-Q-Prop, batch 25000",
                                "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "
                                                 "(ablation)",
                                "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
@@ -285,30 +288,81 @@ def merged_overrides(domain: str, algo: str) -> dict[str, Any]:
     return out
 
 
+def first_seed(profile_name: str, override: int | None = None) -> int:
+    """The profile's first seed (``first_seed``, default 0; ``override`` wins), validated:
+    a profile with ``seeds = N`` runs seeds first_seed .. first_seed + N - 1."""
+    value = override if override is not None else check_profile(profile_name).get(
+        "first_seed", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"profile {profile_name!r}: first_seed must be an integer >= 0, "
+                        f"not {value!r}")
+    return value
+
+
+def selected_algos(profile_name: str, results: str | Path | None = None
+                   ) -> dict[str, list[str]] | None:
+    """Domain -> algorithms for a profile whose algorithms come from a selection file
+    (profiles.toml ``algos_from = "<path under the results directory>"``, a JSON file with
+    ``{"algos": {"<Domain>": ["<algo>", ...], ...}}``, e.g. written by
+    ``python -m reproduce.best_batch select``); None for a profile with a fixed ``algos``."""
+    rel = check_profile(profile_name).get("algos_from")
+    if rel is None:
+        return None
+    if not isinstance(rel, str) or not rel:
+        raise SpecError(f"profile {profile_name!r}: algos_from must be a path (a string)")
+    path = Path(results if results is not None else REPO_ROOT / "results") / rel
+    if not path.is_file():
+        raise SpecError(f"profile {profile_name!r} takes its algorithms from {path}, which "
+                        "does not exist: write it first (for bestbatch-confirm: `python -m "
+                        "reproduce.best_batch select`, after the bestbatch sweep), or pass "
+                        "--algos")
+    try:
+        chosen = json.loads(path.read_text())["algos"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpecError(f"{path}: not a selection file ({exc!r}); expected "
+                        '{"algos": {"<Domain>": ["<algo>", ...]}}') from None
+    if not isinstance(chosen, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in chosen.values()):
+        raise SpecError(f"{path}: \"algos\" must map each domain to a list of algorithms")
+    return {str(d): list(v) for d, v in chosen.items()}
+
+
 def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                  algo_list: list[str] | None = None, seeds: int | None = None,
-                 extra: dict[str, Any] | None = None) -> list[RunSpec]:
-    """Every run of a sweep, validated against qprop_tf's Config (no training, no TF)."""
+                 extra: dict[str, Any] | None = None, first: int | None = None,
+                 results: str | Path | None = None) -> list[RunSpec]:
+    """Every run of a sweep, validated against qprop_tf's Config (no training, no TF).
+
+    Seeds: ``seeds`` (default: the profile's) from ``first`` (default: its ``first_seed``).
+    A profile with ``algos_from`` reads its per-domain algorithms from that file under
+    ``results`` (default: the checkout's results/) unless ``algo_list`` is given.
+    """
     from qprop_tf.config import ALGOS, load_config
     from qprop_tf.errors import ConfigError
 
     profile = check_profile(profile_name)
     extra_rows_from(profile_name)  # a bad name is an error before anything trains
-    doms = domain_list or list(profile["domains"])
-    names = algo_list or list(profile["algos"])
+    chosen = None if algo_list else selected_algos(profile_name, results)
+    doms = domain_list or (list(chosen) if chosen is not None else list(profile["domains"]))
     n_seeds = int(seeds if seeds is not None else profile["seeds"])
     if n_seeds < 1:
         raise SpecError("--seeds must be >= 1")
+    seed0 = first_seed(profile_name, first)
     for d in doms:
         if d not in domains():
             raise SpecError(f"unknown domain {d!r}; valid: {', '.join(domains())}")
-    for a in names:
+        if chosen is not None and d not in chosen:
+            raise SpecError(f"profile {profile_name!r}: its selection file has no algorithms "
+                            f"for {d}; it has {', '.join(chosen) or 'none'}")
+    per_domain = {d: algo_list or (chosen[d] if chosen is not None else list(profile["algos"]))
+                  for d in doms}
+    for a in dict.fromkeys(a for names in per_domain.values() for a in names):
         if a not in algos() and a not in ALGOS:
             raise SpecError(f"unknown algorithm {a!r}; valid: {', '.join(algos())} "
                             f"(or any qprop_tf algo: {', '.join(ALGOS)})")
     specs: list[RunSpec] = []
     for d in doms:
-        for a in names:
+        for a in per_domain[d]:
             budget = budget_episodes(profile, d, a)
             metric = metric_for(a)
             early = None
@@ -316,7 +370,7 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                 early = EarlyStop(threshold(d), metric,
                                   float(profile.get("early_stop_margin", 0.1)),
                                   int(profile.get("early_stop_min_iterations", 3)))
-            for seed in range(n_seeds):
+            for seed in range(seed0, seed0 + n_seeds):
                 ov = merged_overrides(d, a)
                 ov["max_steps"] = int(round(budget * EPISODE_STEPS))
                 ov.update(profile.get("overrides", {}))

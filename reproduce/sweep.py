@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="table1", help=f"one of: {', '.join(profiles())}")
     p.add_argument("--domains", default=None, help="comma list of paper names (default: profile)")
     p.add_argument("--algos", default=None, help="comma list of algorithms (default: profile)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: profile)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="N seeds, first_seed..first_seed+N-1 (default: profile)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="the first seed (default: the profile's first_seed, else 0)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel runs (default: one per core; Ray: cluster CPUs)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -238,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         specs = resolve_runs(args.profile, _csv_list(args.domains), _csv_list(args.algos),
-                             args.seeds, parse_overrides(args.overrides))
+                             args.seeds, parse_overrides(args.overrides), args.first_seed,
+                             args.results)
     except SpecError as exc:
         print(f"reproduce.sweep: error: {exc}", file=sys.stderr)
         return 2

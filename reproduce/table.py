@@ -219,7 +219,7 @@ def expected_cells(coll: Collection, profile: str) -> list[tuple[str, str]]:
     """Table 1's grid, plus the profile's cells and any other cell found on disk."""
     cells = [(d, a) for d in domains() for a in TABLE1_ALGOS]
     prof = check_profile(profile)
-    extra = {(d, a) for d in prof["domains"] for a in prof["algos"]}
+    extra = {(d, a) for d in prof["domains"] for a in prof.get("algos", [])}
     extra |= {(r.domain, r.algo) for r in coll.runs}
     extra |= {(p.path.parent.parent.parent.name, p.path.parent.parent.name) for p in coll.problems}
     extra |= {(u.parent.parent.name, u.parent.name) for u in coll.unfinished}
@@ -254,7 +254,7 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
         v_mx, why_mx = verdict_max(p_mx, stats, mx)
         in_grid = algo in TABLE1_ALGOS
         present = len(runs) + problems[(domain, algo)] + unfinished[(domain, algo)]
-        in_profile = domain in prof["domains"] and algo in prof["algos"]
+        in_profile = domain in prof["domains"] and algo in prof.get("algos", [])
         missing = max(0, n_expected - present) if in_profile else 0
         budgets = [s.budget_episodes for s in stats]
         rows.append({

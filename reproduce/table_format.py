@@ -177,7 +177,7 @@ def provenance(coll: Collection, profile: str) -> tuple[list[str], list[str]]:
         if r.profile != profile or recorded in (None, profile):
             continue
         try:
-            mine = resolve_runs(profile, [r.domain], [r.algo], r.seed + 1)[r.seed]
+            mine = resolve_runs(profile, [r.domain], [r.algo], 1, first=r.seed)[0]
             ok = RunSpec.from_dict(r.spec or {}).identity() == mine.identity()
         except (SpecError, TypeError, KeyError, IndexError):
             ok = False

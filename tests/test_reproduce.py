@@ -121,7 +121,7 @@ def test_published_csv_has_every_cell_of_table1():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "fig2", "fig3", "table1",
-                                     "stable", "stable-walker"])
+                                     "stable", "stable-walker", "bestbatch"])
 def test_every_profile_resolves_to_valid_configs(profile):
     specs = resolve_runs(profile)  # validates every run with qprop_tf's Config
     prof = rspec.profiles()[profile]

@@ -1,0 +1,385 @@
+"""Each algorithm at its own best batch size (issue 15): selection, then held-out seeds.
+
+    python -m reproduce.sweep --profile bestbatch --results results        # the grid, seeds 0-4
+    python -m reproduce.best_batch select --results results                # -> selection.json
+    python -m reproduce.sweep --profile bestbatch-confirm --results results  # seeds 5-9
+    python -m reproduce.best_batch report --results results                # (make best-batch)
+
+- **Grid** (profile ``bestbatch``): per domain, each algorithm family (TRPO, TR-c-Q-Prop) at
+  every batch size the profile lists (the batch of a run name is its ``batch_size`` in
+  hyperparams.toml). Per cell: seeds crossed / counted, median episodes to threshold with
+  its IQR, and, for Q-Prop, the median over the cell's runs of each run's median over
+  iterations of ``signal_var_after / signal_var_before`` (< 1: the control variate reduced
+  the variance of the learning signal).
+- **Episodes, censoring, medians, counting**: exactly ``reproduce.compare``'s rules (its
+  functions are called; its rules are printed in the report). A seed that never crossed is
+  censored at its budget and counts as +inf in a median or quartile, so a median or quartile
+  that falls on a censored seed is "> x" / ∞.
+- **Choice** per domain and family: the lowest median; ties go to more seeds crossed, then to
+  the smaller batch. A cell without counted runs cannot be chosen. ``select`` refuses a grid
+  with runs missing unless ``--partial`` (then the file says ``"complete": false``).
+- **Selection file** ``<results>/bestbatch/selection.json``: ``{"algos": {"<Domain>":
+  ["<trpo run name>", "<qprop-c run name>"]}, ...}``. Profile ``bestbatch-confirm`` reads
+  its algorithms from it (profiles.toml ``algos_from``) and runs them on seeds 5-9.
+- **Held-out verdict** per domain, on the confirmation seeds only: ratio of medians Q-Prop /
+  TRPO with ``reproduce.compare``'s bootstrap CI; *Q-Prop faster* if the CI lies below 1,
+  *TRPO faster* if above, else *indistinguishable* (or compare's *not comparable* / *too few
+  seeds*). One-sided Mann-Whitney U p (H1: Q-Prop needs fewer episodes), censored = +inf.
+- Missing or uncounted runs are listed, never fatal: the report works on a partial grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from qprop_tf.progress import COLUMNS as C
+from reproduce.compare import (
+    METHOD,
+    Counted,
+    DomainResult,
+    Side,
+    censored_median,
+    counted_runs,
+    fmt_episodes,
+)
+from reproduce.results import Run
+from reproduce.spec import (
+    SpecError,
+    base_algo,
+    check_profile,
+    merged_overrides,
+    paper_name,
+    profile_dir,
+    resolve_runs,
+    selected_algos,
+    threshold,
+)
+from reproduce.table_format import markdown_table
+
+GRID = "bestbatch"
+CONFIRM = "bestbatch-confirm"
+SELECTION = "selection.json"
+FAMILIES = ("trpo", "qprop-c")  # the held-out ratio is qprop-c / trpo
+VERDICTS = {"A faster": "Q-Prop faster", "A slower": "TRPO faster",
+            "no difference shown": "indistinguishable"}
+
+
+# ---------------------------------------------------------------------- pure functions
+
+def censored_quantile(values: object, censored: object, q: float) -> float:
+    """The q-quantile (linear interpolation) with censored values as +inf: inf as soon as
+    the interpolation touches a censored value."""
+    v = np.asarray(values, dtype=float).ravel()
+    c = np.asarray(censored, dtype=bool).ravel()
+    if v.size == 0:
+        return math.nan
+    x = np.sort(np.where(c, np.inf, v))
+    pos = q * (x.size - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    if lo == hi or x[hi] == x[lo]:
+        return float(x[lo])
+    if math.isinf(x[hi]):
+        return math.inf
+    return float(x[lo] + (x[hi] - x[lo]) * (pos - lo))
+
+
+def var_ratio(run: Run) -> float:
+    """Median over iterations of signal_var_after / signal_var_before (NaN if not recorded)."""
+    df = run.progress
+    if C.signal_var_after not in df.columns or C.signal_var_before not in df.columns:
+        return math.nan
+    after = pd.to_numeric(df[C.signal_var_after], errors="coerce").to_numpy(dtype=float)
+    before = pd.to_numeric(df[C.signal_var_before], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(after) & np.isfinite(before) & (before > 0)
+    return float(np.median(after[ok] / before[ok])) if ok.any() else math.nan
+
+
+@dataclass
+class Cell:
+    domain: str
+    family: str  # the base algorithm: trpo or qprop-c
+    algo: str  # the run name
+    batch: int
+    side: Side
+    expected: int  # seeds the profile asks for
+
+    @property
+    def crossed(self) -> int:
+        return int((~self.side.censored).sum())
+
+    @property
+    def median(self) -> float:
+        return censored_median(self.side.values, self.side.censored) if self.side.runs \
+            else math.nan
+
+    def quartiles(self) -> tuple[float, float]:
+        s = self.side
+        return (censored_quantile(s.values, s.censored, 0.25),
+                censored_quantile(s.values, s.censored, 0.75))
+
+    @property
+    def var_ratio(self) -> float:
+        vals = [x for x in map(var_ratio, self.side.runs) if math.isfinite(x)]
+        return float(np.median(vals)) if vals else math.nan
+
+
+def choose(cells: list[Cell]) -> Cell | None:
+    """The cell with the lowest median; ties -> more seeds crossed -> smaller batch."""
+    eligible = [c for c in cells if c.side.runs]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda c: (c.median, -c.crossed, c.batch))
+
+
+def mann_whitney_p(q: Side, t: Side) -> float:
+    """One-sided Mann-Whitney U p of "Q-Prop needs fewer episodes than TRPO", censored = +inf."""
+    if not q.runs or not t.runs:
+        return math.nan
+    x = np.where(q.censored, np.inf, q.values)
+    y = np.where(t.censored, np.inf, t.values)
+    return float(mannwhitneyu(x, y, alternative="less").pvalue)
+
+
+def heldout_verdict(q: Side, t: Side, domain: str) -> tuple[DomainResult, str, float]:
+    """compare's DomainResult (A = Q-Prop, B = TRPO), the verdict in this report's words,
+    and the one-sided Mann-Whitney p."""
+    r = DomainResult(domain, threshold(domain), q, t)
+    return r, VERDICTS.get(r.verdict, r.verdict), mann_whitney_p(q, t)
+
+
+# ---------------------------------------------------------------------- a results tree
+
+def batch_of(domain: str, algo: str) -> int:
+    return int(merged_overrides(domain, algo)["batch_size"])
+
+
+def families(algos: list[str]) -> dict[str, list[str]]:
+    """Family (base algorithm) -> run names, as listed."""
+    out: dict[str, list[str]] = {}
+    for a in algos:
+        out.setdefault(base_algo(a), []).append(a)
+    return out
+
+
+def missing_runs(profile: str, counted: Counted, results: Path) -> list[str]:
+    """The profile's runs that are not counted (absent, unfinished, failed, unreadable)."""
+    have = {f"{r.domain}/{r.algo}/seed{r.seed}" for r in counted.runs}
+    return [s.key for s in resolve_runs(profile, results=results) if s.key not in have]
+
+
+def selection_grid(results: Path) -> tuple[dict[str, list[Cell]], Counted]:
+    """Domain -> the grid's cells (family, then batch order), and the counted runs."""
+    prof = check_profile(GRID)
+    counted = counted_runs(results, GRID, set(prof["algos"]))
+    grid: dict[str, list[Cell]] = {}
+    for d in prof["domains"]:
+        cells = [Cell(d, fam, a, batch_of(d, a),
+                      Side(a, [r for r in counted.runs if r.domain == d and r.algo == a],
+                           counted.excluded.get((d, a), 0)), int(prof["seeds"]))
+                 for fam, names in families(list(prof["algos"])).items() for a in names]
+        grid[d] = sorted(cells, key=lambda c: (FAMILIES.index(c.family)
+                                               if c.family in FAMILIES else 9, c.batch))
+    return grid, counted
+
+
+def chosen_cells(grid: dict[str, list[Cell]]) -> dict[str, dict[str, Cell]]:
+    out: dict[str, dict[str, Cell]] = {}
+    for d, cells in grid.items():
+        for fam in dict.fromkeys(c.family for c in cells):
+            pick = choose([c for c in cells if c.family == fam])
+            if pick is not None:
+                out.setdefault(d, {})[fam] = pick
+    return out
+
+
+def write_selection(results: Path, partial: bool = False) -> Path:
+    """Write ``<results>/bestbatch/selection.json`` from the grid; SpecError when the grid
+    is incomplete and not ``partial``, or when a domain has no choice for a family."""
+    grid, counted = selection_grid(results)
+    missing = missing_runs(GRID, counted, results)
+    if missing and not partial:
+        raise SpecError(f"the {GRID} grid is incomplete ({len(missing)} runs not counted, "
+                        f"e.g. {', '.join(missing[:3])}); finish the sweep, or pass --partial")
+    picks = chosen_cells(grid)
+    lacking = [f"{d}/{f}" for d in grid for f in FAMILIES if f not in picks.get(d, {})]
+    if lacking:
+        raise SpecError(f"no counted runs to choose from for {', '.join(lacking)}")
+    doc = {"profile": GRID, "complete": not missing, "missing": missing,
+           "rule": "lowest median episodes (censored = +inf); ties: more seeds crossed, "
+                   "then the smaller batch",
+           "algos": {d: [picks[d][f].algo for f in FAMILIES] for d in grid},
+           "cells": {d: {f: {"algo": c.algo, "batch": c.batch, "median": _num(c.median),
+                             "crossed": c.crossed, "counted": len(c.side.runs)}
+                         for f, c in picks[d].items()} for d in grid}}
+    path = profile_dir(results, GRID) / SELECTION
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def _num(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)
+
+
+@dataclass
+class Heldout:
+    domain: str
+    result: DomainResult  # A = Q-Prop, B = TRPO
+    verdict: str
+    p: float
+
+
+def heldout(results: Path) -> tuple[list[Heldout], Counted | None, str]:
+    """The held-out comparisons, the confirmation's counted runs, and why there are none."""
+    try:
+        chosen = selected_algos(CONFIRM, results)
+    except SpecError as exc:
+        return [], None, str(exc)
+    assert chosen is not None  # the profile has algos_from
+    counted = counted_runs(results, CONFIRM, {a for v in chosen.values() for a in v})
+    out = []
+    for d, names in chosen.items():
+        fam = {base_algo(a): a for a in names}
+        if not set(FAMILIES) <= set(fam):
+            return [], counted, f"selection for {d} lacks one of {FAMILIES}: {names}"
+        q, t = (Side(fam[f], [r for r in counted.runs if r.domain == d and r.algo == fam[f]],
+                     counted.excluded.get((d, fam[f]), 0)) for f in ("qprop-c", "trpo"))
+        r, word, p = heldout_verdict(q, t, d)
+        out.append(Heldout(d, r, word, p))
+    return out, counted, ""
+
+
+# ---------------------------------------------------------------------- report
+
+def grid_rows(grid: dict[str, list[Cell]], picks: dict[str, dict[str, Cell]]
+              ) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for d, cells in grid.items():
+        for c in cells:
+            q1, q3 = c.quartiles()
+            bound = c.side.median.bound
+            rows.append({"section": "selection", "domain": d, "family": c.family,
+                         "algo": c.algo, "batch": c.batch, "expected": c.expected,
+                         "counted": len(c.side.runs), "crossed": c.crossed,
+                         "median": c.median, "median_bound": bound, "q1": q1, "q3": q3,
+                         "var_ratio": c.var_ratio,
+                         "chosen": picks.get(d, {}).get(c.family) is c})
+    return rows
+
+
+def heldout_rows(items: list[Heldout]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for h in items:
+        for fam, side in (("qprop-c", h.result.a), ("trpo", h.result.b)):
+            rows.append({"section": "held-out", "domain": h.domain, "family": fam,
+                         "algo": side.algo, "counted": len(side.runs),
+                         "crossed": int((~side.censored).sum()),
+                         "median": side.median.median, "median_bound": side.median.bound,
+                         "ratio": h.result.ratio, "ci_lo": h.result.lo, "ci_hi": h.result.hi,
+                         "p_mann_whitney": h.p, "verdict": h.verdict})
+    return rows
+
+
+def _iqr(row: dict[str, object]) -> str:
+    med = fmt_episodes(float(row["median"]), float(row["median_bound"]))  # type: ignore[arg-type]
+    if not row["counted"]:
+        return "-"
+    return f"{med} [{fmt_episodes(float(row['q1']))}–{fmt_episodes(float(row['q3']))}]"  # type: ignore[arg-type]
+
+
+def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
+    from reproduce.best_batch_plot import plot_domain
+
+    results = Path(results)
+    home = profile_dir(results, GRID)
+    grid, counted = selection_grid(results)
+    picks = chosen_cells(grid)
+    items, confirm, why_none = heldout(results)
+    g_rows, h_rows = grid_rows(grid, picks), heldout_rows(items)
+    home.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(g_rows + h_rows).to_csv(home / "best_batch.csv", index=False)
+    table = [{"Domain": r["domain"], "Algorithm": paper_name(str(r["family"])),
+              "Batch": f"{r['batch']:,}", "Run name": f"`{r['algo']}`",
+              "Crossed/counted (of)": f"{r['crossed']}/{r['counted']} ({r['expected']})",
+              "Median episodes [IQR]": _iqr(r),
+              "Var. after/before": ("-" if not math.isfinite(float(r["var_ratio"]))  # type: ignore[arg-type]
+                                    else f"{float(r['var_ratio']):.3f}"),  # type: ignore[arg-type]
+              "Chosen": "**yes**" if r["chosen"] else ""} for r in g_rows]
+    chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
+                                                   else "-") for f in FAMILIES}}
+                  for d, p in ((d, picks.get(d, {})) for d in grid)]
+    held = [{"Domain": h.domain,
+             "TR-c-Q-Prop": f"`{h.result.a.algo}` {h.result.a.seeds_cell()}: "
+                            f"{fmt_episodes(h.result.a.median.median, h.result.a.median.bound)}",
+             "TRPO": f"`{h.result.b.algo}` {h.result.b.seeds_cell()}: "
+                     f"{fmt_episodes(h.result.b.median.median, h.result.b.median.bound)}",
+             "Ratio Q-Prop/TRPO [95% CI]": h.result.ratio_text,
+             "Mann-Whitney p (one-sided)": "-" if math.isnan(h.p) else f"{h.p:.3g}",
+             "Verdict": h.verdict} for h in items]
+    missing = missing_runs(GRID, counted, results)
+    if confirm is not None:
+        missing += missing_runs(CONFIRM, confirm, results)
+    notes = counted.notes + (confirm.notes if confirm is not None else [])
+    figs: list[Path] = []
+    for d, cells in grid.items():
+        hs = [h for h in items if h.domain == d]
+        figs += plot_domain(d, cells, picks.get(d, {}), hs[0] if hs else None,
+                            home / "figures", f"best_batch_{d}")
+    lines = [
+        "# Each algorithm at its own best batch size (issue 15)", "",
+        f"Regenerate: `python -m reproduce.best_batch report --results {results}`", "",
+        "Selection on profile `bestbatch` (seeds 0-4), choice = lowest median (ties: more "
+        "seeds crossed, then the smaller batch); verdict on profile `bestbatch-confirm` "
+        "(held-out seeds 5-9) only. Var. after/before: the median over a cell's runs of each "
+        "run's median over iterations of signal_var_after / signal_var_before (Q-Prop). "
+        "Rules of reproduce.compare:", "",
+        METHOD, "",
+        "## Selection grid", "",
+        markdown_table(pd.DataFrame(table)) if table else "(no grid)", "",
+        "## Chosen batch per algorithm", "",
+        markdown_table(pd.DataFrame(chosen_tbl)) if chosen_tbl else "(nothing to choose)", "",
+        "## Held-out comparison (seeds 5-9)", "",
+        (markdown_table(pd.DataFrame(held)) if held else f"Not available: {why_none}"), "",
+        "## Missing runs", "",
+        *([f"- `{k}`" for k in missing] or ["- none"]), "",
+        "## Runs not counted, or flagged", "",
+        *([f"- {n}" for n in notes] or ["- none"]), "",
+        *[f"![{p.stem}](figures/{p.name})" for p in figs if p.suffix == ".png"], "",
+    ]
+    md = home / "best_batch.md"
+    md.write_text("\n".join(lines))
+    return md, home / "best_batch.csv", figs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reproduce.best_batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", choices=("report", "select"), default="report")
+    p.add_argument("--results", default="results")
+    p.add_argument("--partial", action="store_true",
+                   help="select: choose on an incomplete grid (recorded in the file)")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "select":
+            print(f"wrote {write_selection(Path(args.results), args.partial)}")
+            return 0
+        md, csv, figs = write_report(args.results)
+        for path in (md, csv, *figs):
+            print(f"wrote {path}")
+    except SpecError as exc:
+        print(f"reproduce.best_batch: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The figure of ``reproduce.best_batch``: episodes to threshold against batch size, one
+domain a figure, one line per algorithm (its median per batch), every seed a point."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reproduce.plot import label, palette, plt, save, sns
+from reproduce.spec import threshold
+
+
+def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any | None,
+                out: Path, name: str) -> list[Path]:
+    """``cells``: best_batch.Cell of one domain; ``picks``: family -> chosen Cell;
+    ``held``: best_batch.Heldout or None. Writes ``name``.png/.svg under ``out``."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    fams = list(dict.fromkeys(c.family for c in cells))
+    colors = palette(fams)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    ys: list[float] = []
+    for k, fam in enumerate(fams):
+        mine = [c for c in cells if c.family == fam]
+        col = colors[fam]
+        shift = 1.0 + 0.06 * (k - (len(fams) - 1) / 2)  # the families side by side
+        xs, meds = [], []
+        for c in mine:
+            v, cens = c.side.values, c.side.censored
+            n = v.size
+            x = c.batch * shift * (np.exp(np.linspace(-0.05, 0.05, n)) if n > 1 else np.ones(n))
+            ax.scatter(x[~cens], v[~cens], color=col, ec="black", lw=0.5, s=30, zorder=3)
+            ax.scatter(x[cens], v[cens], fc="none", ec=col, lw=1.5, s=45, zorder=3)
+            for xi, yi in zip(x[cens], v[cens], strict=True):
+                ax.annotate("", xy=(xi, yi * 1.35), xytext=(xi, yi),
+                            arrowprops={"arrowstyle": "->", "color": col, "lw": 1.2})
+            ys += [float(y) for y in v if math.isfinite(y) and y > 0]
+            if n:
+                xs.append(c.batch * shift)
+                meds.append(c.side.median.bound)  # the censored median's lower bound
+                if math.isinf(c.median):
+                    ax.text(c.batch * shift, c.side.median.bound, " >", color=col,
+                            fontsize=9, va="center")
+            if picks.get(fam) is c:
+                ax.scatter([c.batch * shift], [c.side.median.bound], marker="*", s=220,
+                           color=col, ec="black", lw=0.6, zorder=4)
+        if xs:
+            ax.plot(xs, meds, color=col, lw=2, label=label(fam), zorder=2)
+    if held is not None:
+        for k, side in enumerate((held.result.b, held.result.a)):  # TRPO, Q-Prop
+            fam = "trpo" if k == 0 else "qprop-c"
+            pick = picks.get(fam)
+            if pick is None or not side.runs:
+                continue
+            x = np.full(side.values.size, pick.batch * 1.25)
+            ax.scatter(x, side.values, marker="D", s=22, color=colors.get(fam, "0.4"),
+                       alpha=0.6, zorder=3)
+            ys += [float(y) for y in side.values if math.isfinite(y) and y > 0]
+    ax.set_xscale("log")
+    if ys:
+        ax.set_yscale("log")
+        ax.set_ylim(min(ys) / 1.6, max(ys) * 2.2)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    batches = sorted({c.batch for c in cells})
+    ax.set_xticks(batches, [f"{b:,}" for b in batches])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(min(batches, default=1000) / 1.8, max(batches, default=25000) * 1.8)
+    ax.set_xlabel("batch size (env steps per update)")
+    ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
+    verdict = f"\nheld-out: {held.verdict} ({held.result.ratio_text})" if held else ""
+    ax.set_title(f"{domain} (> {threshold(domain):g}): best batch per algorithm{verdict}",
+                 fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], marker="o", color="0.4", mec="black", ls="none"),
+                Line2D([], [], marker="o", mfc="none", mec="0.4", mew=1.5, ls="none"),
+                Line2D([], [], marker="*", color="0.4", mec="black", ms=12, ls="none"),
+                Line2D([], [], marker="D", color="0.4", alpha=0.6, ls="none")]
+    labels += ["seed 0-4: first crossing", "censored seed, at its budget (↑ true value above)",
+               "chosen batch (median)", "held-out seed 5-9 (chosen batch)"]
+    ax.legend(handles, labels, fontsize=7.5, loc="best")
+    fig.tight_layout()
+    return save(fig, out, name)

@@ -1,0 +1,209 @@
+"""reproduce.best_batch (issue 15): censoring, the best-batch choice, the held-out verdict,
+the confirmation profile's seeds and selection file. Synthetic progress files, no training."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reproduce import best_batch as bb
+from reproduce import compare as cmp
+from reproduce import spec as rspec
+from reproduce.results import Run
+
+GRID_ALGOS = ["trpo-b1000", "trpo-b5000", "trpo", "qprop-c-b1000", "qprop-c", "qprop-c-b25000"]
+
+
+def write_run(results: Path, profile: str, domain: str, algo: str, seed: int,
+              cross: float | None, budget: int = 600, var: tuple[float, float] | None = None
+              ) -> Path:
+    """A finished run whose return jumps above the threshold at ``cross`` episodes (None:
+    never, so censored at ``budget``)."""
+    d = results / profile / "runs" / domain / algo / f"seed{seed}"
+    d.mkdir(parents=True)
+    episodes = np.arange(10, budget + 1, 10)
+    thresh = rspec.threshold(domain)
+    hit = episodes >= (cross if cross is not None else np.inf)
+    df = pd.DataFrame({"iteration": range(len(episodes)), "env_steps": episodes * 1000,
+                       "average_return": np.where(hit, thresh + 10, thresh - 100)})
+    if var is not None:
+        df["signal_var_before"], df["signal_var_after"] = var
+    df.to_csv(d / "progress.csv", index=False)
+    (d / "config.json").write_text(json.dumps(
+        {"config": {"algo": rspec.base_algo(algo), "max_steps": budget * 1000}}))
+    (d / "DONE").write_text(json.dumps({"stopped": "budget" if cross is None else "early"}))
+    return d
+
+
+# ---------------------------------------------------------------------- censoring
+
+def test_censored_seeds_count_as_infinity_in_median_and_quartiles():
+    vals, cens = [100.0, 200.0, 300.0, 600.0, 600.0], [False, False, False, True, True]
+    assert cmp.censored_median(vals, cens) == 300.0  # 2 of 5 censored: still a number
+    assert bb.censored_quantile(vals, cens, 0.25) == 200.0
+    assert bb.censored_quantile(vals, cens, 0.75) == math.inf  # falls on a censored seed
+    assert bb.censored_quantile(vals, [False] * 5, 0.75) == 600.0
+    assert bb.censored_quantile([100.0, 200.0], [False, False], 0.5) == 150.0
+    assert bb.censored_quantile([100.0, 200.0], [False, True], 0.5) == math.inf
+    assert math.isnan(bb.censored_quantile([], [], 0.5))
+    # a run that never crossed is censored at its budget
+    df = pd.DataFrame({"env_steps": [1000 * (i + 1) for i in range(5)],
+                       "average_return": [-50.0] * 5})
+    run = Run("Reacher", "trpo", 0, Path("."), df, "average_return", True,
+              {"stopped": "budget", "max_steps": 5000})
+    assert cmp.episodes_to_threshold(run) == cmp.Crossing(5.0, True)
+
+
+# ---------------------------------------------------------------------- selection
+
+def _cell(batch: int, values: list[float], censored: list[bool], family: str = "trpo"
+          ) -> bb.Cell:
+    side = cmp.Side(f"{family}-b{batch}", [])
+    side.values, side.censored = np.array(values), np.array(censored)
+    side.runs = [None] * len(values)  # type: ignore[list-item]
+    return bb.Cell("Hopper", family, side.algo, batch, side, 5)
+
+
+def test_choice_lowest_median_then_more_crossed_then_smaller_batch():
+    a = _cell(1000, [300, 310, 320], [False] * 3)
+    b = _cell(5000, [200, 210, 220], [False] * 3)
+    c = _cell(25000, [250, 260, 270], [False] * 3)
+    assert bb.choose([a, b, c]) is b
+    # all medians censored (+inf): the cell with more seeds crossed wins
+    x = _cell(1000, [100, 600, 600], [False, True, True])
+    y = _cell(5000, [600, 600, 600], [True] * 3)
+    z = _cell(25000, [100, 150, 600, 600], [False, False, True, True])
+    assert bb.choose([y, x, z]) is z
+    # equal medians and crossings: the smaller batch
+    p, q = _cell(25000, [200, 210, 220], [False] * 3), _cell(5000, [190, 210, 230], [False] * 3)
+    assert bb.choose([p, q]) is q
+    assert bb.choose([_cell(1000, [], [])]) is None  # no runs: nothing to choose
+
+
+def test_selection_on_a_partial_grid(tmp_path: Path):
+    # Hopper only, seeds 0-2 of 5: trpo best at 5000, qprop-c best at 1000
+    for seed in range(3):
+        write_run(tmp_path, "bestbatch", "Hopper", "trpo-b1000", seed, None, 3000)
+        write_run(tmp_path, "bestbatch", "Hopper", "trpo-b5000", seed, 900 + 10 * seed, 3000)
+        write_run(tmp_path, "bestbatch", "Hopper", "trpo", seed, 1500, 3000)
+        write_run(tmp_path, "bestbatch", "Hopper", "qprop-c-b1000", seed, 500, var=(4.0, 1.0))
+        write_run(tmp_path, "bestbatch", "Hopper", "qprop-c", seed, 550, var=(4.0, 2.0))
+    grid, _ = bb.selection_grid(tmp_path)
+    picks = bb.chosen_cells(grid)
+    assert (picks["Hopper"]["trpo"].algo, picks["Hopper"]["trpo"].batch) == ("trpo-b5000", 5000)
+    assert picks["Hopper"]["qprop-c"].algo == "qprop-c-b1000"
+    assert "Reacher" not in picks
+    assert [c.var_ratio for c in grid["Hopper"] if c.family == "qprop-c"][:2] == [0.25, 0.5]
+    with pytest.raises(rspec.SpecError, match="incomplete"):
+        bb.write_selection(tmp_path)
+    with pytest.raises(rspec.SpecError, match="no counted runs"):  # Reacher, Swimmer empty
+        bb.write_selection(tmp_path, partial=True)
+    md, csv, figs = bb.write_report(tmp_path)  # a partial grid is reported, not fatal
+    text = md.read_text()
+    assert "`Hopper/trpo-b1000/seed3`" in text and "`Reacher/trpo/seed0`" in text
+    assert "Not available:" in text and "best_batch select" in text
+    assert {p.name for p in figs} >= {"best_batch_Hopper.png", "best_batch_Hopper.svg"}
+    rows = pd.read_csv(csv)
+    chosen = rows[(rows.domain == "Hopper") & rows.chosen.astype(bool)]
+    assert sorted(chosen.algo) == ["qprop-c-b1000", "trpo-b5000"]
+
+
+# ---------------------------------------------------------------------- held-out verdict
+
+def _side(algo: str, values: list[float], censored: list[bool] | None = None) -> cmp.Side:
+    s = cmp.Side(algo, [])
+    s.values = np.array(values, dtype=float)
+    s.censored = np.array(censored or [False] * len(values))
+    s.runs = [None] * len(values)  # type: ignore[list-item]
+    s.median = cmp.median_ci(s.values, s.censored)
+    return s
+
+
+def test_heldout_verdict_faster_slower_indistinguishable():
+    fast = _side("qprop-c", [90, 95, 100, 105, 110])
+    slow = _side("trpo", [280, 290, 300, 310, 320])
+    r, word, p = bb.heldout_verdict(fast, slow, "Hopper")
+    assert word == "Q-Prop faster" and r.hi < 1 and p < 0.01
+    _, word, p = bb.heldout_verdict(_side("qprop-c", [280, 290, 300, 310, 320]),
+                                    _side("trpo", [90, 95, 100, 105, 110]), "Hopper")
+    assert word == "TRPO faster" and p > 0.99
+    same = [100, 150, 200, 250, 300]
+    _, word, p = bb.heldout_verdict(_side("qprop-c", same), _side("trpo", same[::-1]),
+                                    "Hopper")
+    assert word == "indistinguishable" and 0.3 < p < 0.7
+    # censored TRPO seeds (never crossed) count as slower than any crossing
+    _, word, p = bb.heldout_verdict(fast, _side("trpo", [600] * 5, [True] * 5), "Hopper")
+    assert word == "Q-Prop faster" and p < 0.01
+
+
+# ---------------------------------------------------------------------- the confirmation
+
+def test_seed_offset_of_the_confirmation_profile(tmp_path: Path):
+    specs = rspec.resolve_runs("bestbatch", ["Hopper"], ["trpo"])
+    assert [s.seed for s in specs] == [0, 1, 2, 3, 4]
+    held = rspec.resolve_runs("bestbatch-confirm", ["Hopper"], ["trpo"])
+    assert [s.seed for s in held] == [5, 6, 7, 8, 9]
+    assert held[0].run_dir(tmp_path) == tmp_path / "bestbatch-confirm/runs/Hopper/trpo/seed5"
+    assert held[0].identity() == specs[0].identity() | {"seed": 5}  # same rules, other seed
+    assert [s.seed for s in rspec.resolve_runs("bestbatch", ["Hopper"], ["trpo"], 2, first=7)
+            ] == [7, 8]
+    for bad in (-1, 1.5, True, "5"):
+        with pytest.raises(rspec.SpecError, match="first_seed"):
+            rspec.first_seed("bestbatch", bad)  # type: ignore[arg-type]
+
+
+def test_budgets_come_from_the_base_algorithm():
+    grid = {s.algo: s for s in rspec.resolve_runs("bestbatch", ["Hopper"], GRID_ALGOS, 1)}
+    assert grid["trpo-b1000"].budget_episodes == grid["trpo"].budget_episodes
+    assert grid["qprop-c-b25000"].budget_episodes == grid["qprop-c"].budget_episodes
+    assert grid["trpo-b1000"].overrides["batch_size"] == 1000
+    assert grid["qprop-c-b25000"].overrides["batch_size"] == 25000
+    assert grid["trpo"].early_stop is not None
+
+
+def test_confirmation_reads_the_selection_file(tmp_path: Path):
+    with pytest.raises(rspec.SpecError, match="does not exist.*best_batch select"):
+        rspec.resolve_runs("bestbatch-confirm", results=tmp_path)
+    path = tmp_path / "bestbatch" / "selection.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(rspec.SpecError, match="not a selection file"):
+        rspec.resolve_runs("bestbatch-confirm", results=tmp_path)
+    path.write_text(json.dumps({"algos": {"Hopper": ["trpo-b5000", "qprop-c-b1000"],
+                                          "Reacher": ["trpo", "qprop-c"]}}))
+    specs = rspec.resolve_runs("bestbatch-confirm", results=tmp_path)
+    assert sorted(s.key for s in specs if s.seed == 5) == [
+        "Hopper/qprop-c-b1000/seed5", "Hopper/trpo-b5000/seed5",
+        "Reacher/qprop-c/seed5", "Reacher/trpo/seed5"]
+    assert len(specs) == 20
+    with pytest.raises(rspec.SpecError, match="no algorithms for Swimmer"):
+        rspec.resolve_runs("bestbatch-confirm", ["Swimmer"], results=tmp_path)
+
+
+def test_select_then_confirm_then_report(tmp_path: Path):
+    for dom in ("Reacher", "Hopper", "Swimmer"):
+        for algo in GRID_ALGOS:
+            for seed in range(5):
+                cross = 200 if algo == "qprop-c-b1000" else 400 if algo == "trpo-b5000" else None
+                write_run(tmp_path, "bestbatch", dom, algo, seed,
+                          None if cross is None else cross + 10 * seed, 1000)
+    assert bb.main(["select", "--results", str(tmp_path)]) == 0
+    sel = json.loads((tmp_path / "bestbatch/selection.json").read_text())
+    assert sel["complete"] and sel["algos"]["Hopper"] == ["trpo-b5000", "qprop-c-b1000"]
+    for dom in ("Reacher", "Hopper", "Swimmer"):
+        for seed in range(5, 10):
+            write_run(tmp_path, "bestbatch-confirm", dom, "qprop-c-b1000", seed, 200 + seed)
+            write_run(tmp_path, "bestbatch-confirm", dom, "trpo-b5000", seed,
+                      400 + seed if dom != "Swimmer" else 200 + seed)
+    assert bb.main(["report", "--results", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "bestbatch/best_batch.csv")
+    held = rows[rows.section == "held-out"].drop_duplicates("domain").set_index("domain")
+    assert held.verdict.to_dict() == {"Reacher": "Q-Prop faster", "Hopper": "Q-Prop faster",
+                                      "Swimmer": "indistinguishable"}
+    text = (tmp_path / "bestbatch/best_batch.md").read_text()
+    assert "## Missing runs\n\n- none" in text
