@@ -115,7 +115,10 @@ def diverged_stretches(df: Any) -> list[Stretch]:
     flags = flags_of(df)
     its = np.asarray(df["iteration"], np.int64)
     ends = np.asarray(df["env_steps"], np.int64)
-    starts = ends - np.asarray(df["batch_steps"], np.int64)
+    if "batch_steps" in df.columns:
+        starts = ends - np.asarray(df["batch_steps"], np.int64)
+    else:  # a progress file without it: each row starts where the previous one ended
+        starts = np.concatenate([[0], ends[:-1]])
     out: list[Stretch] = []
     i, n = 0, len(flags)
     while i < n:
