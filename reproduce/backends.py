@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -94,8 +95,13 @@ class _PendingSignal:
             os.kill(os.getpid(), signum)
 
 
-def _relay_stop(stop: Any) -> None:
-    stop.wait()
+def _relay_stop(stop: Any, poll_seconds: float = 0.5) -> None:
+    """SIGTERM this process once ``stop`` is set. It polls ``is_set`` rather than blocking in
+    ``stop.wait()``: a multiprocessing Event's ``set()`` waits for every sleeping waiter to
+    wake, so a run process that ended while its thread slept in ``wait()`` would hang the
+    sweep's signal handler forever."""
+    while not stop.is_set():
+        time.sleep(poll_seconds)
     os.kill(os.getpid(), signal.SIGTERM)
 
 

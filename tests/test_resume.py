@@ -434,3 +434,31 @@ def test_resumed_log_of_older_code_gains_the_new_columns(tmp_path):
     assert list(df.columns) == ["iteration", "critic_loss", "critic_diverged", "time"]
     assert list(df.iteration) == [0, 1, 2, 3] and list(df.critic_loss) == [0, 0.1, 0.5, 0.6]
     assert df.critic_diverged.isna().tolist() == [True, True, False, False]
+
+
+def _relay_then_exit(stop) -> None:  # a run process that ends while its relay thread waits
+    import threading as th
+
+    from reproduce.backends import _relay_stop
+
+    th.Thread(target=_relay_stop, args=(stop,), daemon=True).start()
+    time.sleep(1.0)
+
+
+def test_the_stop_signal_does_not_hang_after_a_run_process_ended():
+    """The sweep's stop Event is set from its signal handler after some run processes have
+    ended. With a relay blocked in Event.wait(), set() waited forever for the dead waiter
+    (the campaign's sweep hung on SIGTERM); the relay polls, so set() returns at once."""
+    import multiprocessing as mp
+    import threading as th
+
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    proc = ctx.Process(target=_relay_then_exit, args=(stop,))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0
+    setter = th.Thread(target=stop.set, daemon=True)
+    setter.start()
+    setter.join(10)
+    assert not setter.is_alive(), "stop.set() hangs on a dead waiter"
