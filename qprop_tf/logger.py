@@ -44,6 +44,13 @@ class RunLogger:
         if len(rows) < n:
             raise ValueError(f"{self.progress_path} has {len(rows)} rows, the checkpoint "
                              f"expects {n}")
+        self._rewrite(fields, rows)
+        self.rows = n
+        self.kept_rows = rows
+
+    def _rewrite(self, fields: list[str], rows: list[dict[str, Any]]) -> None:
+        """Replace progress.csv atomically with ``rows`` under the header ``fields``, and
+        reopen it for appending."""
         tmp = self.progress_path.with_name("progress.csv.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -54,8 +61,6 @@ class RunLogger:
         os.replace(tmp, self.progress_path)
         self._file = open(self.progress_path, "a", newline="")  # noqa: SIM115
         self._writer = csv.DictWriter(self._file, fieldnames=fields)
-        self.rows = n
-        self.kept_rows = rows
 
     def write_config(self, config: dict[str, Any]) -> None:
         tmp = self.dir / "config.json.tmp"
@@ -71,16 +76,7 @@ class RunLogger:
         self._file.close()
         with open(self.progress_path, newline="") as f:
             rows = list(csv.DictReader(f))
-        tmp = self.progress_path.with_name("progress.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.progress_path)
-        self._file = open(self.progress_path, "a", newline="")  # noqa: SIM115
-        self._writer = csv.DictWriter(self._file, fieldnames=fields)
+        self._rewrite(fields, rows)
 
     def log(self, row: dict[str, Any]) -> None:
         if self._writer is not None and not set(row) <= set(self._writer.fieldnames):

@@ -138,6 +138,15 @@ def _crash_after(n: int):
     return hook
 
 
+def _crash_resume_matches_uninterrupted(cfg, tmp_path: Path) -> None:
+    """Train ``cfg`` whole in a/, crash it after 2 iterations in b/ and resume: same curve."""
+    train(cfg, tmp_path / "a", verbose=False)
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
+    train(cfg, tmp_path / "b", verbose=False)
+    _same_progress(tmp_path / "a", tmp_path / "b")
+
+
 def test_corrupt_checkpoint_falls_back_then_starts_over(reference, tmp_path, capsys):
     cfg = load_config("qprop-c", "Hopper", 2, {"batch_size": 300, "max_steps": 1800,
                                                "min_replay": 200, "checkpoint_minutes": 0,
@@ -302,11 +311,7 @@ def test_resume_lagged_target_policy_and_every_critic_switch_is_exact(tmp_path):
     give the uninterrupted run's progress.csv, its critic statistics included."""
     cfg = _inproc_cfg("qprop-c", critic_target_policy="lagged", critic_target_clip=True,
                       critic_loss="huber", critic_grad_clip=5.0, critic_xla="false")
-    train(cfg, tmp_path / "a", verbose=False)
-    with pytest.raises(Crash):
-        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
-    train(cfg, tmp_path / "b", verbose=False)
-    _same_progress(tmp_path / "a", tmp_path / "b")
+    _crash_resume_matches_uninterrupted(cfg, tmp_path)
     rows = pd.read_csv(tmp_path / "a" / "progress.csv")
     assert np.isfinite(rows.critic_grad_norm).all() and (rows.critic_diverged == 0).all()
     done = json.loads((tmp_path / "b" / DONE).read_text())
@@ -320,11 +325,7 @@ def test_resume_strong_base_fixed_rollouts_is_exact(tmp_path):
     cfg = _inproc_cfg("qprop-c", rollout="fixed", n_envs=2, baseline="mlp", vf_epochs=2,
                       vf_minibatch=64, vf_normalize_targets=False, vf_target="lambda",
                       init="orthogonal", cg_damping=0.1, max_backtracks=10)
-    train(cfg, tmp_path / "a", verbose=False)
-    with pytest.raises(Crash):
-        train(cfg, tmp_path / "b", on_iteration=_crash_after(2), verbose=False)
-    train(cfg, tmp_path / "b", verbose=False)
-    _same_progress(tmp_path / "a", tmp_path / "b")
+    _crash_resume_matches_uninterrupted(cfg, tmp_path)
     rows = pd.read_csv(tmp_path / "a" / "progress.csv")
     assert (rows.batch_steps == 300).all()  # exactly batch_size steps a batch
 
