@@ -269,7 +269,7 @@ def _with_ratio(run: Run) -> Run:
     return dataclasses.replace(run, progress=df)
 
 
-def shade_divergence(axes: Any, runs: list[Run], colors: dict) -> int:
+def shade_divergence(axes: Any, runs: list[Run], colors: dict, caption: bool = True) -> int:
     """Shade every run's critic-divergence stretches (``qprop_tf.divergence``: TD loss
     > 100x its healthy median) in its algorithm's colour on every panel; the TD-loss panel
     (the last) names them. Returns the number of stretches."""
@@ -278,7 +278,7 @@ def shade_divergence(axes: Any, runs: list[Run], colors: dict) -> int:
     for ax in axes:
         for x0, x1, color, _ in spans:
             ax.axvspan(x0, x1, color=color, alpha=0.15, lw=0)
-    if spans:
+    if spans and caption:
         names = sorted({who for *_, who in spans})
         axes[-1].text(0.01, 0.99, "shaded: critic diverged\n(" + "; ".join(names) + ")",
                       transform=axes[-1].transAxes, va="top", fontsize=8, color="0.25")

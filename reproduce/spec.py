@@ -53,7 +53,11 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                "qprop-c-lagged": "TR-c-Q-Prop, lagged target policy (ours)",
                                "qprop-c-qlr1e-4": "TR-c-Q-Prop, critic lr 1e-4 (ours)",
                                "trpo-strong": "TRPO, strong base (extra row)",
-                               "qprop-c-strong": "TR-c-Q-Prop, strong base (extra row)"}
+                               "qprop-c-strong": "TR-c-Q-Prop, strong base (extra row)",
+                               "qprop-c-strong-tclip": "TR-c-Q-Prop, strong base, TD target "
+                                                       "at clipped mu(s') (ours)",
+                               "qprop-c-strong-lagged": "TR-c-Q-Prop, strong base, lagged "
+                                                        "target policy (ours)"}
 QUALIFIERS = ("", ">", "N/A")
 
 

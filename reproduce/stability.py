@@ -1,0 +1,350 @@
+"""Q-Prop's critic stability (issue 14): divergences, the mechanism, and what each fix buys.
+
+    python -m reproduce.stability --results results --profile stable \\
+        [--baseline qprop-c] [--reference trpo-b5000] [--show qprop-c-tclip,...] \\
+        [--domains Swimmer]
+
+Reads the finished runs of one profile's tree (``<results>/<profile>/runs``; the counting
+rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`` and
+``figures/stability_<Domain>.png/.svg``:
+
+- **Divergences**, per (domain, variant): the seeds whose critic diverged
+  (:mod:`qprop_tf.divergence`: TD loss > 100x the median of the earlier healthy ones), when it
+  first did (env steps), the largest TD loss and |mean Q| of the run, and the iterations each
+  run lasted: a run that crossed early and stopped (early stop) had less time to diverge.
+- **Episodes to threshold**, each variant next to the baseline (``--baseline``, the authors'
+  critic) and next to the reference (``--reference``, TRPO at Q-Prop's batch) on the same
+  seeds: median (censored = +inf), ratio with a bootstrap 95% CI and verdict, exactly as
+  :mod:`reproduce.compare`; and the crossings that happened during a divergence (kept in the
+  numbers, counted here).
+- **Mechanism**, per baseline seed: the share of the critic's bootstrap actions mu(s') outside
+  the action bounds (``critic_oob_fraction``), the largest |mu| and the largest |TD target| at
+  such actions against the largest overall, each as a median over the ``WINDOW`` iterations
+  before the first divergence (before the run's end for a seed that never diverged). The
+  hypothesis under test: the TD target Q'(s', mu(s')) is evaluated at a mean that drifts out
+  of bounds, where the critic has no data. A switch that only clips mu(s') in the target
+  (``qprop-c-tclip``) is its experiment on the same seeds.
+
+The figure: per seed, the TD loss (log) and the batch return of the baseline and the shown
+variants (``--show``; default: every variant), with the diverged stretches shaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
+from qprop_tf.progress import COLUMNS as C
+from reproduce.compare import DomainResult, Side, counted_runs, episodes_to_threshold
+from reproduce.results import Run
+from reproduce.spec import EPISODE_STEPS, SpecError, check_profile, domains, profile_dir, threshold
+from reproduce.table_format import fmt_num, markdown_table, text_table
+
+WINDOW = 10  # iterations before the first divergence that the mechanism table summarises
+DEFAULT_BASELINE = "qprop-c"
+DEFAULT_REFERENCE = "trpo-b5000"
+
+
+# ---------------------------------------------------------------------- per run
+
+@dataclass(frozen=True)
+class RunStability:
+    seed: int
+    iterations: int
+    diverged: bool
+    first_diverged_steps: float  # NaN when it never diverged
+    max_loss: float
+    max_abs_q: float
+    crossed_during_divergence: bool
+
+
+def _column_max(df: pd.DataFrame, column: str, absolute: bool = False) -> float:
+    if column not in df.columns:
+        return math.nan
+    x = pd.to_numeric(df[column], errors="coerce").to_numpy(float)
+    x = np.abs(x) if absolute else x
+    x = x[np.isfinite(x)]
+    return float(x.max()) if x.size else math.nan
+
+
+def run_stability(run: Run) -> RunStability:
+    """One run's divergence record (:mod:`qprop_tf.divergence`) and its crossing."""
+    df = run.progress
+    stretches = diverged_stretches(df) if C.critic_loss in df.columns else []
+    first = (divergence_summary(df)["first_diverged_env_steps"] if stretches else None)
+    first = math.nan if first is None else float(first)
+    x = episodes_to_threshold(run)
+    during = (not x.censored) and during_divergence(stretches, x.episodes * EPISODE_STEPS)
+    return RunStability(run.seed, len(df), bool(stretches), first,
+                        _column_max(df, C.critic_loss), _column_max(df, C.critic_mean_q, True),
+                        during)
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    seed: int
+    diverged: bool
+    window: str  # which iterations the medians are over
+    oob_fraction: float  # median share of mu(s') outside the bounds
+    max_abs_mu: float
+    target_max_abs: float  # the largest |y| in the fits
+    target_oob_max_abs: float  # the largest |y| among out-of-bounds bootstrap actions
+
+
+def _window_median(df: pd.DataFrame, column: str, rows: slice) -> float:
+    if column not in df.columns:
+        return math.nan
+    x = pd.to_numeric(df[column].iloc[rows], errors="coerce").to_numpy(float)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def mechanism(run: Run, window: int = WINDOW) -> Mechanism:
+    """Medians of the fit statistics over the ``window`` iterations before the first
+    divergence (or the run's last ``window`` when it never diverged)."""
+    df = run.progress
+    stretches = diverged_stretches(df) if C.critic_loss in df.columns else []
+    if stretches:
+        end = int(np.flatnonzero(df["iteration"].to_numpy() == stretches[0].first)[0])
+        text = f"{window} before iteration {stretches[0].first}"
+    else:
+        end = len(df)
+        text = f"last {window} (no divergence)"
+    rows = slice(max(0, end - window), end)
+    return Mechanism(run.seed, bool(stretches), text,
+                     _window_median(df, C.critic_oob_fraction, rows),
+                     _window_median(df, C.critic_max_abs_mu, rows),
+                     _window_median(df, C.critic_target_max_abs, rows),
+                     _window_median(df, C.critic_target_oob_max_abs, rows))
+
+
+# ---------------------------------------------------------------------- per domain
+
+@dataclass
+class Variant:
+    algo: str
+    runs: list[Run]
+    excluded: int
+    records: list[RunStability]
+    vs_baseline: DomainResult | None
+    vs_reference: DomainResult | None
+
+    @property
+    def diverged_seeds(self) -> list[int]:
+        return [r.seed for r in self.records if r.diverged]
+
+
+def domain_variants(runs: list[Run], excluded: dict[tuple[str, str], int], domain: str,
+                    baseline: str, reference: str) -> list[Variant]:
+    """Every algorithm of ``domain`` but the reference (the baseline first), each compared
+    with the baseline and the reference on the seeds both have."""
+    here = [r for r in runs if r.domain == domain]
+    names = sorted({r.algo for r in here} | {a for d, a in excluded if d == domain})
+    variants = sorted((a for a in names if a != reference), key=lambda a: (a != baseline, a))
+
+    def side(algo: str, seeds: set[int] | None = None) -> Side:
+        rs = [r for r in here if r.algo == algo and (seeds is None or r.seed in seeds)]
+        return Side(algo, sorted(rs, key=lambda r: r.seed),
+                    excluded.get((domain, algo), 0) if seeds is None else 0)
+
+    def paired(algo: str, other: str) -> DomainResult | None:
+        seeds = {r.seed for r in here if r.algo == algo} & {r.seed for r in here
+                                                           if r.algo == other}
+        if algo == other or not seeds:
+            return None
+        return DomainResult(domain, threshold(domain), side(algo, seeds), side(other, seeds))
+
+    out = []
+    for a in variants:
+        s = side(a)
+        out.append(Variant(a, s.runs, s.unfinished, [run_stability(r) for r in s.runs],
+                           paired(a, baseline), paired(a, reference)))
+    return out
+
+
+def reference_side(runs: list[Run], domain: str, reference: str) -> Side:
+    return Side(reference, sorted([r for r in runs if r.domain == domain
+                                   and r.algo == reference], key=lambda r: r.seed))
+
+
+# ---------------------------------------------------------------------- outputs
+
+def _seeds(xs: list[int]) -> str:
+    return ", ".join(str(s) for s in xs) if xs else "none"
+
+
+def _ratio_cell(r: DomainResult | None) -> str:
+    if r is None:
+        return "-"
+    return f"{r.ratio_text} on seeds {_seeds([x.seed for x in r.a.runs])}: {r.verdict}"
+
+
+def divergence_rows(variants: list[Variant]) -> list[dict[str, str]]:
+    rows = []
+    for v in variants:
+        rec = v.records
+        first = [r.first_diverged_steps / EPISODE_STEPS for r in rec if r.diverged]
+        rows.append({
+            "variant": v.algo,
+            "seeds finished": f"{len(rec)}" + (f" (+{v.excluded} not counted)"
+                                               if v.excluded else ""),
+            "diverged": f"{len(v.diverged_seeds)}/{len(rec)} (seeds {_seeds(v.diverged_seeds)})",
+            "first divergence (episodes), median": fmt_num(float(np.median(first)))
+            if first else "-",
+            "max TD loss, median [max]": _med_max([r.max_loss for r in rec]),
+            "max |mean Q|, median [max]": _med_max([r.max_abs_q for r in rec]),
+            "iterations run, median": fmt_num(float(np.median([r.iterations for r in rec])))
+            if rec else "-",
+        })
+    return rows
+
+
+def _med_max(xs: list[float]) -> str:
+    x = np.asarray([v for v in xs if math.isfinite(v)], float)
+    return f"{x.max() if x.size == 1 else np.median(x):.3g} [{x.max():.3g}]" if x.size else "-"
+
+
+def crossing_rows(variants: list[Variant], ref: Side) -> list[dict[str, str]]:
+    from reproduce.compare import fmt_median
+
+    rows = []
+    for v in variants:
+        s = Side(v.algo, v.runs)
+        during = [r.seed for r in v.records if r.crossed_during_divergence]
+        rows.append({"variant": v.algo, "crossed": s.seeds_cell(),
+                     "median episodes [95% CI]": fmt_median(s.median),
+                     "crossed during a divergence": _seeds(during),
+                     "vs baseline: ratio [CI]": _ratio_cell(v.vs_baseline),
+                     "vs reference: ratio [CI]": _ratio_cell(v.vs_reference)})
+    if ref.runs:
+        rows.append({"variant": f"{ref.algo} (reference)", "crossed": ref.seeds_cell(),
+                     "median episodes [95% CI]": fmt_median(ref.median),
+                     "crossed during a divergence": "-", "vs baseline: ratio [CI]": "-",
+                     "vs reference: ratio [CI]": "-"})
+    return rows
+
+
+def mechanism_rows(runs: list[Run]) -> list[dict[str, str]]:
+    def g(x: float, spec: str = ".3g") -> str:
+        return "-" if not math.isfinite(x) else format(x, spec)
+
+    out = []
+    for r in sorted(runs, key=lambda r: r.seed):
+        m = mechanism(r)
+        out.append({"seed": str(m.seed), "diverged": "yes" if m.diverged else "no",
+                    "iterations": m.window, "mu(s') out of bounds": g(m.oob_fraction, ".1%"),
+                    "max |mu(s')|": g(m.max_abs_mu), "max |y|": g(m.target_max_abs),
+                    "max |y| at out-of-bounds mu(s')": g(m.target_oob_max_abs)})
+    return out
+
+
+def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
+           reference: str = DEFAULT_REFERENCE, domain_list: list[str] | None = None,
+           show: list[str] | None = None, baseline_profile: str | None = None
+           ) -> tuple[Path, list[Path], str]:
+    """Write ``stability.md`` and the figures; return their paths and the printed summary.
+
+    ``baseline_profile``: read the baseline's and the reference's runs from that profile's
+    tree instead (same rules, e.g. ``strong`` for ``stable-strong``)."""
+    from reproduce.stability_plot import plot_stability
+
+    results = Path(results)
+    check_profile(profile)
+    own = _algos_in(results, profile)
+    if baseline_profile:
+        check_profile(baseline_profile)
+        own -= {baseline, reference}
+    counted = counted_runs(results, profile, own)
+    runs, excluded, notes = counted.runs, dict(counted.excluded), list(counted.notes)
+    if baseline_profile:
+        base = counted_runs(results, baseline_profile, {baseline, reference})
+        runs, notes = runs + base.runs, notes + base.notes
+        excluded.update(base.excluded)
+    seen = {r.domain for r in runs}
+    doms = domain_list or [d for d in domains() if d in seen]
+    home = profile_dir(results, profile)
+    cmd = (f"python -m reproduce.stability --results {results} --profile {profile} "
+           f"--baseline {baseline} --reference {reference}"
+           + (f" --domains {','.join(domain_list)}" if domain_list else "")
+           + (f" --show {','.join(show)}" if show else "")
+           + (f" --baseline-profile {baseline_profile}" if baseline_profile else ""))
+    lines = [f"# Critic stability: profile `{profile}`", "", f"Regenerate: `{cmd}`", "",
+             __doc__.split("\n\n", 2)[2].strip(), ""]
+    printed: list[str] = []
+    figs: list[Path] = []
+    for d in doms:
+        variants = domain_variants(runs, excluded, d, baseline, reference)
+        ref = reference_side(runs, d, reference)
+        div, cross = divergence_rows(variants), crossing_rows(variants, ref)
+        base_runs = [r for r in runs if r.domain == d and r.algo == baseline]
+        lines += [f"## {d} (threshold {threshold(d):g})", "", "### Divergences", "",
+                  markdown_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)", "",
+                  "### Episodes to threshold", "",
+                  markdown_table(pd.DataFrame(cross)) if cross else "(no runs)", ""]
+        if base_runs:
+            lines += [f"### Mechanism: {baseline}'s fit statistics before its divergence", "",
+                      markdown_table(pd.DataFrame(mechanism_rows(base_runs))), ""]
+        shown = [v.algo for v in variants if v.algo != baseline and (not show or v.algo in show)]
+        fig = plot_stability([r for r in runs if r.domain == d and r.algo in
+                              {baseline, *shown}], d, baseline, shown, home / "figures")
+        if fig:
+            figs += fig
+            lines += [f"![stability {d}](figures/{fig[0].name})", ""]
+        printed += [f"{d}:", text_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)",
+                    text_table(pd.DataFrame(cross)) if cross else "", ""]
+    lines += ["## Runs not counted, or flagged", "",
+              *([f"- {n}" for n in notes] or ["- none"]), ""]
+    md = home / "stability.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text("\n".join(lines))
+    return md, figs, "\n".join(printed)
+
+
+def _algos_in(results: Path, profile: str) -> set[str]:
+    root = profile_dir(results, profile) / "runs"
+    return {p.name for p in root.glob("*/*") if p.is_dir()}
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reproduce.stability", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results")
+    p.add_argument("--profile", default="stable", help="whose tree (default: %(default)s)")
+    p.add_argument("--baseline", default=DEFAULT_BASELINE)
+    p.add_argument("--reference", default=DEFAULT_REFERENCE)
+    p.add_argument("--baseline-profile", help="read the baseline's and the reference's runs "
+                   "from this profile's tree (same rules; e.g. strong for stable-strong)")
+    p.add_argument("--domains", help="comma-separated domains (default: every one with runs)")
+    p.add_argument("--show", help="comma-separated variants drawn next to the baseline "
+                                  "(default: every one)")
+    args = p.parse_args(argv)
+    doms = _split(args.domains)
+    bad = [d for d in doms or [] if d not in domains()]
+    if bad:
+        p.error(f"unknown domain(s) {', '.join(bad)}; valid: {', '.join(domains())}")
+    try:
+        md, figs, printed = report(args.results, args.profile, args.baseline,
+                                   args.reference, doms, _split(args.show),
+                                   args.baseline_profile)
+    except SpecError as exc:
+        print(f"reproduce.stability: error: {exc}", file=sys.stderr)
+        return 2
+    print(printed)
+    for path in [md, *figs]:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""reproduce.stability: divergences per variant, the mechanism window, crossings during a
+divergence, and the report read across two profiles' trees."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reproduce import stability as st
+from reproduce.results import load_runs
+
+N = 40  # iterations of 5000 steps (5 episodes each)
+
+
+def write_run(results: Path, profile: str, algo: str, seed: int, *, blow_up: int | None,
+              cross: int | None, oob: float = 0.3) -> Path:
+    """A finished Swimmer run: TD loss 0.1 until iteration ``blow_up`` then 1e4; return 120
+    (above Swimmer's 90) from iteration ``cross`` on; out-of-bounds share ``oob``, 0.9 in
+    the 3 iterations before the blow-up."""
+    d = results / profile / "runs" / "Swimmer" / algo / f"seed{seed}"
+    d.mkdir(parents=True)
+    it = np.arange(N)
+    loss = np.where(it >= (blow_up if blow_up is not None else N), 1e4, 0.1)
+    frac = np.full(N, oob)
+    if blow_up is not None:
+        frac[blow_up - 3:blow_up] = 0.9
+    df = pd.DataFrame({
+        "iteration": it, "env_steps": (it + 1) * 5000, "batch_steps": 5000,
+        "average_return": np.where(it >= (cross if cross is not None else N), 120.0, 30.0),
+        "critic_loss": loss, "critic_mean_q": np.where(loss > 1, -5e3, 20.0),
+        "critic_oob_fraction": frac, "critic_max_abs_mu": 2.0 + frac,
+        "critic_target_max_abs": 10.0, "critic_target_oob_max_abs": 10.0 * frac})
+    if algo.startswith("trpo"):
+        df = df.drop(columns=[c for c in df.columns if c.startswith("critic_")])
+    df.to_csv(d / "progress.csv", index=False)
+    (d / "config.json").write_text(json.dumps(
+        {"config": {"algo": "trpo" if algo.startswith("trpo") else "qprop-c",
+                    "max_steps": N * 5000}}))
+    (d / "DONE").write_text(json.dumps({"stopped": "budget"}))
+    return d
+
+
+def test_run_record_flags_the_divergence_and_a_crossing_inside_it(tmp_path: Path):
+    write_run(tmp_path, "stable", "qprop-c", 0, blow_up=20, cross=25)
+    write_run(tmp_path, "stable", "qprop-c", 1, blow_up=None, cross=10)
+    runs = {r.seed: r for r in load_runs(tmp_path, "stable").runs}
+    bad, good = st.run_stability(runs[0]), st.run_stability(runs[1])
+    assert bad.diverged and bad.first_diverged_steps == 21 * 5000
+    assert bad.crossed_during_divergence and bad.max_loss == 1e4 and bad.max_abs_q == 5e3
+    assert not good.diverged and math.isnan(good.first_diverged_steps)
+    assert not good.crossed_during_divergence and good.iterations == N
+    # the mechanism window: the 10 iterations before the first flag (3 of them at 0.9)
+    m = st.mechanism(runs[0])
+    assert m.diverged and m.window == "10 before iteration 20"
+    assert m.oob_fraction == 0.3 and m.target_oob_max_abs == 3.0
+    m3 = st.mechanism(runs[0], window=3)
+    assert m3.oob_fraction == 0.9 and m3.max_abs_mu == 2.9
+    assert st.mechanism(runs[1]).window == "last 10 (no divergence)"
+
+
+def test_report_counts_divergences_per_variant_and_compares_on_shared_seeds(
+        tmp_path: Path, capsys):
+    for s in range(3):  # the authors' critic: diverges on seeds 0 and 1, crosses late
+        write_run(tmp_path, "strong", "base", s, blow_up=15 if s < 2 else None, cross=35)
+        write_run(tmp_path, "strong", "ref", s, blow_up=None, cross=20)
+        write_run(tmp_path, "stable-strong", "qprop-fix", s, blow_up=None, cross=10)
+    write_run(tmp_path, "strong", "base", 3, blow_up=None, cross=35)  # no fix on seed 3
+    code = st.main(["--results", str(tmp_path), "--profile", "stable-strong",
+                    "--baseline", "base", "--reference", "ref",
+                    "--baseline-profile", "strong"])
+    assert code == 0
+    md = (tmp_path / "stable-strong" / "stability.md").read_text()
+    assert "| base | 4 | 2/4 (seeds 0, 1) |" in md
+    assert "| qprop-fix | 3 | 0/3 (seeds none) |" in md
+    # the fix against the baseline on the seeds both have (0-2): 55 vs 180 episodes
+    assert "on seeds 0, 1, 2: A faster" in md
+    assert "ref (reference)" in md
+    assert "10 before iteration 15" in md  # mechanism rows of the baseline
+    assert (tmp_path / "stable-strong/figures/stability_Swimmer.png").stat().st_size > 10000
+    assert "--baseline-profile strong" in md
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_unknown_profile_is_a_clean_error(tmp_path: Path, capsys):
+    assert st.main(["--results", str(tmp_path), "--profile", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
