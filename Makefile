@@ -14,6 +14,8 @@
 #                                           builds a separate .venv-peers (torch) first
 # make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
 # make campaign / campaign-status / campaign-collect   the Table 1 campaign (see the end)
+# make stability                           issue 14: the critic's divergences and fixes, per
+#                                           stable* profile -> results/<profile>/stability.md
 # make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
 #                                           sb3-contrib's TRPO -> results/parity.md (hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -111,6 +113,20 @@ best-batch: $(STAMP)
 
 best-batch-select: $(STAMP)
 	$(PY) -m reproduce.best_batch select --results $(RESULTS)
+
+# Issue 14, the critic's stability: after `make sweep PROFILE=stable` (released base,
+# Swimmer x 5), `stable-strong` (strong base, Swimmer x 5) and `stable-walker` (Walker x 3),
+# `make stability` writes results/<profile>/stability.md and figures/stability_<Domain>.png
+# for each of them that has runs.
+.PHONY: stability
+stability: $(STAMP)
+	@if [ -d $(RESULTS)/stable/runs ]; then $(PY) -m reproduce.stability --results $(RESULTS) \
+		--profile stable; fi
+	@if [ -d $(RESULTS)/stable-strong/runs ]; then $(PY) -m reproduce.stability \
+		--results $(RESULTS) --profile stable-strong --baseline qprop-c-strong \
+		--reference trpo-strong --baseline-profile strong; fi
+	@if [ -d $(RESULTS)/stable-walker/runs ]; then $(PY) -m reproduce.stability \
+		--results $(RESULTS) --profile stable-walker; fi
 
 # ---- the Table 1 campaign (issue 16): days of compute, in stretches -----------------
 # make campaign [WORKERS=2] [NICE=10]   (re)start it in the background, where it stood: code

@@ -2,7 +2,7 @@
 
     python -m reproduce.stability --results results --profile stable \\
         [--baseline qprop-c] [--reference trpo-b5000] [--show qprop-c-tclip,...] \\
-        [--domains Swimmer]
+        [--domains Swimmer] [--baseline-profile strong]       (or: make stability)
 
 Reads the finished runs of one profile's tree (``<results>/<profile>/runs``; the counting
 rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`` and

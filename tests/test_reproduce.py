@@ -501,6 +501,7 @@ def test_stable_profile_has_one_critic_switch_per_variant():
     every one of them has a display name."""
     runs = {s.algo: s.overrides for s in resolve_runs("stable") if s.seed == 0}
     base = runs.pop("qprop-c")
+    assert runs.pop("trpo-b5000")["batch_size"] == base["batch_size"]  # the reference
     switches = {"qprop-c-tclip": {"critic_target_clip": True},
                 "qprop-c-huber": {"critic_loss": "huber", "critic_huber_delta": 1.0},
                 "qprop-c-gclip": {"critic_grad_clip": 10.0},
@@ -511,6 +512,18 @@ def test_stable_profile_has_one_critic_switch_per_variant():
         diff = {k: v for k, v in overrides.items() if base.get(k) != v}
         assert diff == switches[algo], algo
         assert rspec.paper_name(algo) != algo
+    # on the strong base, the same switches against the strong profile's qprop-c-strong
+    strong = {s.algo: s.identity() for s in resolve_runs("stable-strong") if s.seed == 0}
+    base_id = resolve_runs("strong", ["Swimmer"], ["qprop-c-strong"], 1)[0].identity()
+    for algo, switch in (("qprop-c-strong-tclip", {"critic_target_clip": True}),
+                         ("qprop-c-strong-lagged", {"critic_target_policy": "lagged"})):
+        ident = strong.pop(algo)
+        assert {k: v for k, v in ident.items() if k not in ("algo", "overrides")} == \
+            {k: v for k, v in base_id.items() if k not in ("algo", "overrides")}
+        ov, bov = ident["overrides"], base_id["overrides"]
+        assert {k: v for k, v in ov.items() if bov.get(k) != v} == switch, algo
+        assert rspec.paper_name(algo) != algo
+    assert not strong
 
 
 def test_a_crossing_during_a_critic_divergence_is_marked_and_kept(tmp_path):
