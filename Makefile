@@ -13,7 +13,7 @@
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
 # make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
-# make campaign / campaign-status / campaign-collect   the Table 1 campaign (see the end)
+# make campaign / campaign-status / campaign-collect   the campaigns (see the end)
 # make stability                           issue 14: the critic's divergences and fixes, per
 #                                           stable* profile -> results/<profile>/stability.md
 # make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
@@ -128,16 +128,23 @@ stability: $(STAMP)
 	@if [ -d $(RESULTS)/stable-walker/runs ]; then $(PY) -m reproduce.stability \
 		--results $(RESULTS) --profile stable-walker; fi
 
-# ---- the Table 1 campaign (issue 16): days of compute, in stretches -----------------
-# make campaign [WORKERS=2] [NICE=10]   (re)start it in the background, where it stood: code
-#                                       pinned in a worktree at CAMPAIGN_ROOT, runs there too
-# make campaign-status                  the ledger, and whether its sweep is running
-# make campaign-collect                 finished runs -> results/table1/runs (no checkpoints),
-#                                       unfinished progress -> results/table1/inflight, the
-#                                       ledger results/CAMPAIGN.md, then the table and figures
+# ---- campaigns (issue 16): days of compute, in stretches, several profiles at once --------
+# Each profile pinned under CAMPAIGN_ROOT has its own pin (<root>/<profile>/PIN.json, code in a
+# worktree <root>/wt-<sha7>) and sweep; CAMPAIGN_PROFILE= (default: every pinned profile, or
+# table1 when none is) narrows a target to one.
+# make campaign [WORKERS=2] [NICE=10]   (re)start every pinned profile's sweep in the
+#                                       background, where it stood (running ones are skipped);
+#                                       CAMPAIGN_PROFILE=stable starts (and first pins) one
+# make campaign-status                  each profile's ledger, and whether its sweep is running
+# make campaign-collect                 per profile: finished runs -> results/<profile>/runs (no
+#                                       checkpoints), unfinished progress ->
+#                                       results/<profile>/inflight, the ledger
+#                                       results/<profile>/CAMPAIGN.md, then its table and figures
+#                                       (one profile's failure does not skip the others')
 CAMPAIGN_ROOT ?= /var/tmp/qprop-campaign
-CAMPAIGN_PROFILE ?= table1
-CAMPAIGN_ARGS = --profile $(CAMPAIGN_PROFILE) --root $(CAMPAIGN_ROOT) --results $(RESULTS)
+CAMPAIGN_PROFILE ?=
+CAMPAIGN_ARGS = $(if $(CAMPAIGN_PROFILE),--profile $(CAMPAIGN_PROFILE)) --root $(CAMPAIGN_ROOT) \
+	--results $(RESULTS)
 
 .PHONY: campaign campaign-status campaign-collect
 
@@ -150,5 +157,7 @@ campaign-status: $(STAMP)
 
 campaign-collect: $(STAMP)
 	$(PY) -m reproduce.campaign collect $(CAMPAIGN_ARGS)
-	$(PY) -m reproduce.table --results $(RESULTS) --profile $(CAMPAIGN_PROFILE)
-	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(CAMPAIGN_PROFILE)
+	st=0; for p in $$($(PY) -m reproduce.campaign profiles $(CAMPAIGN_ARGS)); do \
+		$(PY) -m reproduce.table --results $(RESULTS) --profile $$p || st=1; \
+		$(PY) -m reproduce.plot --results $(RESULTS) --profile $$p || st=1; \
+	done; exit $$st

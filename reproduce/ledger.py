@@ -1,8 +1,8 @@
 """The campaign's ledger: every run of a profile, where it stands, what it cost, what is left.
 
 ``python -m reproduce.ledger --profile table1 --results results --campaign /var/tmp/qprop-campaign``
-writes ``results/CAMPAIGN.md`` (``--out``). A run's status, looked up in the campaign root
-first and then in the committed results:
+writes ``results/table1/CAMPAIGN.md`` (``<results>/<profile>/CAMPAIGN.md``; ``--out``). A run's
+status, looked up in the campaign root first and then in the committed results:
 
 - **done**: its run directory has ``DONE``;
 - **in flight**: unfinished, its ``LOCK`` held by a live process (a sweep is training it);
@@ -32,9 +32,15 @@ import pandas as pd
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import CONFIG, DONE, is_locked
 from reproduce.runner import LOG
-from reproduce.spec import REPO_ROOT, RunSpec, SpecError, resolve_runs, run_hours
+from reproduce.spec import REPO_ROOT, RunSpec, SpecError, profile_dir, resolve_runs, run_hours
 
 STATUSES = ("done", "in flight", "paused", "failed", "to go")
+LEDGER = "CAMPAIGN.md"
+
+
+def ledger_path(results: Path, profile: str) -> Path:
+    """Where a profile's ledger goes: ``<results>/<profile>/CAMPAIGN.md``."""
+    return profile_dir(results, profile) / LEDGER
 
 
 @dataclass
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the committed results root")
     parser.add_argument("--campaign", type=Path, action="append", default=[],
                         help="a results root where the campaign runs (repeatable)")
-    parser.add_argument("--out", type=Path, help="default: <results>/CAMPAIGN.md")
+    parser.add_argument("--out", type=Path, help="default: <results>/<profile>/CAMPAIGN.md")
     args = parser.parse_args(argv)
     roots = [*args.campaign, args.results]
     missing = [r for r in roots if not r.is_dir()]
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = ledger(specs, roots)
     command = "python -m reproduce.ledger " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(args.profile, runs, roots, command.strip())
-    out = args.out or args.results / "CAMPAIGN.md"
+    out = args.out or ledger_path(args.results, args.profile)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
     return 0

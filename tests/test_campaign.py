@@ -1,10 +1,12 @@
-"""The campaign's ledger and its collect step, on a synthetic results root (no training)."""
+"""The campaign's ledger, its collect step and its per-profile pins and sweeps, on synthetic
+roots (no training: a throwaway git repository for the pins, a fake launch for the sweeps)."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,7 @@ import pytest
 from qprop_tf.rundir import DONE, LOCK
 from reproduce import campaign
 from reproduce.ledger import cells, ledger
+from reproduce.ledger import main as ledger_main
 from reproduce.spec import resolve_runs, run_hours
 
 
@@ -70,6 +73,7 @@ def test_collect_copies_finished_runs_and_parks_unfinished_progress(root, tmp_pa
     results = tmp_path / "results"
     results.mkdir()
     assert campaign.collect("smoke", r, results) == 0
+    assert not (results / "CAMPAIGN.md").exists()
     done = specs[0].run_dir(results)
     assert (done / DONE).is_file() and (done / "progress.csv").is_file()
     assert not (done / "checkpoint").exists() and not (done / LOCK).exists()
@@ -77,7 +81,7 @@ def test_collect_copies_finished_runs_and_parks_unfinished_progress(root, tmp_pa
         assert not s.run_dir(results).exists()  # never where the table reads
         parked = results / "smoke" / "inflight" / s.domain / s.algo / f"seed{s.seed}"
         assert (parked / "progress.csv").is_file()
-    ledger_text = (results / "CAMPAIGN.md").read_text()
+    ledger_text = (results / "smoke" / "CAMPAIGN.md").read_text()
     assert "1 done, 1 in flight, 1 paused, 1 failed" in ledger_text
     # once the run finishes, the next collect copies it and drops its parked progress
     (specs[3].run_dir(r) / DONE).write_text("{}")
@@ -96,11 +100,12 @@ def test_seeding_copies_only_finished_committed_runs(root, tmp_path):
     assert (specs[5].run_dir(r) / DONE).is_file() and not specs[6].run_dir(r).exists()
 
 
-def test_repin_is_refused_while_runs_are_unfinished(root):
-    r, specs = root
-    (r / campaign.PIN).write_text(json.dumps({"commit": "0" * 40, "worktree": str(r / "wt")}))
-    with pytest.raises(campaign.CampaignError, match="cannot repin: 3 unfinished"):
-        campaign.pin_worktree(r, specs, repin=True)
+def test_repin_is_refused_while_runs_are_unfinished(root, repo):
+    r, specs = root  # `repo`: a regression must not add a worktree to this checkout's repo
+    (r / "smoke" / campaign.PIN).write_text(json.dumps({"commit": "0" * 40,
+                                                         "worktree": str(r / "wt")}))
+    with pytest.raises(campaign.CampaignError, match="cannot repin smoke: 3 unfinished"):
+        campaign.pin_worktree(r, "smoke", specs, repin=True)
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
@@ -108,3 +113,160 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert campaign.main(["status", "--root", str(tmp_path), "--profile", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("campaign: ") for line in err)
+
+
+# ---- one root, several profiles: each its own pin and sweep -----------------------------
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True, env=env).stdout.strip()
+
+
+def _commit(repo: Path, text: str) -> str:
+    (repo / "f.txt").write_text(text)
+    _git(repo, "add", "f.txt")
+    _git(repo, "commit", "-q", "-m", text)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway repository the campaign pins worktrees of, instead of this checkout."""
+    r = tmp_path / "repo"
+    r.mkdir()
+    _git(r, "init", "-q")
+    _commit(r, "one")
+    monkeypatch.setattr(campaign, "REPO_ROOT", r)
+    return r
+
+
+@pytest.fixture
+def launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
+    """Record the sweeps `start` launches instead of training: (profile, worktree)."""
+    calls: list[tuple[str, Path]] = []
+
+    def fake_launch(profile: str, wt: Path, root: Path, workers: int,
+                    nice: int) -> tuple[int, Path]:
+        calls.append((profile, wt))
+        return 2**22 + 4321, root / "logs" / f"campaign_{profile}_fake.out"  # no such process
+
+    monkeypatch.setattr(campaign, "launch", fake_launch)
+    return calls
+
+
+def _start(root: Path, results: Path, *more: str) -> int:
+    return campaign.main(["start", "--root", str(root), "--results", str(results), *more])
+
+
+def test_profiles_pinned_at_different_commits_keep_their_own_worktrees(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    first = _git(repo, "rev-parse", "HEAD")
+    assert _start(root, results, "--profile", "table1") == 0
+    second = _commit(repo, "two")
+    assert _start(root, results, "--profile", "stable") == 0
+    assert _start(root, results, "--profile", "bestbatch") == 0  # same commit as stable
+    pins = {p: campaign.read_pin(root, p) for p in ("table1", "stable", "bestbatch")}
+    assert pins["table1"]["commit"] == first
+    assert pins["stable"]["commit"] == pins["bestbatch"]["commit"] == second
+    assert pins["stable"]["worktree"] == pins["bestbatch"]["worktree"]  # shared
+    for p, pin in pins.items():
+        assert (root / p / campaign.PIN).is_file() and (root / p / campaign.PID).is_file()
+        assert _git(Path(pin["worktree"]), "rev-parse", "HEAD") == pin["commit"]
+    assert not (root / campaign.PIN).exists() and not (root / campaign.PID).exists()
+    assert [(p, str(wt)) for p, wt in launches] == [(p, pins[p]["worktree"]) for p in pins]
+    # restarting every pinned profile keeps each at its own commit, HEAD having moved again
+    _commit(repo, "three")
+    assert _start(root, results) == 0
+    assert sorted(str(wt) for _, wt in launches[3:]) == sorted(
+        [pins["table1"]["worktree"], *2 * [pins["stable"]["worktree"]]])
+    assert {p: campaign.read_pin(root, p) for p in pins} == pins
+    assert campaign.pinned(root) == ["bestbatch", "stable", "table1"]
+    out = capsys.readouterr().out
+    assert out.count("campaign: stable: started") == 2 and "commit: " + second[:7] in out
+
+
+def test_legacy_pin_and_pid_move_to_table1_and_its_sweep_stays_running(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    root.mkdir()
+    head = _git(repo, "rev-parse", "HEAD")
+    legacy = {"commit": head, "worktree": str(root / f"wt-{head[:7]}")}
+    (root / campaign.PIN).write_text(json.dumps(legacy))
+    (root / campaign.PID).write_text(f"{os.getpid()}\n")  # a live "sweep": this test
+    assert campaign.main(["status", "--root", str(root), "--results", str(results)]) == 0
+    assert f"profile table1: sweep running (pid {os.getpid()})" in capsys.readouterr().out
+    assert not (root / campaign.PIN).exists() and not (root / campaign.PID).exists()
+    assert campaign.read_pin(root, "table1") == legacy
+    assert campaign.running_pid(root, "table1") == os.getpid()
+    assert _start(root, results) == 0
+    assert launches == []  # no second table1 sweep
+    out = capsys.readouterr().out
+    assert "campaign: table1: already running, skipped" in out and str(os.getpid()) in out
+    # table1's own pin, once there, wins: a stray old one is left where it is
+    (root / campaign.PIN).write_text(json.dumps({"commit": "0" * 40, "worktree": "x"}))
+    assert campaign.pinned(root) == ["table1"]
+    assert campaign.read_pin(root, "table1") == legacy
+
+
+def test_start_all_restarts_pinned_profiles_and_skips_running_ones(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    assert _start(root, results) == 0  # nothing pinned yet: table1
+    assert [p for p, _ in launches] == ["table1"]
+    assert _start(root, results, "--profile", "stable") == 0
+    (root / "table1" / campaign.PID).write_text(f"{os.getpid()}\n")  # table1 still running
+    capsys.readouterr()
+    assert _start(root, results, "--workers", "1") == 0
+    assert [p for p, _ in launches] == ["table1", "stable", "stable"]
+    out = capsys.readouterr().out
+    assert "campaign: stable: started, 1 worker(s)" in out
+    assert "campaign: table1: already running, skipped" in out
+    assert campaign.main(["profiles", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.split() == ["stable", "table1"]
+
+
+def test_collect_and_status_cover_every_pinned_profile_with_a_ledger_each(tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    for profile in ("smoke", "quick"):
+        (root / profile).mkdir(parents=True)
+        (root / profile / campaign.PIN).write_text(json.dumps({"commit": "a" * 40,
+                                                                "worktree": "x"}))
+    s = resolve_runs("smoke")[0]
+    _write_run(s.run_dir(root), 1000, 36.0, done=True)
+    args = ["--root", str(root), "--results", str(results)]
+    assert campaign.main(["collect", *args]) == 0
+    assert (s.run_dir(results) / DONE).is_file()
+    for profile in ("smoke", "quick"):
+        assert f"profile `{profile}`" in (results / profile / "CAMPAIGN.md").read_text()
+    assert "1 done" in (results / "smoke" / "CAMPAIGN.md").read_text()
+    assert "0 done" in (results / "quick" / "CAMPAIGN.md").read_text()
+    assert not (results / "CAMPAIGN.md").exists() and not (results / "table1").exists()
+    capsys.readouterr()
+    assert campaign.main(["status", *args]) == 0
+    out = capsys.readouterr().out
+    assert "profile quick: no sweep, pinned at aaaaaaa" in out and "profile smoke:" in out
+
+
+def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
+    r, _ = root
+    results = tmp_path / "results"
+    results.mkdir()
+    assert ledger_main(["--profile", "smoke", "--results", str(results),
+                        "--campaign", str(r)]) == 0
+    assert "1 done, 1 in flight" in (results / "smoke" / "CAMPAIGN.md").read_text()
+    assert not (results / "CAMPAIGN.md").exists()
+
+
+def test_an_unknown_pinned_profile_is_one_error_and_does_not_stop_the_others(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    (root / "nope").mkdir(parents=True)
+    (root / "nope" / campaign.PIN).write_text(json.dumps({"commit": "a" * 40, "worktree": "x"}))
+    assert _start(root, results, "--profile", "stable") == 0
+    assert _start(root, results) == 2
+    assert [p for p, _ in launches] == ["stable", "stable"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("campaign: nope: unknown profile 'nope'")
