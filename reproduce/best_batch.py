@@ -42,15 +42,8 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from qprop_tf.progress import COLUMNS as C
-from reproduce.compare import (
-    METHOD,
-    Counted,
-    DomainResult,
-    Side,
-    censored_median,
-    counted_runs,
-    fmt_episodes,
-)
+from reproduce.compare import METHOD, Counted, DomainResult, Side, counted_runs
+from reproduce.compare_stats import censored_median, fmt_episodes
 from reproduce.results import Run
 from reproduce.spec import (
     SpecError,

@@ -43,6 +43,7 @@ import pandas as pd
 from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
 from qprop_tf.progress import COLUMNS as C
 from reproduce.compare import DomainResult, Side, counted_runs, episodes_to_threshold
+from reproduce.compare_stats import fmt_median
 from reproduce.results import Run
 from reproduce.spec import EPISODE_STEPS, SpecError, check_profile, domains, profile_dir, threshold
 from reproduce.table_format import fmt_num, markdown_table, text_table
@@ -212,8 +213,6 @@ def _med_max(xs: list[float]) -> str:
 
 
 def crossing_rows(variants: list[Variant], ref: Side) -> list[dict[str, str]]:
-    from reproduce.compare import fmt_median
-
     rows = []
     for v in variants:
         s = Side(v.algo, v.runs)

@@ -13,6 +13,7 @@ import pytest
 
 from reproduce import best_batch as bb
 from reproduce import compare as cmp
+from reproduce import compare_stats as stats
 from reproduce import spec as rspec
 from reproduce.results import Run
 
@@ -44,7 +45,7 @@ def write_run(results: Path, profile: str, domain: str, algo: str, seed: int,
 
 def test_censored_seeds_count_as_infinity_in_median_and_quartiles():
     vals, cens = [100.0, 200.0, 300.0, 600.0, 600.0], [False, False, False, True, True]
-    assert cmp.censored_median(vals, cens) == 300.0  # 2 of 5 censored: still a number
+    assert stats.censored_median(vals, cens) == 300.0  # 2 of 5 censored: still a number
     assert bb.censored_quantile(vals, cens, 0.25) == 200.0
     assert bb.censored_quantile(vals, cens, 0.75) == math.inf  # falls on a censored seed
     assert bb.censored_quantile(vals, [False] * 5, 0.75) == 600.0
@@ -120,7 +121,7 @@ def _side(algo: str, values: list[float], censored: list[bool] | None = None) ->
     s.values = np.array(values, dtype=float)
     s.censored = np.array(censored or [False] * len(values))
     s.runs = [None] * len(values)  # type: ignore[list-item]
-    s.median = cmp.median_ci(s.values, s.censored)
+    s.median = stats.median_ci(s.values, s.censored)
     return s
 
 

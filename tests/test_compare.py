@@ -1,4 +1,5 @@
-"""reproduce.compare: censored medians, the ratio's bootstrap CI, verdicts, and the report."""
+"""reproduce.compare (and its numbers, reproduce.compare_stats): censored medians, the ratio's
+bootstrap CI, verdicts, and the report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from reproduce import compare as cmp
+from reproduce import compare_stats as stats
 from reproduce.results import Run
 
 FAST = [90.0, 95.0, 100.0, 105.0, 110.0]
@@ -22,71 +24,71 @@ def _none(n: int) -> list[bool]:
 
 
 def test_clearly_faster_and_slower():
-    ratio, lo, hi = cmp.ratio_ci(FAST, _none(5), SLOW, _none(5))
+    ratio, lo, hi = stats.ratio_ci(FAST, _none(5), SLOW, _none(5))
     assert ratio == pytest.approx(100 / 300)
     # every resampled median lies within the samples' ranges
     assert 90 / 320 - 1e-9 <= lo <= ratio <= hi <= 110 / 280 + 1e-9
     assert hi < 1
-    assert cmp.verdict(ratio, lo, hi, 5, 5) == "A faster"
-    assert cmp.fmt_ratio(ratio, lo, hi, (ratio, ratio)).startswith("0.33 [")
-    r2, lo2, hi2 = cmp.ratio_ci(SLOW, _none(5), FAST, _none(5))
+    assert stats.verdict(ratio, lo, hi, 5, 5) == "A faster"
+    assert stats.fmt_ratio(ratio, lo, hi, (ratio, ratio)).startswith("0.33 [")
+    r2, lo2, hi2 = stats.ratio_ci(SLOW, _none(5), FAST, _none(5))
     assert r2 == pytest.approx(3.0) and lo2 > 1
-    assert cmp.verdict(r2, lo2, hi2, 5, 5) == "A slower"
+    assert stats.verdict(r2, lo2, hi2, 5, 5) == "A slower"
 
 
 def test_identical_distributions_show_no_difference():
     vals = [100.0, 150.0, 200.0, 250.0, 300.0]
-    ratio, lo, hi = cmp.ratio_ci(vals, _none(5), list(reversed(vals)), _none(5))
+    ratio, lo, hi = stats.ratio_ci(vals, _none(5), list(reversed(vals)), _none(5))
     assert ratio == 1.0 and lo < 1 < hi
-    assert cmp.verdict(ratio, lo, hi, 5, 5) == "no difference shown"
-    same = cmp.ratio_ci([100.0] * 3, _none(3), [100.0] * 3, _none(3))
+    assert stats.verdict(ratio, lo, hi, 5, 5) == "no difference shown"
+    same = stats.ratio_ci([100.0] * 3, _none(3), [100.0] * 3, _none(3))
     assert same == pytest.approx((1.0, 1.0, 1.0))
-    assert cmp.verdict(*same, 3, 3) == "no difference shown"
+    assert stats.verdict(*same, 3, 3) == "no difference shown"
 
 
 def test_censored_values_count_as_infinity_in_the_median():
-    assert cmp.censored_median([100, 300, 300], [False, True, True]) == math.inf
-    assert cmp.median_lower_bound([100, 300, 300], [False, True, True]) == 300
-    m = cmp.median_ci([100, 300, 300], [False, True, True])
+    assert stats.censored_median([100, 300, 300], [False, True, True]) == math.inf
+    assert stats.median_lower_bound([100, 300, 300], [False, True, True]) == 300
+    m = stats.median_ci([100, 300, 300], [False, True, True])
     assert (m.median, m.bound, m.kind) == (math.inf, 300, "bootstrap 95% CI")
     assert m.hi == math.inf and m.lo == pytest.approx(100)
-    assert cmp.fmt_median(m) == "> 300 [100–∞]"
-    assert cmp.censored_median([100, 200, 300], [False, False, True]) == 200  # 1 of 3
-    assert cmp.censored_median([100, 300], [False, True]) == math.inf  # half censored
-    two = cmp.median_ci([100, 300], [False, True])
-    assert cmp.fmt_median(two) == "> 200 [100–∞] (min-max)"
-    assert cmp.fmt_median(cmp.median_ci([120.0, 80.0], _none(2))) == "100 [80.0–120] (min-max)"
+    assert stats.fmt_median(m) == "> 300 [100–∞]"
+    assert stats.censored_median([100, 200, 300], [False, False, True]) == 200  # 1 of 3
+    assert stats.censored_median([100, 300], [False, True]) == math.inf  # half censored
+    two = stats.median_ci([100, 300], [False, True])
+    assert stats.fmt_median(two) == "> 200 [100–∞] (min-max)"
+    assert stats.fmt_median(stats.median_ci([120.0, 80.0], _none(2))) == "100 [80.0–120] (min-max)"
 
 
 def test_one_sided_censoring_bounds_the_ratio():
     # A never crossed within 400 episodes (3 seeds); B crossed at 100-120: A is slower.
     a, ac, b = [400.0] * 3, [True] * 3, [100.0, 110.0, 120.0]
-    ratio, lo, hi = cmp.ratio_ci(a, ac, b, _none(3))
+    ratio, lo, hi = stats.ratio_ci(a, ac, b, _none(3))
     assert ratio == math.inf and hi == math.inf
     assert lo == pytest.approx(400 / 120)  # the budget over B's largest resampled median
-    assert cmp.ratio_bounds(a, ac, b, _none(3)) == pytest.approx((400 / 110, math.inf))
-    assert cmp.verdict(ratio, lo, hi, 3, 3) == "A slower"
-    assert cmp.fmt_ratio(ratio, lo, hi, cmp.ratio_bounds(a, ac, b, _none(3))) == \
+    assert stats.ratio_bounds(a, ac, b, _none(3)) == pytest.approx((400 / 110, math.inf))
+    assert stats.verdict(ratio, lo, hi, 3, 3) == "A slower"
+    assert stats.fmt_ratio(ratio, lo, hi, stats.ratio_bounds(a, ac, b, _none(3))) == \
         "> 3.64 [3.33–∞]"
     # the mirror image: B censored, A crossed
-    ratio, lo, hi = cmp.ratio_ci(b, _none(3), a, ac)
+    ratio, lo, hi = stats.ratio_ci(b, _none(3), a, ac)
     assert (ratio, lo) == (0.0, 0.0) and hi == pytest.approx(120 / 400)
-    assert cmp.verdict(ratio, lo, hi, 3, 3) == "A faster"
+    assert stats.verdict(ratio, lo, hi, 3, 3) == "A faster"
     # a censored seed on the fast side can only widen the CI, never narrow it
-    _, lo1, hi1 = cmp.ratio_ci(FAST, _none(5), SLOW, _none(5))
-    _, lo2, hi2 = cmp.ratio_ci(FAST[:4] + [110.0], _none(4) + [True], SLOW, _none(5))
+    _, lo1, hi1 = stats.ratio_ci(FAST, _none(5), SLOW, _none(5))
+    _, lo2, hi2 = stats.ratio_ci(FAST[:4] + [110.0], _none(4) + [True], SLOW, _none(5))
     assert lo2 == pytest.approx(lo1) and hi2 >= hi1
 
 
 def test_both_censored_is_not_comparable_and_few_seeds_get_no_ci():
-    ratio, lo, hi = cmp.ratio_ci([100, 500, 500, 500], [False, True, True, True],
+    ratio, lo, hi = stats.ratio_ci([100, 500, 500, 500], [False, True, True, True],
                                  [200, 500, 500], [False, True, True])
     assert math.isnan(ratio) and (lo, hi) == (0.0, math.inf)
-    assert cmp.verdict(ratio, lo, hi, 4, 3) == "not comparable"
-    ratio, lo, hi = cmp.ratio_ci([100.0, 120.0], _none(2), SLOW, _none(5))
+    assert stats.verdict(ratio, lo, hi, 4, 3) == "not comparable"
+    ratio, lo, hi = stats.ratio_ci([100.0, 120.0], _none(2), SLOW, _none(5))
     assert ratio == pytest.approx(110 / 300) and math.isnan(lo) and math.isnan(hi)
-    assert cmp.verdict(ratio, lo, hi, 2, 5) == "too few seeds"
-    assert cmp.verdict(*cmp.ratio_ci([], [], SLOW, _none(5)), 0, 5) == "too few seeds"
+    assert stats.verdict(ratio, lo, hi, 2, 5) == "too few seeds"
+    assert stats.verdict(*stats.ratio_ci([], [], SLOW, _none(5)), 0, 5) == "too few seeds"
 
 
 def _run(returns: list[float], done: dict | None, config: dict | None = None) -> Run:
@@ -152,12 +154,12 @@ def test_report_end_to_end(tmp_path: Path, capsys):
     assert "Regenerate: `python -m reproduce.compare --results" in md
     assert "--profile strong" in md
 
-    ratio, lo, hi = cmp.ratio_ci([100, 110, 120, 130, 140], _none(5),
+    ratio, lo, hi = stats.ratio_ci([100, 110, 120, 130, 140], _none(5),
                                  [300, 310, 320, 340, BUDGET], _none(4) + [True])
     assert ratio == pytest.approx(120 / 320) and hi < 1
     assert lo == 0  # > 2.5% of resamples draw the censored slow seed 3+ times: unbounded
-    a_med = cmp.fmt_median(cmp.median_ci([100, 110, 120, 130, 140], _none(5)))
-    b_med = cmp.fmt_median(cmp.median_ci([300, 310, 320, 340, BUDGET], _none(4) + [True]))
+    a_med = stats.fmt_median(stats.median_ci([100, 110, 120, 130, 140], _none(5)))
+    b_med = stats.fmt_median(stats.median_ci([300, 310, 320, 340, BUDGET], _none(4) + [True]))
     assert a_med.startswith("120 [") and b_med.startswith("320 [")
     row = (f"| Hopper | 2000 | 5/5 (+1 not counted) | {a_med} | 4/5 (+2 not counted) | {b_med} "
            f"| 0.38 [0–{hi:.2f}] | A faster |")
