@@ -1,4 +1,4 @@
-"""The parity harness (reproduce/parity.py): chain, commands, milestones, report. No training."""
+"""The parity harness (reproduce/parity*.py): chain, commands, milestones, report. No training."""
 
 from __future__ import annotations
 
@@ -9,20 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import parity
-from reproduce.parity import (
+from reproduce import parity, parity_chain
+from reproduce.parity_chain import (
     SB3,
     ParityError,
     cumulative_sets,
     load_config,
-    milestone_cell,
     plan_runs,
-    return_near,
     run_dir,
     select,
-    steps_to,
-    write_report,
 )
+from reproduce.parity_curves import load_curve, milestone_cell, return_near, steps_to
+from reproduce.parity_report import write_report
 
 CFG = load_config()
 
@@ -69,7 +67,7 @@ def test_rows_are_cumulative_over_the_chain() -> None:
     assert names[:3] == ["released", "mlp", "damping"]
     assert sets["released"] == {"batch_size": 5000}
     assert sets["damping"] == {"batch_size": 5000, "baseline": "mlp", "cg_damping": 0.1}
-    last = sets[parity.last_cumulative_row(CFG)]
+    last = sets[parity_chain.last_cumulative_row(CFG)]
     for row in CFG["chain"]:  # the chain's last row holds every row's change
         assert row["set"].items() <= last.items()
     small = cumulative_sets(SMALL)
@@ -113,10 +111,10 @@ def test_commands_for_ours_and_sb3(tmp_path: Path) -> None:
     for setting in ("cg_damping=0.1", "max_backtracks=10", "kl_per_action_dim=true"):
         assert setting in by_name["Walker/kl-mean/seed0"].cmd
     sb3 = by_name["Walker/sb3/seed1"].cmd
-    assert sb3[:3] == ("/peer/python", "-I", str(parity.SB3_SCRIPT))
+    assert sb3[:3] == ("/peer/python", "-I", str(parity_chain.SB3_SCRIPT))
     assert sb3[3:] == ("--env", "Walker2d-v5", "--seed", "1", "--steps", "100000", "--out",
                        str(tmp_path.absolute() / "parity" / "Walker" / "sb3" / "seed1"))
-    assert parity.set_value(True) == "true" and parity.set_value((64, 64)) == "64,64"
+    assert parity_chain.set_value(True) == "true" and parity_chain.set_value((64, 64)) == "64,64"
 
 
 def test_missing_peer_python_is_a_clear_error(tmp_path: Path,
@@ -132,12 +130,12 @@ def test_missing_peer_python_is_a_clear_error(tmp_path: Path,
 
 def test_steps_to_milestone_crossing_censoring_and_nan(tmp_path: Path) -> None:
     steps = [5000, 10000, 15000, 20000]
-    crossed = parity.load_curve(write_run(tmp_path, "Hopper", "mlp", 0, steps,
-                                          [500.0, 1200.0, 900.0, 2500.0]))
-    never = parity.load_curve(write_run(tmp_path, "Hopper", "mlp", 1, steps,
-                                        [100.0, 200.0, 300.0, float("nan")]))
-    nan_first = parity.load_curve(write_run(tmp_path, "Hopper", "mlp", 2, steps,
-                                            [float("nan"), 1500.0, 800.0, 900.0]))
+    crossed = load_curve(write_run(tmp_path, "Hopper", "mlp", 0, steps,
+                                   [500.0, 1200.0, 900.0, 2500.0]))
+    never = load_curve(write_run(tmp_path, "Hopper", "mlp", 1, steps,
+                                 [100.0, 200.0, 300.0, float("nan")]))
+    nan_first = load_curve(write_run(tmp_path, "Hopper", "mlp", 2, steps,
+                                     [float("nan"), 1500.0, 800.0, 900.0]))
     assert crossed is not None and never is not None and nan_first is not None
     assert steps_to(crossed, 1000) == (10000.0, True)
     assert steps_to(crossed, 2000) == (20000.0, True)
@@ -157,7 +155,7 @@ def test_steps_to_milestone_crossing_censoring_and_nan(tmp_path: Path) -> None:
 
 def test_unfinished_run_is_not_read(tmp_path: Path) -> None:
     d = write_run(tmp_path, "Hopper", "mlp", 0, [5000], [3000.0], done=False)
-    assert parity.load_curve(d) is None
+    assert load_curve(d) is None
 
 
 # ---------------------------------------------------------------------- the report
@@ -198,11 +196,11 @@ def test_report_from_synthetic_runs(tmp_path: Path) -> None:
 def test_pool_runs_logs_and_reports_failures(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     ok = "import os; print('threads', os.environ['OMP_NUM_THREADS']); open('{}', 'w')"
-    runs = [parity.Run("Hopper", "released", 0, tmp_path / "a",
-                       (sys.executable, "-c", ok.format(tmp_path / "a" / "DONE"))),
-            parity.Run("Hopper", "mlp", 0, tmp_path / "b",
-                       (sys.executable, "-c", "import sys; print('boom'); sys.exit(3)")),
-            parity.Run("Hopper", "sb3", 0, tmp_path / "c", (str(tmp_path / "no-python"),))]
+    runs = [parity_chain.Run("Hopper", "released", 0, tmp_path / "a",
+                             (sys.executable, "-c", ok.format(tmp_path / "a" / "DONE"))),
+            parity_chain.Run("Hopper", "mlp", 0, tmp_path / "b",
+                             (sys.executable, "-c", "import sys; print('boom'); sys.exit(3)")),
+            parity_chain.Run("Hopper", "sb3", 0, tmp_path / "c", (str(tmp_path / "no-python"),))]
     failed = parity.run_all(runs, workers=2, show_progress=False)
     assert sorted(r.name for r in failed) == ["Hopper/mlp/seed0", "Hopper/sb3/seed0"]
     assert "no-python" in (tmp_path / "c" / "log.txt").read_text()
@@ -218,8 +216,8 @@ def test_the_chain_ends_at_the_trpo_strong_preset():
     from qprop_tf.config import load_config
     from reproduce.spec import merged_overrides
 
-    last = parity.cumulative_sets(CFG)[parity.last_cumulative_row(CFG)]
-    assert parity.last_cumulative_row(CFG) == "kl-mean"
+    last = parity_chain.cumulative_sets(CFG)[parity_chain.last_cumulative_row(CFG)]
+    assert parity_chain.last_cumulative_row(CFG) == "kl-mean"
     chain_cfg = load_config("trpo", "Hopper", 0, dict(last))
     preset = load_config("trpo", "Hopper", 0, merged_overrides("Hopper", "trpo-strong"))
     for key in last:
@@ -227,6 +225,6 @@ def test_the_chain_ends_at_the_trpo_strong_preset():
 
 
 def test_a_single_factor_row_is_base_plus_its_own_change():
-    sets = parity.cumulative_sets(CFG)
+    sets = parity_chain.cumulative_sets(CFG)
     assert sets["kl-alone"] == {"batch_size": 5000, "kl_per_action_dim": True}
     assert "baseline" not in sets["kl-alone"]
