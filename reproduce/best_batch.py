@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from qprop_tf.progress import COLUMNS as C
+from reproduce.algo_names import paper_name
 from reproduce.compare import METHOD, Counted, DomainResult, Side, counted_runs
 from reproduce.compare_stats import censored_median, fmt_episodes
 from reproduce.results import Run
@@ -50,7 +51,6 @@ from reproduce.spec import (
     base_algo,
     check_profile,
     merged_overrides,
-    paper_name,
     profile_dir,
     resolve_runs,
     selected_algos,

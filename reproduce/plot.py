@@ -37,6 +37,7 @@ import seaborn as sns  # noqa: E402
 
 from qprop_tf.divergence import diverged_stretches  # noqa: E402
 from qprop_tf.progress import COLUMNS as C  # noqa: E402
+from reproduce.algo_names import paper_name
 from reproduce.results import Collection, Run, load_table_runs  # noqa: E402
 from reproduce.spec import (  # noqa: E402
     EPISODE_STEPS,
@@ -46,7 +47,6 @@ from reproduce.spec import (  # noqa: E402
     domains,
     figures,
     paper_crossing,
-    paper_name,
     profile_dir,
     threshold,
 )

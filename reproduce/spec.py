@@ -35,29 +35,6 @@ PAPER_BUDGET_EPISODES = 30000
 """Table 1's MaxReturn is the best average return within the first 30000 episodes."""
 TABLE1_ALGOS: tuple[str, ...] = ("qprop-c", "trpo", "ddpg")
 """Table 1's columns, in the paper's order."""
-PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg": "DDPG",
-                               "qprop": "TR-Q-Prop", "qprop-a": "TR-a-Q-Prop",
-                               "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1",
-                               "trpo-b1000": "TRPO, batch 1000",
-                               "trpo-b5000": "TRPO, batch 5000 (ablation)",
-                               "qprop-c-b1000": "TR-c-Q-Prop, batch 1000",
-                               "qprop-c-b25000": "TR-c-Q-Prop, batch 25000",
-                               "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "
-                                                "(ablation)",
-                               "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
-                                                 "(ablation)",
-                               "qprop-c-tclip": "TR-c-Q-Prop, TD target at clipped mu(s') "
-                                                "(ours)",
-                               "qprop-c-huber": "TR-c-Q-Prop, Huber TD loss (ours)",
-                               "qprop-c-gclip": "TR-c-Q-Prop, critic gradient clipped (ours)",
-                               "qprop-c-lagged": "TR-c-Q-Prop, lagged target policy (ours)",
-                               "qprop-c-qlr1e-4": "TR-c-Q-Prop, critic lr 1e-4 (ours)",
-                               "trpo-strong": "TRPO, strong base (extra row)",
-                               "qprop-c-strong": "TR-c-Q-Prop, strong base (extra row)",
-                               "qprop-c-strong-tclip": "TR-c-Q-Prop, strong base, TD target "
-                                                       "at clipped mu(s') (ours)",
-                               "qprop-c-strong-lagged": "TR-c-Q-Prop, strong base, lagged "
-                                                        "target policy (ours)"}
 QUALIFIERS = ("", ">", "N/A")
 
 
@@ -108,10 +85,6 @@ def base_algo(algo: str) -> str:
 def metric_for(algo: str) -> str:
     """The progress.csv column Table 1 reads: DDPG's noise-free eval return, else the batch's."""
     return C.eval_return if base_algo(algo) == "ddpg" else C.average_return
-
-
-def paper_name(algo: str) -> str:
-    return PAPER_NAMES.get(algo, algo)
 
 
 @cache
@@ -407,12 +380,3 @@ def run_hours(spec: RunSpec) -> float:
     startup = float(profiles_file().get("cost", {}).get("startup_seconds", 8))
     return (spec.max_steps / rate_for(spec) + startup) / 3600
 
-
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise SpecError(f"override {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out

@@ -43,7 +43,6 @@ from reproduce.runner import SPEC, read_json, reset_run_dir
 from reproduce.spec import (
     RunSpec,
     SpecError,
-    parse_overrides,
     profile_dir,
     profiles,
     rate_for,
@@ -56,6 +55,17 @@ def _csv_list(value: str | None) -> list[str] | None:
     if value is None or not value.strip():
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items -> {key: value} (strings; the run's Config types them)."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise SpecError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

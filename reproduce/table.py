@@ -26,6 +26,7 @@ import pandas as pd
 
 from qprop_tf.divergence import diverged_stretches, during_divergence
 from qprop_tf.progress import COLUMNS as C
+from reproduce.algo_names import paper_name
 from reproduce.results import Collection, Run, load_table_runs
 from reproduce.spec import (
     EPISODE_STEPS,
@@ -35,7 +36,6 @@ from reproduce.spec import (
     check_profile,
     domains,
     extra_rows_from,
-    paper_name,
     profile_dir,
     published_cell,
     threshold,

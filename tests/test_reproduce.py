@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from qprop_tf.rundir import DONE  # noqa: E402
 from reproduce import spec as rspec  # noqa: E402
+from reproduce.algo_names import paper_name  # noqa: E402
 from reproduce.runner import (  # noqa: E402
     EarlyStopCallback,
     StopTraining,
@@ -511,7 +512,7 @@ def test_stable_profile_has_one_critic_switch_per_variant():
     for algo, overrides in runs.items():
         diff = {k: v for k, v in overrides.items() if base.get(k) != v}
         assert diff == switches[algo], algo
-        assert rspec.paper_name(algo) != algo
+        assert paper_name(algo) != algo
     # on the strong base, the same switches against the strong profile's qprop-c-strong
     strong = {s.algo: s.identity() for s in resolve_runs("stable-strong") if s.seed == 0}
     base_id = resolve_runs("strong", ["Swimmer"], ["qprop-c-strong"], 1)[0].identity()
@@ -522,7 +523,7 @@ def test_stable_profile_has_one_critic_switch_per_variant():
             {k: v for k, v in base_id.items() if k not in ("algo", "overrides")}
         ov, bov = ident["overrides"], base_id["overrides"]
         assert {k: v for k, v in ov.items() if bov.get(k) != v} == switch, algo
-        assert rspec.paper_name(algo) != algo
+        assert paper_name(algo) != algo
     assert not strong
 
 
