@@ -27,7 +27,13 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                "qprop-c-strong-tclip": "TR-c-Q-Prop, strong base, TD target "
                                                        "at clipped mu(s') (ours)",
                                "qprop-c-strong-lagged": "TR-c-Q-Prop, strong base, lagged "
-                                                        "target policy (ours)"}
+                                                        "target policy (ours)",
+                               "qprop-c-strong-huber": "TR-c-Q-Prop, strong base, Huber TD "
+                                                       "loss (ours)",
+                               "qprop-c-strong-gclip": "TR-c-Q-Prop, strong base, critic "
+                                                       "gradient clipped (ours)",
+                               "qprop-c-strong-qlr1e-4": "TR-c-Q-Prop, strong base, critic "
+                                                         "lr 1e-4 (ours)"}
 
 
 def paper_name(algo: str) -> str:
