@@ -11,7 +11,9 @@ rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`
 - **Divergences**, per (domain, variant): the seeds whose critic diverged
   (:mod:`qprop_tf.divergence`: TD loss > 100x the median of the earlier healthy ones), when it
   first did (env steps), the largest TD loss and |mean Q| of the run, and the iterations each
-  run lasted: a run that crossed early and stopped (early stop) had less time to diverge.
+  run lasted: a run that crossed early and stopped (early stop) had less time to diverge;
+  and whether the variant diverged on fewer seeds than the baseline, on the seeds both have
+  (one-sided Fisher exact test, ``scipy.stats.fisher_exact``).
 - **Episodes to threshold**, each variant next to the baseline (``--baseline``, the authors'
   critic) and next to the reference (``--reference``, TRPO at Q-Prop's batch) on the same
   seeds: median (censored = +inf), ratio with a bootstrap 95% CI and verdict, exactly as
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
 from qprop_tf.progress import COLUMNS as C
@@ -184,13 +187,31 @@ def _seeds(xs: list[int]) -> str:
 def _ratio_cell(r: DomainResult | None) -> str:
     if r is None:
         return "-"
-    return f"{r.ratio_text} on seeds {_seeds([x.seed for x in r.a.runs])}: {r.verdict}"
+    verdict = r.verdict.replace("A ", "variant ", 1) if r.verdict.startswith("A ") else \
+        r.verdict
+    return f"{r.ratio_text} on seeds {_seeds([x.seed for x in r.a.runs])}: {verdict}"
 
 
-def divergence_rows(variants: list[Variant]) -> list[dict[str, str]]:
+def fewer_divergences_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Fisher exact p that the variant diverges on fewer seeds than the baseline,
+    over the seeds both have (NaN without shared seeds, or for the baseline itself)."""
+    if baseline is None or variant.algo == baseline.algo:
+        return math.nan
+    shared = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
+    if not shared:
+        return math.nan
+    v = sum(r.diverged for r in variant.records if r.seed in shared)
+    b = sum(r.diverged for r in baseline.records if r.seed in shared)
+    n = len(shared)
+    return float(fisher_exact([[v, n - v], [b, n - b]], alternative="less").pvalue)
+
+
+def divergence_rows(variants: list[Variant], baseline: str) -> list[dict[str, str]]:
+    base = next((v for v in variants if v.algo == baseline), None)
     rows = []
     for v in variants:
         rec = v.records
+        p = fewer_divergences_p(v, base)
         first = [r.first_diverged_steps / EPISODE_STEPS for r in rec if r.diverged]
         rows.append({
             "variant": v.algo,
@@ -203,6 +224,8 @@ def divergence_rows(variants: list[Variant]) -> list[dict[str, str]]:
             "max |mean Q|, median [max]": _med_max([r.max_abs_q for r in rec]),
             "iterations run, median": fmt_num(float(np.median([r.iterations for r in rec])))
             if rec else "-",
+            "fewer than the baseline? Fisher p (one-sided, shared seeds)":
+            "-" if math.isnan(p) else f"{p:.3g}",
         })
     return rows
 
@@ -262,11 +285,11 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
         own -= {baseline, reference}
     counted = counted_runs(results, profile, own)
     runs, excluded, notes = counted.runs, dict(counted.excluded), list(counted.notes)
+    seen = {r.domain for r in runs} | {d for d, _ in excluded}  # the profile's own domains
     if baseline_profile:
         base = counted_runs(results, baseline_profile, {baseline, reference})
         runs, notes = runs + base.runs, notes + base.notes
         excluded.update(base.excluded)
-    seen = {r.domain for r in runs}
     doms = domain_list or [d for d in domains() if d in seen]
     home = profile_dir(results, profile)
     cmd = (f"python -m reproduce.stability --results {results} --profile {profile} "
@@ -281,7 +304,7 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
     for d in doms:
         variants = domain_variants(runs, excluded, d, baseline, reference)
         ref = reference_side(runs, d, reference)
-        div, cross = divergence_rows(variants), crossing_rows(variants, ref)
+        div, cross = divergence_rows(variants, baseline), crossing_rows(variants, ref)
         base_runs = [r for r in runs if r.domain == d and r.algo == baseline]
         lines += [f"## {d} (threshold {threshold(d):g})", "", "### Divergences", "",
                   markdown_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)", "",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from reproduce import stability as st
 from reproduce.results import load_runs
@@ -76,13 +77,37 @@ def test_report_counts_divergences_per_variant_and_compares_on_shared_seeds(
     md = (tmp_path / "stable-strong" / "stability.md").read_text()
     assert "| base | 4 | 2/4 (seeds 0, 1) |" in md
     assert "| qprop-fix | 3 | 0/3 (seeds none) |" in md
+    # fewer divergences on the shared seeds 0-2 (0/3 against 2/3): Fisher p = C(4,3)/C(6,3)
+    assert st.fewer_divergences_p(*_variants(tmp_path)) == pytest.approx(0.2)
     # the fix against the baseline on the seeds both have (0-2): 55 vs 180 episodes
-    assert "on seeds 0, 1, 2: A faster" in md
+    assert "on seeds 0, 1, 2: variant faster" in md
     assert "ref (reference)" in md
     assert "10 before iteration 15" in md  # mechanism rows of the baseline
     assert (tmp_path / "stable-strong/figures/stability_Swimmer.png").stat().st_size > 10000
     assert "--baseline-profile strong" in md
     assert "wrote" in capsys.readouterr().out
+
+
+def _variants(results: Path) -> tuple[st.Variant, st.Variant]:
+    from reproduce.compare import counted_runs
+
+    runs = (counted_runs(results, "stable-strong", {"qprop-fix"}).runs
+            + counted_runs(results, "strong", {"base", "ref"}).runs)
+    vs = {v.algo: v for v in st.domain_variants(runs, {}, "Swimmer", "base", "ref")}
+    return vs["qprop-fix"], vs["base"]
+
+
+def test_fisher_p_counts_only_shared_seeds():
+    def variant(algo: str, diverged: list[bool]) -> st.Variant:
+        recs = [st.RunStability(k, 10, d, math.nan, 1.0, 1.0, False)
+                for k, d in enumerate(diverged)]
+        return st.Variant(algo, [], 0, recs, None, None)
+
+    base = variant("base", [True] * 5)
+    assert st.fewer_divergences_p(variant("fix", [False] * 5), base) < 0.01  # 0/5 vs 5/5
+    assert st.fewer_divergences_p(variant("same", [True] * 5), base) == 1.0
+    assert math.isnan(st.fewer_divergences_p(base, base))
+    assert st.fewer_divergences_p(variant("one", [False]), base) == 0.5  # 1 shared seed
 
 
 def test_unknown_profile_is_a_clean_error(tmp_path: Path, capsys):
