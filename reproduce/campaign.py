@@ -29,7 +29,9 @@ The Makefile target then regenerates each profile's table and figures.
 
 ``python -m reproduce.campaign status``: per profile, the ledger on stdout and whether its
 sweep is running. ``python -m reproduce.campaign profiles``: the profiles a command without
-``--profile`` acts on, one a line (for the Makefile).
+``--profile`` acts on, one a line (for the Makefile). ``python -m reproduce.campaign pin
+--profile P [--repin]``: pin P (or move its pin to HEAD) without starting it, so that the next
+``start`` (every pinned profile) takes it up.
 """
 
 from __future__ import annotations
@@ -197,6 +199,14 @@ def start_profile(profile: str, root: Path, results: Path, workers: int, nice: i
           f"runs checkpoint and resume next time)\n  log:    {log}")
 
 
+def pin_profile(profile: str, root: Path, repin: bool) -> None:
+    """Pin ``profile`` (at HEAD, or keep its pin unless ``repin``) without starting it."""
+    if running_pid(root, profile) is not None and repin:
+        raise CampaignError(f"{profile}: its sweep is running; stop it before repinning")
+    pin_worktree(root, profile, resolve_runs(profile), repin)
+    print(f"campaign: {profile}: pinned at {_pin_line(root, profile)}; `start` takes it up")
+
+
 def copy_run(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
@@ -274,7 +284,7 @@ def status(profile: str | None, root: Path, results: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("start", "collect", "status", "profiles"))
+    parser.add_argument("command", choices=("start", "pin", "collect", "status", "profiles"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -294,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             return start(args.profile, args.root, args.results, args.workers, args.nice,
                          args.repin)
+        if args.command == "pin":
+            if not args.profile:
+                raise CampaignError("pin needs --profile")
+            args.root.mkdir(parents=True, exist_ok=True)
+            migrate_legacy(args.root)
+            pin_profile(args.profile, args.root, args.repin)
+            return 0
         if not args.root.is_dir():
             raise CampaignError(f"no campaign root at {args.root}")
         if args.command == "profiles":

@@ -270,3 +270,25 @@ def test_an_unknown_pinned_profile_is_one_error_and_does_not_stop_the_others(
     assert [p for p, _ in launches] == ["stable", "stable"]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("campaign: nope: unknown profile 'nope'")
+
+
+def test_pin_queues_a_profile_without_starting_it_and_repins_only_when_stopped(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    first = _git(repo, "rev-parse", "HEAD")
+    assert campaign.main(["pin", "--profile", "stable", "--root", str(root)]) == 0
+    assert launches == [] and campaign.read_pin(root, "stable")["commit"] == first
+    assert "campaign: stable: pinned at " + first[:7] in capsys.readouterr().out
+    second = _commit(repo, "two")
+    assert campaign.main(["pin", "--profile", "stable", "--root", str(root)]) == 0
+    assert campaign.read_pin(root, "stable")["commit"] == first  # kept without --repin
+    (root / "stable" / campaign.PID).write_text(f"{os.getpid()}\n")  # its sweep is running
+    assert campaign.main(["pin", "--profile", "stable", "--repin", "--root", str(root)]) == 2
+    assert "stop it before repinning" in capsys.readouterr().err
+    (root / "stable" / campaign.PID).unlink()
+    assert campaign.main(["pin", "--profile", "stable", "--repin", "--root", str(root)]) == 0
+    assert campaign.read_pin(root, "stable")["commit"] == second
+    assert _start(root, results) == 0  # the next start takes it up
+    assert [p for p, _ in launches] == ["stable"]
+    assert campaign.main(["pin", "--root", str(root)]) == 2
+    assert "pin needs --profile" in capsys.readouterr().err
