@@ -19,10 +19,11 @@ rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`
   seeds: median (censored = +inf), ratio with a bootstrap 95% CI and verdict, exactly as
   :mod:`reproduce.compare`; and the crossings that happened during a divergence (kept in the
   numbers, counted here).
-- **Mechanism**, per baseline seed: the share of the critic's bootstrap actions mu(s') outside
-  the action bounds (``critic_oob_fraction``), the largest |mu| and the largest |TD target| at
-  such actions against the largest overall, each as a median over the ``WINDOW`` iterations
-  before the first divergence (before the run's end for a seed that never diverged). The
+- **Mechanism**, per run that logged them (code older than the fit statistics did not): the
+  share of the critic's bootstrap actions mu(s') outside the action bounds
+  (``critic_oob_fraction``), the largest |mu| and the largest |TD target| at such actions
+  against the largest overall, each as a median over the ``WINDOW`` iterations before the
+  first divergence (the run's last ``WINDOW`` for a run that never diverged). The
   hypothesis under test: the TD target Q'(s', mu(s')) is evaluated at a mean that drifts out
   of bounds, where the critic has no data. A switch that only clips mu(s') in the target
   (``qprop-c-tclip``) is its experiment on the same seeds.
@@ -253,14 +254,19 @@ def crossing_rows(variants: list[Variant], ref: Side) -> list[dict[str, str]]:
     return rows
 
 
-def mechanism_rows(runs: list[Run]) -> list[dict[str, str]]:
+def mechanism_rows(runs: list[Run], order: list[str]) -> list[dict[str, str]]:
+    """One row per run that logged the fit statistics, in ``order`` of variants, by seed."""
     def g(x: float, spec: str = ".3g") -> str:
         return "-" if not math.isfinite(x) else format(x, spec)
 
     out = []
-    for r in sorted(runs, key=lambda r: r.seed):
+    rank = {a: i for i, a in enumerate(order)}
+    for r in sorted(runs, key=lambda r: (rank.get(r.algo, len(rank)), r.algo, r.seed)):
+        if C.critic_oob_fraction not in r.progress.columns:
+            continue
         m = mechanism(r)
-        out.append({"seed": str(m.seed), "diverged": "yes" if m.diverged else "no",
+        out.append({"variant": r.algo, "seed": str(m.seed),
+                    "diverged": "yes" if m.diverged else "no",
                     "iterations": m.window, "mu(s') out of bounds": g(m.oob_fraction, ".1%"),
                     "max |mu(s')|": g(m.max_abs_mu), "max |y|": g(m.target_max_abs),
                     "max |y| at out-of-bounds mu(s')": g(m.target_oob_max_abs)})
@@ -305,14 +311,19 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
         variants = domain_variants(runs, excluded, d, baseline, reference)
         ref = reference_side(runs, d, reference)
         div, cross = divergence_rows(variants, baseline), crossing_rows(variants, ref)
-        base_runs = [r for r in runs if r.domain == d and r.algo == baseline]
+        mech = mechanism_rows([r for r in runs if r.domain == d], [v.algo for v in variants])
+        older = sorted({r.algo for r in runs if r.domain == d and r.algo != reference
+                        and C.critic_oob_fraction not in r.progress.columns})
         lines += [f"## {d} (threshold {threshold(d):g})", "", "### Divergences", "",
                   markdown_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)", "",
                   "### Episodes to threshold", "",
                   markdown_table(pd.DataFrame(cross)) if cross else "(no runs)", ""]
-        if base_runs:
-            lines += [f"### Mechanism: {baseline}'s fit statistics before its divergence", "",
-                      markdown_table(pd.DataFrame(mechanism_rows(base_runs))), ""]
+        if mech or older:
+            lines += ["### Mechanism: the critic's fit statistics before the first divergence",
+                      "", markdown_table(pd.DataFrame(mech)) if mech else "(none logged)", ""]
+            if older:
+                lines += [f"Not logged (runs of code older than the fit statistics): "
+                          f"{', '.join(older)}.", ""]
         shown = [v.algo for v in variants if v.algo != baseline and (not show or v.algo in show)]
         fig = plot_stability([r for r in runs if r.domain == d and r.algo in
                               {baseline, *shown}], d, baseline, shown, home / "figures")

@@ -82,7 +82,8 @@ def test_report_counts_divergences_per_variant_and_compares_on_shared_seeds(
     # the fix against the baseline on the seeds both have (0-2): 55 vs 180 episodes
     assert "on seeds 0, 1, 2: variant faster" in md
     assert "ref (reference)" in md
-    assert "10 before iteration 15" in md  # mechanism rows of the baseline
+    assert "| base | 0 | yes | 10 before iteration 15 | 30.0% |" in md  # mechanism rows
+    assert "| qprop-fix | 2 | no | last 10 (no divergence) |" in md
     assert (tmp_path / "stable-strong/figures/stability_Swimmer.png").stat().st_size > 10000
     assert "--baseline-profile strong" in md
     assert "wrote" in capsys.readouterr().out
