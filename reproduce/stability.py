@@ -13,7 +13,9 @@ rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`
   first did (env steps), the largest TD loss and |mean Q| of the run, and the iterations each
   run lasted: a run that crossed early and stopped (early stop) had less time to diverge;
   and whether the variant diverged on fewer seeds than the baseline, on the seeds both have
-  (one-sided Fisher exact test, ``scipy.stats.fisher_exact``).
+  (one-sided Fisher exact test, ``scipy.stats.fisher_exact``) and whether its largest TD
+  losses are smaller (one-sided Mann-Whitney U, ``scipy.stats.mannwhitneyu``): a divergence
+  that peaks at 1e2 and one that peaks at 1e9 both count once in the first test.
 - **Episodes to threshold**, each variant next to the baseline (``--baseline``, the authors'
   critic) and next to the reference (``--reference``, TRPO at Q-Prop's batch) on the same
   seeds: median (censored = +inf), ratio with a bootstrap 95% CI and verdict, exactly as
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, mannwhitneyu
 
 from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
 from qprop_tf.progress import COLUMNS as C
@@ -207,12 +209,25 @@ def fewer_divergences_p(variant: Variant, baseline: Variant | None) -> float:
     return float(fisher_exact([[v, n - v], [b, n - b]], alternative="less").pvalue)
 
 
+def smaller_losses_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Mann-Whitney p that the variant's largest TD losses are smaller than the
+    baseline's, over the seeds both have (NaN without shared seeds, or for the baseline)."""
+    if baseline is None or variant.algo == baseline.algo:
+        return math.nan
+    shared = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
+    v = [r.max_loss for r in variant.records if r.seed in shared]
+    b = [r.max_loss for r in baseline.records if r.seed in shared]
+    if not shared or not all(map(math.isfinite, v + b)):
+        return math.nan
+    return float(mannwhitneyu(v, b, alternative="less").pvalue)
+
+
 def divergence_rows(variants: list[Variant], baseline: str) -> list[dict[str, str]]:
     base = next((v for v in variants if v.algo == baseline), None)
     rows = []
     for v in variants:
         rec = v.records
-        p = fewer_divergences_p(v, base)
+        p, q = fewer_divergences_p(v, base), smaller_losses_p(v, base)
         first = [r.first_diverged_steps / EPISODE_STEPS for r in rec if r.diverged]
         rows.append({
             "variant": v.algo,
@@ -227,6 +242,8 @@ def divergence_rows(variants: list[Variant], baseline: str) -> list[dict[str, st
             if rec else "-",
             "fewer than the baseline? Fisher p (one-sided, shared seeds)":
             "-" if math.isnan(p) else f"{p:.3g}",
+            "smaller max TD loss? Mann-Whitney p (one-sided, shared seeds)":
+            "-" if math.isnan(q) else f"{q:.3g}",
         })
     return rows
 

@@ -110,6 +110,17 @@ def test_fisher_p_counts_only_shared_seeds():
     assert math.isnan(st.fewer_divergences_p(base, base))
     assert st.fewer_divergences_p(variant("one", [False]), base) == 0.5  # 1 shared seed
 
+    def losses(algo: str, peaks: list[float]) -> st.Variant:
+        recs = [st.RunStability(k, 10, False, math.nan, x, 1.0, False)
+                for k, x in enumerate(peaks)]
+        return st.Variant(algo, [], 0, recs, None, None)
+
+    big = losses("base", [1e8, 1e9, 3e8, 2e9, 5e7])
+    assert st.smaller_losses_p(losses("fix", [0.3, 274, 0.2, 83, 0.4]), big) == \
+        pytest.approx(1 / 252)  # every one below: the smallest p of 5 against 5
+    assert st.smaller_losses_p(big, losses("fix", [0.3] * 5)) > 0.99
+    assert math.isnan(st.smaller_losses_p(big, big))
+
 
 def test_unknown_profile_is_a_clean_error(tmp_path: Path, capsys):
     assert st.main(["--results", str(tmp_path), "--profile", "nope"]) == 2
