@@ -149,6 +149,26 @@ def latest_log(root: Path, profile: str) -> Path | None:
     return logs[-1] if logs else None
 
 
+def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
+    """A profile whose algorithms come from a selection file (``algos_from``, e.g.
+    bestbatch-confirm) reads it under ``--results``: the sweep under the root, this module
+    under the checkout. Copy the checkout's into the root when the root has none; refuse
+    when the two differ (the root's runs were chosen by the root's file)."""
+    rel = check_profile(profile).get("algos_from")
+    if not rel:
+        return None
+    src, dst = results / rel, root / rel
+    if not src.is_file():
+        raise CampaignError(f"{profile}: its selection file {src} does not exist yet")
+    if dst.is_file() and dst.read_bytes() != src.read_bytes():
+        raise CampaignError(f"{profile}: {dst} differs from {src}; the campaign's runs were "
+                            "chosen by the former: make them agree before going on")
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    return dst
+
+
 def seed_root(specs: list[RunSpec], results: Path, root: Path) -> int:
     """Copy the committed finished runs into the root (where it has none), so they are skipped."""
     n = 0
@@ -182,7 +202,7 @@ def _pin_line(root: Path, profile: str) -> str:
 
 def start_profile(profile: str, root: Path, results: Path, workers: int, nice: int,
                   repin: bool) -> None:
-    specs = resolve_runs(profile)
+    specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
     if pid is not None:
         print(f"campaign: {profile}: already running, skipped\n"
@@ -190,6 +210,7 @@ def start_profile(profile: str, root: Path, results: Path, workers: int, nice: i
               f"  log:    {latest_log(root, profile) or '?'}")
         return
     wt = pin_worktree(root, profile, specs, repin)
+    sync_selection(profile, results, root)
     copied = seed_root(specs, results, root)
     pid, log = launch(profile, wt, root, workers, nice)
     (root / profile / PID).write_text(f"{pid}\n")
@@ -214,7 +235,7 @@ def copy_run(src: Path, dst: Path) -> None:
 
 
 def collect_profile(profile: str, root: Path, results: Path) -> None:
-    specs = resolve_runs(profile)
+    specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
     new = partial = 0
     for s in specs:
@@ -242,7 +263,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
 
 
 def status_profile(profile: str, root: Path, results: Path) -> None:
-    specs = resolve_runs(profile)
+    specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
     pin = read_pin(root, profile)
     print(f"campaign root {root}, profile {profile}: "

@@ -292,3 +292,21 @@ def test_pin_queues_a_profile_without_starting_it_and_repins_only_when_stopped(
     assert [p for p, _ in launches] == ["stable"]
     assert campaign.main(["pin", "--root", str(root)]) == 2
     assert "pin needs --profile" in capsys.readouterr().err
+
+
+def test_a_selection_profile_takes_the_checkouts_file_into_the_root(
+        repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    # no selection yet: a one-line error, nothing launched
+    assert _start(root, results, "--profile", "bestbatch-confirm") == 2
+    assert "selection.json" in capsys.readouterr().err and launches == []
+    sel = results / "bestbatch" / "selection.json"
+    sel.parent.mkdir(parents=True)
+    sel.write_text(json.dumps({"algos": {"Reacher": ["trpo", "qprop-c"]}}))
+    assert _start(root, results, "--profile", "bestbatch-confirm") == 0
+    assert (root / "bestbatch" / "selection.json").read_bytes() == sel.read_bytes()
+    assert [p for p, _ in launches] == ["bestbatch-confirm"]
+    # the checkout's file changes under a running campaign: refused, not silently mixed
+    sel.write_text(json.dumps({"algos": {"Reacher": ["trpo-b1000", "qprop-c"]}}))
+    assert _start(root, results, "--profile", "bestbatch-confirm") == 2
+    assert "differs from" in capsys.readouterr().err
