@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
@@ -51,7 +52,7 @@ def reuse(results: Path, profile: str, sources: list[str], dry_run: bool = False
         if link.exists() or link.is_symlink():
             continue
         for other in sources:
-            target = RunSpec.from_dict({**spec.to_dict(), "profile": other}).run_dir(results)
+            target = replace(spec, profile=other).run_dir(results)
             if same_run(spec, target):
                 if not dry_run:
                     link.parent.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,23 @@ def domains() -> dict[str, dict[str, Any]]:
     return hyperparams()["domains"]
 
 
+@cache
 def algos() -> dict[str, dict[str, Any]]:
-    return hyperparams()["algos"]
+    """Preset name -> its settings; a preset with ``extends = "<preset>"`` starts from that
+    preset's settings (resolved the same way) and overrides them with its own."""
+    raw = hyperparams()["algos"]
+
+    def resolve(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+        if name in seen:
+            raise SpecError(f"hyperparams.toml: presets extend each other in a circle: "
+                            f"{' -> '.join((*seen, name))}")
+        if name not in raw:
+            raise SpecError(f"hyperparams.toml: {seen[-1]!r} extends unknown preset {name!r}")
+        own = dict(raw[name])
+        parent = own.pop("extends", None)
+        return {**(resolve(parent, (*seen, name)) if parent else {}), **own}
+
+    return {name: resolve(name, ()) for name in raw}
 
 
 def figures() -> dict[str, dict[str, Any]]:

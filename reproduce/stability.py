@@ -84,7 +84,7 @@ def _column_max(df: pd.DataFrame, column: str, absolute: bool = False) -> float:
 def run_stability(run: Run) -> RunStability:
     """One run's divergence record (:mod:`qprop_tf.divergence`) and its crossing."""
     df = run.progress
-    stretches = diverged_stretches(df) if C.critic_loss in df.columns else []
+    stretches = diverged_stretches(df)  # none for a run without a critic
     first = (divergence_summary(df)["first_diverged_env_steps"] if stretches else None)
     first = math.nan if first is None else float(first)
     x = episodes_to_threshold(run)
@@ -117,7 +117,7 @@ def mechanism(run: Run, window: int = WINDOW) -> Mechanism:
     """Medians of the fit statistics over the ``window`` iterations before the first
     divergence (or the run's last ``window`` when it never diverged)."""
     df = run.progress
-    stretches = diverged_stretches(df) if C.critic_loss in df.columns else []
+    stretches = diverged_stretches(df)  # none for a run without a critic
     if stretches:
         end = int(np.flatnonzero(df["iteration"].to_numpy() == stretches[0].first)[0])
         text = f"{window} before iteration {stretches[0].first}"
@@ -195,29 +195,32 @@ def _ratio_cell(r: DomainResult | None) -> str:
     return f"{r.ratio_text} on seeds {_seeds([x.seed for x in r.a.runs])}: {verdict}"
 
 
+def _shared(variant: Variant, baseline: Variant | None
+            ) -> tuple[list[RunStability], list[RunStability]]:
+    """The two variants' records on the seeds both have (none against itself or no baseline)."""
+    if baseline is None or variant.algo == baseline.algo:
+        return [], []
+    seeds = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
+    return ([r for r in variant.records if r.seed in seeds],
+            [r for r in baseline.records if r.seed in seeds])
+
+
 def fewer_divergences_p(variant: Variant, baseline: Variant | None) -> float:
     """One-sided Fisher exact p that the variant diverges on fewer seeds than the baseline,
     over the seeds both have (NaN without shared seeds, or for the baseline itself)."""
-    if baseline is None or variant.algo == baseline.algo:
+    mine, theirs = _shared(variant, baseline)
+    if not mine:
         return math.nan
-    shared = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
-    if not shared:
-        return math.nan
-    v = sum(r.diverged for r in variant.records if r.seed in shared)
-    b = sum(r.diverged for r in baseline.records if r.seed in shared)
-    n = len(shared)
+    v, b, n = sum(r.diverged for r in mine), sum(r.diverged for r in theirs), len(mine)
     return float(fisher_exact([[v, n - v], [b, n - b]], alternative="less").pvalue)
 
 
 def smaller_losses_p(variant: Variant, baseline: Variant | None) -> float:
     """One-sided Mann-Whitney p that the variant's largest TD losses are smaller than the
     baseline's, over the seeds both have (NaN without shared seeds, or for the baseline)."""
-    if baseline is None or variant.algo == baseline.algo:
-        return math.nan
-    shared = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
-    v = [r.max_loss for r in variant.records if r.seed in shared]
-    b = [r.max_loss for r in baseline.records if r.seed in shared]
-    if not shared or not all(map(math.isfinite, v + b)):
+    mine, theirs = _shared(variant, baseline)
+    v, b = [r.max_loss for r in mine], [r.max_loss for r in theirs]
+    if not mine or not all(map(math.isfinite, v + b)):
         return math.nan
     return float(mannwhitneyu(v, b, alternative="less").pvalue)
 

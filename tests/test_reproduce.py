@@ -549,3 +549,19 @@ def test_a_crossing_during_a_critic_divergence_is_marked_and_kept(tmp_path):
     shown = display_frame(df)
     cells = shown[(df.domain == "Swimmer") & (df.algo == "qprop-c")].iloc[0].tolist()
     assert any("crossed during a critic divergence: seed 1" in str(c) for c in cells), cells
+
+
+def test_a_preset_extends_another_and_bad_chains_are_refused(monkeypatch):
+    table = {"algos": {"a": {"algo": "trpo", "max_kl": 0.01, "batch_size": 5000},
+                       "b": {"extends": "a", "batch_size": 1000},
+                       "c": {"extends": "b", "cg_iters": 5}}}
+    monkeypatch.setattr(rspec, "hyperparams", lambda: table)
+    got = rspec.algos.__wrapped__()
+    assert got["c"] == {"algo": "trpo", "max_kl": 0.01, "batch_size": 1000, "cg_iters": 5}
+    assert got["b"] == {"algo": "trpo", "max_kl": 0.01, "batch_size": 1000}
+    table["algos"]["a"]["extends"] = "c"
+    with pytest.raises(rspec.SpecError, match="circle: a -> c -> b -> a"):
+        rspec.algos.__wrapped__()
+    table["algos"]["a"]["extends"] = "nope"
+    with pytest.raises(rspec.SpecError, match="'a' extends unknown preset 'nope'"):
+        rspec.algos.__wrapped__()
