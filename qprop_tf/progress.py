@@ -117,7 +117,9 @@ class DDPGStats:
 
 @dataclass
 class Times:
-    """Wall-clock seconds (``time``: since the run started, resumes included) and memory."""
+    """Wall-clock seconds (``time``: since the run started, resumes included), the process's
+    CPU seconds the same way (``cpu_time``: what a run costs when more runs than cores share
+    the machine; NaN after a resume from a checkpoint that predates it) and memory."""
 
     time: float
     iteration_time: float
@@ -125,6 +127,7 @@ class Times:
     update_time: float
     steps_per_second: float  # batch_steps / (sample_time + update_time)
     max_rss_mb: float
+    cpu_time: float = float("nan")
 
 
 def names(group: type) -> tuple[str, ...]:
@@ -158,7 +161,8 @@ class Iteration:
 
 
 def make_row(it: Iteration, iteration: int, env_steps: int, real_episodes: int,
-             max_return: float, elapsed: float, iteration_time: float) -> dict[str, Any]:
+             max_return: float, elapsed: float, iteration_time: float,
+             cpu_time: float = float("nan")) -> dict[str, Any]:
     """One row of progress.csv: Episodes, the algorithm's groups, Times (counters already
     include this iteration)."""
     n, rets = len(it.returns), it.returns
@@ -178,7 +182,8 @@ def make_row(it: Iteration, iteration: int, env_steps: int, real_episodes: int,
         time=elapsed, iteration_time=iteration_time, sample_time=it.sample_time,
         update_time=it.update_time,
         steps_per_second=it.steps / max(it.sample_time + it.update_time, 1e-9),
-        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        cpu_time=cpu_time)
     row: dict[str, Any] = {}
     for group in (episodes, *it.columns, times):
         row.update(vars(group))

@@ -95,7 +95,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
     loaded = ckpt.load()
     start_message(out, loaded)
     iteration = env_steps = real_episodes = 0
-    max_return, elapsed0 = -np.inf, 0.0
+    max_return, elapsed0, cpu0 = -np.inf, 0.0, 0.0
     if loaded is not None:
         runner.set_state({**loaded.arrays, **loaded.meta}, loaded.chunks)
         iteration = int(loaded.meta["iteration"])
@@ -103,6 +103,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
         real_episodes = int(loaded.meta["real_episodes"])
         max_return = float(loaded.meta["max_return"])
         elapsed0 = float(loaded.meta["elapsed"])
+        cpu0 = float(loaded.meta.get("cpu_elapsed", float("nan")))  # older checkpoints: unknown
     logger = RunLogger(out, resume_rows=None if loaded is None else int(loaded.meta["rows"]))
     logger.write_config({"config": cfg.to_dict(), "env_id": runner.env_id,
                          "obs_dim": runner.obs_dim, "act_dim": runner.act_dim,
@@ -112,7 +113,8 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
         arrays, meta = split(runner.get_state())
         logger.sync()
         meta.update(env_steps=env_steps, real_episodes=real_episodes, max_return=max_return,
-                    elapsed=time.perf_counter() - t_start, rows=logger.rows)
+                    elapsed=time.perf_counter() - t_start,
+                    cpu_elapsed=time.process_time() - cpu_start, rows=logger.rows)
         ckpt.save(iteration, arrays, meta, runner.replay)
 
     bar = None
@@ -121,6 +123,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
         bar = tqdm(total=cfg.max_steps, initial=env_steps, unit="step", unit_scale=True,
                    dynamic_ncols=True, desc=f"{cfg.algo} {domain_name(runner.env_id)} s{cfg.seed}")
     t_start = time.perf_counter() - elapsed0
+    cpu_start = time.process_time() - cpu0
     stopped = "budget"
     try:
         with StopSignals() as signals:
@@ -133,7 +136,8 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
                 real_episodes += len(it.returns)
                 max_return = max(max_return, it.score)  # a NaN score (no episode) keeps it
                 row = make_row(it, iteration, env_steps, real_episodes, max_return,
-                               time.perf_counter() - t_start, t2 - t0)
+                               time.perf_counter() - t_start, t2 - t0,
+                               time.process_time() - cpu_start)
                 logger.log(row)
                 report(bar, summary_line(runner, row), it.steps, verbose)
                 iteration += 1

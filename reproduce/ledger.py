@@ -10,11 +10,14 @@ status, looked up in the campaign root first and then in the committed results:
 - **failed**: unfinished, and its log shows a traceback (kept and named, not rerun away);
 - **to go**: no run directory yet.
 
-CPU-hours spent are each run's own training time (``progress.csv``'s ``time``: one process,
-one TF thread, so wall time on a core of its own), summed over done and unfinished runs. The
-estimate left is ``reproduce.spec.run_hours`` (the cost model in ``profiles.toml``, at the full
-budget) for runs to go, and the unspent fraction of it for unfinished ones: an upper bound,
-since early stopping ends most runs sooner.
+CPU-hours spent are each run's own process CPU time (``progress.csv``'s ``cpu_time``; one
+process, one TF thread), summed over done and unfinished runs. A run made before that column
+existed counts its wall time (``time``) instead: the same on a core of its own, more when
+more runs than cores shared the machine. The estimate left is an upper bound (no early stop)
+made two ways: by the cost model (``reproduce.spec.run_hours``, the rates in
+``profiles.toml``), and at the env steps per CPU-second this ledger's own runs of the same
+cell measured (a cell with no run yet takes the cost model's). A run to go costs its whole
+budget, an unfinished one what its budget has left, a done or failed one nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +30,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import CONFIG, DONE, is_locked
 from reproduce.runner import LOG
-from reproduce.spec import REPO_ROOT, RunSpec, SpecError, profile_dir, resolve_runs, run_hours
+from reproduce.spec import (
+    REPO_ROOT,
+    RunSpec,
+    SpecError,
+    profile_dir,
+    resolve_runs,
+    run_hours,
+    startup_hours,
+)
 
 STATUSES = ("done", "in flight", "paused", "failed", "to go")
 LEDGER = "CAMPAIGN.md"
@@ -49,20 +61,24 @@ class RunState:
     status: str
     path: Path | None
     env_steps: int
-    hours_spent: float
-    hours_left: float
+    hours_spent: float  # CPU hours (wall hours for runs that predate cpu_time)
+    hours_left: float  # by the cost model
     commit: str
 
 
 def _last_progress(run_dir: Path) -> tuple[int, float]:
-    """(env steps, training seconds) of the last row of ``progress.csv``; (0, 0) if none."""
+    """(env steps, training seconds) of the last row of ``progress.csv``: its process CPU
+    seconds (``cpu_time``) when it logged them, else its wall seconds; (0, 0) if none."""
     try:
-        df = pd.read_csv(run_dir / "progress.csv", usecols=[C.env_steps, C.time])
+        df = pd.read_csv(run_dir / "progress.csv",
+                         usecols=lambda c: c in (C.env_steps, C.time, C.cpu_time))
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return 0, 0.0
-    if df.empty:
+    if df.empty or C.env_steps not in df or C.time not in df:
         return 0, 0.0
-    return int(df[C.env_steps].iloc[-1]), float(df[C.time].iloc[-1])
+    last = df.iloc[-1]
+    cpu = float(last[C.cpu_time]) if C.cpu_time in df else float("nan")
+    return int(last[C.env_steps]), cpu if np.isfinite(cpu) else float(last[C.time])
 
 
 def _commit(run_dir: Path) -> str:
@@ -97,8 +113,27 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
     return RunState(spec, status, run_dir, steps, seconds / 3600, left, _commit(run_dir))
 
 
+def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
+    """Each run's hours left at the env steps per CPU-hour its cell's runs measured (summed
+    steps / summed hours over the cell's runs with progress); the cost model's estimate where
+    the cell has no such run. Runs to go also pay the start-up."""
+    has = (runs["env_steps"] > 0) & (runs["hours_spent"] > 0)
+    sums = runs[has].groupby(["domain", "algo"])[["env_steps", "hours_spent"]].sum()
+    rate = (sums["env_steps"] / sums["hours_spent"]).to_dict()
+    left = []
+    for row, spec in zip(runs.to_dict("records"), specs, strict=True):
+        r = rate.get((row["domain"], row["algo"]))
+        if r is None or row["status"] in ("done", "failed"):
+            left.append(row["hours_left"])
+            continue
+        steps = max(0, spec.max_steps - row["env_steps"])
+        left.append(steps / r + (startup_hours() if row["status"] == "to go" else 0.0))
+    return pd.Series(left, index=runs.index, dtype=float)
+
+
 def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
-    """One row per run: domain, algo, seed, status, env steps, budget, hours, commit."""
+    """One row per run: domain, algo, seed, status, env steps, budget, hours spent, hours left
+    (cost model, and at measured rates), commit."""
     rows = []
     for spec in specs:
         st = run_state(spec, roots)
@@ -106,7 +141,9 @@ def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
                      "status": st.status, "env_steps": st.env_steps,
                      "budget_steps": spec.max_steps, "hours_spent": st.hours_spent,
                      "hours_left": st.hours_left, "commit": st.commit})
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    runs["hours_left_measured"] = measured_hours_left(runs, specs) if rows else []
+    return runs
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -119,6 +156,7 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
             row[status] = ", ".join(str(s) for s in seeds) or "-"
         row["hours_spent"] = g["hours_spent"].sum()
         row["hours_left"] = g["hours_left"].sum()
+        row["hours_left_measured"] = g["hours_left_measured"].sum()
         row["commits"] = ", ".join(sorted({c for c in g["commit"] if c})) or "-"
         out.append(row)
     return pd.DataFrame(out)
@@ -142,22 +180,25 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) ->
         f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {_git_head()} by "
         f"`{command}`; roots read: {', '.join(f'`{r}`' for r in roots)}.", "",
         f"- **Runs**: {len(runs)}: {total}.",
-        f"- **CPU-hours spent**: {runs['hours_spent'].sum():.1f} (each run's own training "
-        "time, one process and one TF thread each).",
-        f"- **CPU-hours left (estimate)**: at most {runs['hours_left'].sum():.1f} (cost model "
-        "of `reproduce/configs/profiles.toml` at full budget; early stopping ends most runs "
-        "sooner).",
+        f"- **CPU-hours spent**: {runs['hours_spent'].sum():.1f} (each run's own process CPU "
+        "time, one TF thread each; runs that predate `progress.csv`'s `cpu_time` count their "
+        "wall time, more than their CPU time when runs outnumbered cores).",
+        f"- **CPU-hours left (estimate)**: at most {runs['hours_left_measured'].sum():.1f} at "
+        "the rates this profile's runs measured, cell by cell (cells with no run yet: the cost "
+        f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
+        "`reproduce/configs/profiles.toml` alone. Both at full budget: early stopping ends "
+        "most runs sooner.",
         "- **Statuses**: done = `DONE`; in flight = a live sweep holds its `LOCK`; paused = "
         "unfinished, resumes from its checkpoint on the next `make campaign`; failed = "
         "unfinished with a traceback in its log (kept, named, not rerun); to go = not started.",
         "",
         "| Domain | Algorithm | done | in flight | paused | failed | to go | CPU-h spent | "
-        "CPU-h left (est.) | commits |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+        "CPU-h left (measured rates) | CPU-h left (cost model) | commits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in c.to_dict("records"):
         seeds = " | ".join(str(d[s]) for s in STATUSES)
         lines.append(f"| {d['domain']} | {d['algo']} | {seeds} | {d['hours_spent']:.2f} | "
-                     f"{d['hours_left']:.2f} | {d['commits']} |")
+                     f"{d['hours_left_measured']:.2f} | {d['hours_left']:.2f} | {d['commits']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -251,6 +251,15 @@ def uncrossed_cap(profile: dict[str, Any], algo: str) -> float | None:
 
 
 def budget_episodes(profile: dict[str, Any], domain: str, algo: str) -> float:
+    """A run's budget in paper episodes by the profile's rule; ``budget_algo`` gives every
+    algorithm that algorithm's budget (equal env steps for all, e.g. TRPO next to Q-Prop)."""
+    like = profile.get("budget_algo")
+    if like is not None:
+        from qprop_tf.config import ALGOS
+
+        if like not in algos() and like not in ALGOS:
+            raise SpecError(f"budget_algo: unknown algorithm {like!r}")
+        algo = like
     rule = profile["budget_episodes"]
     if isinstance(rule, (int, float)):
         return float(rule)
@@ -390,8 +399,12 @@ def rate_for(spec: RunSpec) -> float:
     return float(table.get(spec.domain, table.get("default", 5000)))
 
 
+def startup_hours() -> float:
+    """A run's start-up (process, TF import, tracing) in hours (profiles.toml [cost])."""
+    return float(profiles_file().get("cost", {}).get("startup_seconds", 8)) / 3600
+
+
 def run_hours(spec: RunSpec) -> float:
     """Estimated wall hours of one run on one core at full budget (no early stop)."""
-    startup = float(profiles_file().get("cost", {}).get("startup_seconds", 8))
-    return (spec.max_steps / rate_for(spec) + startup) / 3600
+    return spec.max_steps / rate_for(spec) / 3600 + startup_hours()
 

@@ -30,6 +30,12 @@ rule of :mod:`reproduce.compare`) and writes ``<results>/<profile>/stability.md`
   of bounds, where the critic has no data. A switch that only clips mu(s') in the target
   (``qprop-c-tclip``) is its experiment on the same seeds.
 
+- **After the peak**, per variant: the best and the last moving mean of the return
+  (``SMOOTH`` iterations), the share of the best the run keeps at its end, and whether the
+  variant keeps more than the baseline (one-sided Mann-Whitney U on the shares, shared
+  seeds): Walker's policies collapse after their peak with a sane critic, which no
+  divergence count shows.
+
 The figure: per seed, the TD loss (log) and the batch return of the baseline and the shown
 variants (``--show``; default: every variant), with the diverged stretches shaded.
 """
@@ -46,90 +52,25 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact, mannwhitneyu
 
-from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
 from qprop_tf.progress import COLUMNS as C
-from reproduce.compare import DomainResult, Side, counted_runs, episodes_to_threshold
+from reproduce.compare import DomainResult, Side, counted_runs
 from reproduce.compare_stats import fmt_median
 from reproduce.results import Run
 from reproduce.spec import EPISODE_STEPS, SpecError, check_profile, domains, profile_dir, threshold
+from reproduce.stability_runs import (
+    SMOOTH,
+    RunStability,
+    after_peak,
+    mechanism,
+    run_stability,
+)
 from reproduce.table_format import fmt_num, markdown_table, text_table
 
-WINDOW = 10  # iterations before the first divergence that the mechanism table summarises
+AFTER_PEAK_NOTE = (
+    "Read it on runs that went to their full budget (`stable-walker` has no early stop): a run "
+    "that stopped early at its crossing has little or no stretch after its peak.")
 DEFAULT_BASELINE = "qprop-c"
 DEFAULT_REFERENCE = "trpo-b5000"
-
-
-# ---------------------------------------------------------------------- per run
-
-@dataclass(frozen=True)
-class RunStability:
-    seed: int
-    iterations: int
-    diverged: bool
-    first_diverged_steps: float  # NaN when it never diverged
-    max_loss: float
-    max_abs_q: float
-    crossed_during_divergence: bool
-
-
-def _column_max(df: pd.DataFrame, column: str, absolute: bool = False) -> float:
-    if column not in df.columns:
-        return math.nan
-    x = pd.to_numeric(df[column], errors="coerce").to_numpy(float)
-    x = np.abs(x) if absolute else x
-    x = x[np.isfinite(x)]
-    return float(x.max()) if x.size else math.nan
-
-
-def run_stability(run: Run) -> RunStability:
-    """One run's divergence record (:mod:`qprop_tf.divergence`) and its crossing."""
-    df = run.progress
-    stretches = diverged_stretches(df)  # none for a run without a critic
-    first = (divergence_summary(df)["first_diverged_env_steps"] if stretches else None)
-    first = math.nan if first is None else float(first)
-    x = episodes_to_threshold(run)
-    during = (not x.censored) and during_divergence(stretches, x.episodes * EPISODE_STEPS)
-    return RunStability(run.seed, len(df), bool(stretches), first,
-                        _column_max(df, C.critic_loss), _column_max(df, C.critic_mean_q, True),
-                        during)
-
-
-@dataclass(frozen=True)
-class Mechanism:
-    seed: int
-    diverged: bool
-    window: str  # which iterations the medians are over
-    oob_fraction: float  # median share of mu(s') outside the bounds
-    max_abs_mu: float
-    target_max_abs: float  # the largest |y| in the fits
-    target_oob_max_abs: float  # the largest |y| among out-of-bounds bootstrap actions
-
-
-def _window_median(df: pd.DataFrame, column: str, rows: slice) -> float:
-    if column not in df.columns:
-        return math.nan
-    x = pd.to_numeric(df[column].iloc[rows], errors="coerce").to_numpy(float)
-    x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else math.nan
-
-
-def mechanism(run: Run, window: int = WINDOW) -> Mechanism:
-    """Medians of the fit statistics over the ``window`` iterations before the first
-    divergence (or the run's last ``window`` when it never diverged)."""
-    df = run.progress
-    stretches = diverged_stretches(df)  # none for a run without a critic
-    if stretches:
-        end = int(np.flatnonzero(df["iteration"].to_numpy() == stretches[0].first)[0])
-        text = f"{window} before iteration {stretches[0].first}"
-    else:
-        end = len(df)
-        text = f"last {window} (no divergence)"
-    rows = slice(max(0, end - window), end)
-    return Mechanism(run.seed, bool(stretches), text,
-                     _window_median(df, C.critic_oob_fraction, rows),
-                     _window_median(df, C.critic_max_abs_mu, rows),
-                     _window_median(df, C.critic_target_max_abs, rows),
-                     _window_median(df, C.critic_target_oob_max_abs, rows))
 
 
 # ---------------------------------------------------------------------- per domain
@@ -274,6 +215,48 @@ def crossing_rows(variants: list[Variant], ref: Side) -> list[dict[str, str]]:
     return rows
 
 
+def retains_more_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Mann-Whitney p that the variant keeps a larger share of its best return
+    (:func:`after_peak`'s ``retained``) than the baseline, on the seeds both have."""
+    if baseline is None or variant.algo == baseline.algo:
+        return math.nan
+    seeds = {r.seed for r in variant.runs} & {r.seed for r in baseline.runs}
+    v = [after_peak(r).retained for r in variant.runs if r.seed in seeds]
+    b = [after_peak(r).retained for r in baseline.runs if r.seed in seeds]
+    if not v or not all(map(math.isfinite, v + b)):
+        return math.nan
+    return float(mannwhitneyu(v, b, alternative="greater").pvalue)
+
+
+def after_peak_rows(variants: list[Variant], ref: Side, baseline: str) -> list[dict[str, str]]:
+    """Per variant (and the reference): the best and the last moving mean of the return,
+    and the share of the best that is left (median over seeds [smallest])."""
+    base = next((v for v in variants if v.algo == baseline), None)
+    rows = []
+    for v in [*variants, Variant(f"{ref.algo} (reference)", ref.runs, 0, [], None, None)]:
+        if not v.runs:
+            continue
+        peaks = [after_peak(r) for r in v.runs]
+        kept = [p.retained for p in peaks if math.isfinite(p.retained)]
+        p = retains_more_p(v, base) if v.runs is not ref.runs else math.nan
+        rows.append({
+            "variant": v.algo, "seeds": _seeds([r.seed for r in v.runs]),
+            f"best {SMOOTH}-iteration mean return, median [range]": _med_range(
+                [x.best for x in peaks]),
+            "at episode, median": fmt_num(float(np.median([x.best_episodes for x in peaks]))),
+            f"last {SMOOTH}-iteration mean, median [range]": _med_range([x.final for x in peaks]),
+            "kept of the best, median [smallest]": (
+                f"{np.median(kept):.0%} [{min(kept):.0%}]" if kept else "-"),
+            "keeps more than the baseline? Mann-Whitney p (one-sided, shared seeds)":
+            "-" if math.isnan(p) else f"{p:.3g}"})
+    return rows
+
+
+def _med_range(xs: list[float]) -> str:
+    x = np.asarray([v for v in xs if math.isfinite(v)], float)
+    return f"{np.median(x):.4g} [{x.min():.4g}, {x.max():.4g}]" if x.size else "-"
+
+
 def mechanism_rows(runs: list[Run], order: list[str]) -> list[dict[str, str]]:
     """One row per run that logged the fit statistics, in ``order`` of variants, by seed."""
     def g(x: float, spec: str = ".3g") -> str:
@@ -334,10 +317,14 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
         mech = mechanism_rows([r for r in runs if r.domain == d], [v.algo for v in variants])
         older = sorted({r.algo for r in runs if r.domain == d and r.algo != reference
                         and C.critic_oob_fraction not in r.progress.columns})
+        peak = after_peak_rows(variants, ref, baseline)
         lines += [f"## {d} (threshold {threshold(d):g})", "", "### Divergences", "",
                   markdown_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)", "",
                   "### Episodes to threshold", "",
-                  markdown_table(pd.DataFrame(cross)) if cross else "(no runs)", ""]
+                  markdown_table(pd.DataFrame(cross)) if cross else "(no runs)", "",
+                  "### After the peak: how much of its best return a run keeps", "",
+                  AFTER_PEAK_NOTE, "",
+                  markdown_table(pd.DataFrame(peak)) if peak else "(no runs)", ""]
         if mech or older:
             lines += ["### Mechanism: the critic's fit statistics before the first divergence",
                       "", markdown_table(pd.DataFrame(mech)) if mech else "(none logged)", ""]
@@ -351,7 +338,8 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
             figs += fig
             lines += [f"![stability {d}](figures/{fig[0].name})", ""]
         printed += [f"{d}:", text_table(pd.DataFrame(div)) if div else "(no Q-Prop runs)",
-                    text_table(pd.DataFrame(cross)) if cross else "", ""]
+                    text_table(pd.DataFrame(cross)) if cross else "",
+                    text_table(pd.DataFrame(peak)) if peak else "", ""]
     lines += ["## Runs not counted, or flagged", "",
               *([f"- {n}" for n in notes] or ["- none"]), ""]
     md = home / "stability.md"

@@ -20,10 +20,12 @@ from reproduce.spec import resolve_runs, run_hours
 
 
 def _write_run(run_dir: Path, steps: int, seconds: float, done: bool = False,
-               log: str = "", lock_pid: int | None = None) -> None:
+               log: str = "", lock_pid: int | None = None, cpu: float | None = None) -> None:
     run_dir.mkdir(parents=True)
-    pd.DataFrame({"env_steps": [steps // 2, steps], "time": [seconds / 2, seconds]}).to_csv(
-        run_dir / "progress.csv", index=False)
+    columns = {"env_steps": [steps // 2, steps], "time": [seconds / 2, seconds]}
+    if cpu is not None:
+        columns["cpu_time"] = [cpu / 2, cpu]
+    pd.DataFrame(columns).to_csv(run_dir / "progress.csv", index=False)
     (run_dir / "config.json").write_text(json.dumps({"git_commit": "abcdef0123"}))
     (run_dir / "log.txt").write_text(log)
     (run_dir / "checkpoint").mkdir()
@@ -59,6 +61,25 @@ def test_ledger_names_every_status_and_sums_hours(root):
     c = cells(runs)
     assert len(c) == len({(s.domain, s.algo) for s in specs})
     assert c["hours_spent"].sum() == pytest.approx(runs["hours_spent"].sum())
+
+
+def test_cpu_time_counts_when_logged_and_measured_rates_estimate_what_is_left(tmp_path):
+    specs = resolve_runs("smoke")
+    r = tmp_path / "campaign"
+    a, b, c = specs[0], specs[1], specs[2]  # same domain, same algo, seeds 0 and 1; then another
+    assert (a.domain, a.algo) == (b.domain, b.algo) and (c.domain, c.algo) != (a.domain, a.algo)
+    _write_run(a.run_dir(r), a.max_steps, 100.0, done=True, cpu=50.0)  # shared cores: CPU < wall
+    _write_run(b.run_dir(r), a.max_steps // 4, 30.0)  # older code: no cpu_time, wall counts
+    runs = ledger(specs[:3], [r])
+    assert runs["hours_spent"].tolist() == pytest.approx([50 / 3600, 30 / 3600, 0.0])
+    rate = (a.max_steps + a.max_steps // 4) / (80 / 3600)  # the cell's steps per CPU-hour
+    assert runs["hours_left_measured"].iloc[0] == 0
+    assert runs["hours_left_measured"].iloc[1] == pytest.approx(
+        (b.max_steps - b.max_steps // 4) / rate)
+    # a cell with no run yet: the cost model
+    assert runs["hours_left_measured"].iloc[2] == pytest.approx(run_hours(c))
+    assert cells(runs)["hours_left_measured"].sum() == pytest.approx(
+        runs["hours_left_measured"].sum())
 
 
 def test_a_stale_lock_is_not_in_flight(root):

@@ -68,6 +68,20 @@ def test_table1_budgets_cap_the_cells_the_paper_never_crossed():
         assert spec.identity() == t1[spec.key].identity(), spec.key
 
 
+def test_budget_algo_gives_every_algorithm_that_algorithms_budget(monkeypatch):
+    walker = {s.key: s for s in resolve_runs("stable-walker")}
+    qprop = walker["Walker/qprop-c/seed0"]
+    assert qprop.budget_episodes == 5600  # 1.5 x the paper's Q-Prop crossing
+    assert walker["Walker/trpo-b5000/seed2"].budget_episodes == 5600  # not TRPO's 28,400
+    t1 = {s.key: s for s in resolve_runs("table1", ["Walker"], ["qprop-c", "trpo"], 1)}
+    assert t1["Walker/trpo/seed0"].budget_episodes == 28400
+    assert qprop.overrides["max_steps"] == t1["Walker/qprop-c/seed0"].overrides["max_steps"]
+    profs = rspec.profiles()
+    monkeypatch.setitem(profs, "bad-like", dict(profs["stable-walker"], budget_algo="nope"))
+    with pytest.raises(SpecError, match="budget_algo: unknown algorithm 'nope'"):
+        resolve_runs("bad-like")
+
+
 def test_bad_profile_settings_are_clear_errors(monkeypatch, tmp_path, capsys):
     import reproduce.table as table
 

@@ -109,6 +109,8 @@ def test_kill_and_resume_is_exact(algo, second, reference, tmp_path):
     assert "resuming" in last.stdout
     assert (out / DONE).is_file() and not (out / "checkpoint").exists()
     _same_progress(reference[algo], out)
+    cpu = pd.read_csv(out / "progress.csv")["cpu_time"]  # carried over each resume, like time
+    assert cpu.notna().all() and cpu.is_monotonic_increasing and cpu.iloc[0] > 0
 
 
 def test_finished_run_does_nothing_and_other_config_is_refused(reference, capsys):

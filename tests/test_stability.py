@@ -125,3 +125,35 @@ def test_fisher_p_counts_only_shared_seeds():
 def test_unknown_profile_is_a_clean_error(tmp_path: Path, capsys):
     assert st.main(["--results", str(tmp_path), "--profile", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def _with_returns(d: Path, returns: np.ndarray) -> None:
+    df = pd.read_csv(d / "progress.csv")
+    df["average_return"] = returns
+    df.to_csv(d / "progress.csv", index=False)
+
+
+def test_after_peak_keeps_the_share_of_the_best_and_compares_it_with_the_baseline(
+        tmp_path: Path):
+    it = np.arange(N, dtype=float)
+    rise_fall = np.where(it < 20, 100.0 * it / 19, 100.0 - 3.5 * (it - 19))  # 100 -> 30
+    for s in range(3):
+        _with_returns(write_run(tmp_path, "stable-walker", "qprop-c", s, blow_up=None,
+                                cross=None), rise_fall + s)
+        _with_returns(write_run(tmp_path, "stable-walker", "qprop-fix", s, blow_up=None,
+                                cross=None), np.minimum(100.0 * it / 19, 100.0) + s)
+    runs = load_runs(tmp_path, "stable-walker").runs
+    collapsed = st.after_peak(next(r for r in runs if r.algo == "qprop-c" and r.seed == 0))
+    assert collapsed.final == pytest.approx(np.mean(rise_fall[-10:]))
+    assert collapsed.best == pytest.approx(np.max(pd.Series(rise_fall).rolling(10).mean()))
+    assert collapsed.retained < 0.6
+    kept = st.after_peak(next(r for r in runs if r.algo == "qprop-fix" and r.seed == 0))
+    assert kept.retained == pytest.approx(1.0) and kept.best == pytest.approx(100.0)
+    vs = {v.algo: v for v in st.domain_variants(runs, {}, "Swimmer", "qprop-c", "trpo")}
+    assert st.retains_more_p(vs["qprop-fix"], vs["qprop-c"]) <= 0.05  # all 3 above all 3
+    assert st.retains_more_p(vs["qprop-c"], vs["qprop-fix"]) > 0.9
+    assert math.isnan(st.retains_more_p(vs["qprop-c"], vs["qprop-c"]))
+    rows = st.after_peak_rows(list(vs.values()), st.reference_side(runs, "Swimmer", "trpo"),
+                              "qprop-c")
+    assert [r["variant"] for r in rows] == ["qprop-c", "qprop-fix"]  # no reference runs
+    assert rows[1]["kept of the best, median [smallest]"] == "100% [100%]"
