@@ -32,13 +32,19 @@ sweep is running. ``python -m reproduce.campaign profiles``: the profiles a comm
 ``--profile`` acts on, one a line (for the Makefile). ``python -m reproduce.campaign pin
 --profile P [--repin]``: pin P (or move its pin to HEAD) without starting it, so that the next
 ``start`` (every pinned profile) takes it up.
+
+``python -m reproduce.campaign drain --profile P`` moves P's pin to HEAD without mixing
+commits and without losing a run: with unfinished runs it records the target
+(``<root>/<profile>/DRAIN.json``), and the next ``start`` resumes just those runs at the old
+pin (one sweep each, ``drain.sh``, its pid in ``sweep.pid``: stop it with ``kill -TERM
+-<pid>``), starts no new one, then repins and starts the profile at the target. A run that
+fails there stops the drain (it is kept, and named in the log).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -46,30 +52,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from qprop_tf.rundir import DONE, LOCK
-from reproduce.ledger import ledger, ledger_path, render
+from qprop_tf.rundir import DONE
+from reproduce.campaign_collect import collect_profile
+from reproduce.campaign_drain import launch_drain
+from reproduce.campaign_pins import (
+    DRAIN,
+    PID,
+    PIN,
+    CampaignError,
+    git,
+    pin_worktree,
+    read_drain,
+    read_pin,
+    running_pid,
+    unfinished,
+)
+from reproduce.ledger import ledger, render
 from reproduce.spec import REPO_ROOT, RunSpec, SpecError, check_profile, resolve_runs
 
 DEFAULT_ROOT = Path("/var/tmp/qprop-campaign")
 DEFAULT_PROFILE = "table1"
 """Started when nothing is pinned yet; owner of the one-profile layout's pin and pid."""
-PIN = "PIN.json"
-PID = "sweep.pid"
-SKIP = ("checkpoint", LOCK)
-"""Left behind when a run is copied into the committed results."""
-
-
-class CampaignError(RuntimeError):
-    """A campaign command that cannot go on (one line for the user)."""
-
-
-def _git(*args: str) -> str:
-    out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise CampaignError(f"git {' '.join(args)}: {out.stderr.strip()}")
-    return out.stdout.strip()
-
-
 def migrate_legacy(root: Path) -> None:
     """Move the one-profile layout's ``<root>/PIN.json`` and ``<root>/sweep.pid`` to table1's
     place, each unless table1 already has its own. The sweep does not read them, so a sweep
@@ -95,53 +98,6 @@ def selected(root: Path, profile: str | None) -> list[str]:
         check_profile(profile)
         return [profile]
     return pinned(root) or [DEFAULT_PROFILE]
-
-
-def read_pin(root: Path, profile: str) -> dict[str, str] | None:
-    try:
-        return json.loads((root / profile / PIN).read_text())
-    except FileNotFoundError:
-        return None
-
-
-def unfinished(specs: list[RunSpec], root: Path) -> list[str]:
-    """Keys of the runs started in ``root`` and not finished."""
-    return [s.key for s in specs
-            if s.run_dir(root).is_dir() and not (s.run_dir(root) / DONE).is_file()]
-
-
-def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool) -> Path:
-    """The profile's pinned worktree, created (at HEAD, or at its recorded commit) when
-    missing; shared with every profile pinned at the same commit."""
-    pin = read_pin(root, profile)
-    head = _git("rev-parse", "HEAD")
-    if pin is not None and repin and pin["commit"] != head:
-        left = unfinished(specs, root)
-        if left:
-            raise CampaignError(f"cannot repin {profile}: {len(left)} unfinished run(s) would "
-                                f"resume under another commit ({', '.join(left[:4])}...); "
-                                "let them finish")
-        pin = None
-    if pin is None:
-        pin = {"commit": head, "worktree": str(root / f"wt-{head[:7]}"),
-               "pinned": datetime.now(UTC).isoformat(timespec="seconds")}
-    wt = Path(pin["worktree"])
-    if not wt.is_dir():
-        _git("worktree", "prune")
-        _git("worktree", "add", "--detach", str(wt), pin["commit"])
-    (root / profile).mkdir(parents=True, exist_ok=True)
-    (root / profile / PIN).write_text(json.dumps(pin, indent=1) + "\n")
-    return wt
-
-
-def running_pid(root: Path, profile: str) -> int | None:
-    """The pid of the profile's background sweep, if it is alive."""
-    try:
-        pid = int((root / profile / PID).read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
 
 
 def latest_log(root: Path, profile: str) -> Path | None:
@@ -209,6 +165,22 @@ def start_profile(profile: str, root: Path, results: Path, workers: int, nice: i
               f"  commit: {_pin_line(root, profile)}\n  pid:    {pid}\n"
               f"  log:    {latest_log(root, profile) or '?'}")
         return
+    drain = read_drain(root, profile)
+    if drain is not None:
+        left = unfinished(specs, root)
+        if left:
+            wt = pin_worktree(root, profile, specs, repin=False)
+            pid, log = launch_drain(profile, wt, root, results,
+                                    [s for s in specs if s.key in left], workers, nice)
+            (root / profile / PID).write_text(f"{pid}\n")
+            print(f"campaign: {profile}: draining to {drain['target'][:7]}: resuming its "
+                  f"{len(left)} unfinished run(s) at {_pin_line(root, profile)}, no new one; "
+                  f"then it repins and goes on\n  pid:    {pid} (stop: kill -TERM -{pid})\n"
+                  f"  log:    {log}")
+            return
+        pin_worktree(root, profile, specs, repin=True, commit=drain["target"])
+        (root / profile / DRAIN).unlink()
+        print(f"campaign: {profile}: drained; pinned at {_pin_line(root, profile)}")
     wt = pin_worktree(root, profile, specs, repin)
     sync_selection(profile, results, root)
     copied = seed_root(specs, results, root)
@@ -228,38 +200,30 @@ def pin_profile(profile: str, root: Path, repin: bool) -> None:
     print(f"campaign: {profile}: pinned at {_pin_line(root, profile)}; `start` takes it up")
 
 
-def copy_run(src: Path, dst: Path) -> None:
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*SKIP))
-
-
-def collect_profile(profile: str, root: Path, results: Path) -> None:
-    specs = resolve_runs(profile, results=results)
-    inflight = results / profile / "inflight"
-    new = partial = 0
-    for s in specs:
-        src, dst = s.run_dir(root), s.run_dir(results)
-        parked = inflight / s.domain / s.algo / f"seed{s.seed}"
-        if (src / DONE).is_file():
-            if not (dst / DONE).is_file():
-                copy_run(src, dst)
-                new += 1
-            shutil.rmtree(parked, ignore_errors=True)
-        elif (src / "progress.csv").is_file():
-            parked.mkdir(parents=True, exist_ok=True)
-            for name in ("progress.csv", "spec.json", "config.json"):
-                if (src / name).is_file():
-                    shutil.copy2(src / name, parked / name)
-            partial += 1
-    runs = ledger(specs, [root, results])
-    text = render(profile, runs, [root, results],
-                  f"python -m reproduce.campaign collect --profile {profile}")
-    out = ledger_path(results, profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"campaign: {profile}: {new} finished run(s) copied into {results}; {partial} "
-          f"unfinished progress file(s) under {inflight}; ledger in {out}")
+def drain_profile(profile: str, root: Path) -> None:
+    """Move the pin to HEAD without mixing commits: with no unfinished run, at once; else
+    record the target (``DRAIN.json``), so that ``start`` resumes the unfinished runs at the
+    old pin, starts no new one, and then repins and goes on."""
+    pid = running_pid(root, profile)
+    if pid is not None:
+        raise CampaignError(f"{profile}: its sweep is running; stop it first (kill -TERM {pid}: "
+                            "its runs checkpoint, and the drain resumes them)")
+    pin = read_pin(root, profile)
+    head = git("rev-parse", "HEAD")
+    if pin is None or pin["commit"] == head:
+        pin_profile(profile, root, repin=False)
+        return
+    specs = resolve_runs(profile)
+    left = unfinished(specs, root)
+    if not left:
+        pin_profile(profile, root, repin=True)
+        return
+    (root / profile / DRAIN).write_text(json.dumps(
+        {"target": head, "since": datetime.now(UTC).isoformat(timespec="seconds"),
+         "unfinished": left}, indent=1) + "\n")
+    print(f"campaign: {profile}: draining to {head[:7]}: the next `start` resumes its "
+          f"{len(left)} unfinished run(s) at {pin['commit'][:7]} and starts no new one, then "
+          "repins and goes on")
 
 
 def status_profile(profile: str, root: Path, results: Path) -> None:
@@ -305,7 +269,8 @@ def status(profile: str | None, root: Path, results: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("start", "pin", "collect", "status", "profiles"))
+    parser.add_argument("command",
+                        choices=("start", "pin", "drain", "collect", "status", "profiles"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -331,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             args.root.mkdir(parents=True, exist_ok=True)
             migrate_legacy(args.root)
             pin_profile(args.profile, args.root, args.repin)
+            return 0
+        if args.command == "drain":
+            if not args.profile:
+                raise CampaignError("drain needs --profile")
+            drain_profile(args.profile, args.root)
             return 0
         if not args.root.is_dir():
             raise CampaignError(f"no campaign root at {args.root}")

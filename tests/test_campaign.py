@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from qprop_tf.rundir import DONE, LOCK
-from reproduce import campaign
+from reproduce import campaign, campaign_drain, campaign_pins
 from reproduce.ledger import cells, ledger
 from reproduce.ledger import main as ledger_main
 from reproduce.spec import resolve_runs, run_hours
@@ -159,7 +159,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     r.mkdir()
     _git(r, "init", "-q")
     _commit(r, "one")
-    monkeypatch.setattr(campaign, "REPO_ROOT", r)
+    monkeypatch.setattr(campaign_pins, "REPO_ROOT", r)
     return r
 
 
@@ -331,3 +331,96 @@ def test_a_selection_profile_takes_the_checkouts_file_into_the_root(
     sel.write_text(json.dumps({"algos": {"Reacher": ["trpo-b1000", "qprop-c"]}}))
     assert _start(root, results, "--profile", "bestbatch-confirm") == 2
     assert "differs from" in capsys.readouterr().err
+
+
+# ---- drain: a repin that neither mixes commits nor drops a run ----------------------------
+
+@pytest.fixture
+def drains(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path, list[str]]]:
+    """Record the drains `start` launches: (profile, worktree, unfinished run keys)."""
+    calls: list[tuple[str, Path, list[str]]] = []
+
+    def fake(profile: str, wt: Path, root: Path, results: Path, specs: list, workers: int,
+             nice: int) -> tuple[int, Path]:
+        calls.append((profile, wt, [s.key for s in specs]))
+        return 2**22 + 4322, root / "logs" / "drain_fake.out"  # no such process
+
+    monkeypatch.setattr(campaign, "launch_drain", fake)
+    return calls
+
+
+def test_drain_resumes_the_unfinished_runs_at_the_old_pin_then_repins(
+        repo, launches, drains, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    assert _start(root, results, "--profile", "smoke") == 0
+    old = campaign.read_pin(root, "smoke")
+    specs = resolve_runs("smoke")
+    _write_run(specs[0].run_dir(root), 1000, 36.0, done=True)
+    _write_run(specs[1].run_dir(root), 500, 18.0)  # killed mid-run: paused at the old pin
+    _write_run(specs[2].run_dir(root), 200, 8.0)
+    new = _commit(repo, "two")
+    args = ["--root", str(root), "--results", str(results), "--profile", "smoke"]
+    (root / "smoke" / campaign.PID).write_text(f"{os.getpid()}\n")  # its sweep still runs
+    assert campaign.main(["drain", *args]) == 2
+    assert "stop it first" in capsys.readouterr().err
+    (root / "smoke" / campaign.PID).unlink()
+    assert campaign.main(["drain", *args]) == 0
+    drain = json.loads((root / "smoke" / campaign.DRAIN).read_text())
+    assert drain["target"] == new and drain["unfinished"] == [specs[1].key, specs[2].key]
+    assert campaign.read_pin(root, "smoke") == old  # not yet
+    # start resumes just the unfinished runs, at the old pin, and no sweep of the profile
+    assert _start(root, results, "--profile", "smoke") == 0
+    assert drains == [("smoke", Path(old["worktree"]), [specs[1].key, specs[2].key])]
+    assert len(launches) == 1 and campaign.read_pin(root, "smoke") == old
+    assert "draining to " + new[:7] in capsys.readouterr().out
+    # once they are finished, start repins to the target (not to a newer HEAD) and goes on
+    for s in specs[1:3]:
+        (s.run_dir(root) / DONE).write_text("{}")
+    _commit(repo, "three")
+    assert _start(root, results, "--profile", "smoke") == 0
+    pin = campaign.read_pin(root, "smoke")
+    assert pin["commit"] == new and not (root / "smoke" / campaign.DRAIN).exists()
+    assert launches[-1] == ("smoke", Path(pin["worktree"])) and len(drains) == 1
+    assert "drained; pinned at " + new[:7] in capsys.readouterr().out
+
+
+def test_drain_without_unfinished_runs_repins_at_once(repo, launches, drains, tmp_path):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    assert _start(root, results, "--profile", "smoke") == 0
+    new = _commit(repo, "two")
+    assert campaign.main(["drain", "--root", str(root), "--profile", "smoke"]) == 0
+    assert campaign.read_pin(root, "smoke")["commit"] == new
+    assert not (root / "smoke" / campaign.DRAIN).exists()
+
+
+def test_the_drain_script_runs_one_sweep_per_run_then_starts(tmp_path):
+    specs = resolve_runs("smoke")
+    wt = tmp_path / "wt"
+    (wt / "reproduce").mkdir(parents=True)
+    (wt / "reproduce" / "sweep.py").write_text('p.add_argument("--first-seed")')
+    text = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res",
+                                 specs[1:4], workers=2, nice=0)
+    lines = text.splitlines()
+    sweeps = [x for x in lines if "reproduce.sweep" in x]
+    assert len(sweeps) == 3 and all(x.endswith("& p0=$!") or x.endswith("& p1=$!")
+                                    for x in sweeps)
+    assert "--domains Hopper --algos qprop-c --first-seed 1 --seeds 1" in sweeps[0]
+    assert lines.count("wait $p0 && wait $p1 || exit 1") == 1  # two at a time
+    assert lines.count("wait $p0 || exit 1") == 1
+    assert "reproduce.campaign start --profile smoke" in lines[-1] and \
+        lines[-1].startswith("exec ")
+    (wt / "reproduce" / "sweep.py").write_text("no such flag")  # an older pin's sweep
+    old = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res", specs[1:2],
+                                workers=1, nice=10)
+    assert "--algos qprop-c --seeds 2" in old and old.count("nice -n 10") == 1
+
+
+def test_an_old_pins_sweep_may_not_start_a_lower_seed_in_a_drain(tmp_path):
+    specs = resolve_runs("smoke")  # [1] is Hopper/qprop-c seed 1
+    wt, root = tmp_path / "wt", tmp_path / "root"
+    (wt / "reproduce").mkdir(parents=True)
+    (wt / "reproduce" / "sweep.py").write_text("seeds 0..N-1 only")
+    _write_run(specs[1].run_dir(root), 500, 18.0)  # seed 0 of its cell is not done
+    with pytest.raises(campaign.CampaignError, match="seeds \\[0\\] of its cell would start"):
+        campaign_drain.launch_drain("smoke", wt, root, tmp_path, specs[1:2], 1, 0)
+    assert not (root / "logs").exists()

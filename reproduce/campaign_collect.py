@@ -1,0 +1,49 @@
+"""The campaign's collect step, one profile at a time (``python -m reproduce.campaign
+collect``): the finished runs of the campaign root into the checkout's results tree, the
+progress so far of unfinished ones parked where the table never reads, and the ledger."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from qprop_tf.rundir import DONE, LOCK
+from reproduce.ledger import ledger, ledger_path, render
+from reproduce.spec import resolve_runs
+
+SKIP = ("checkpoint", LOCK)
+"""Left behind when a run is copied into the committed results."""
+
+
+def copy_run(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*SKIP))
+
+
+def collect_profile(profile: str, root: Path, results: Path) -> None:
+    specs = resolve_runs(profile, results=results)
+    inflight = results / profile / "inflight"
+    new = partial = 0
+    for s in specs:
+        src, dst = s.run_dir(root), s.run_dir(results)
+        parked = inflight / s.domain / s.algo / f"seed{s.seed}"
+        if (src / DONE).is_file():
+            if not (dst / DONE).is_file():
+                copy_run(src, dst)
+                new += 1
+            shutil.rmtree(parked, ignore_errors=True)
+        elif (src / "progress.csv").is_file():
+            parked.mkdir(parents=True, exist_ok=True)
+            for name in ("progress.csv", "spec.json", "config.json"):
+                if (src / name).is_file():
+                    shutil.copy2(src / name, parked / name)
+            partial += 1
+    runs = ledger(specs, [root, results])
+    text = render(profile, runs, [root, results],
+                  f"python -m reproduce.campaign collect --profile {profile}")
+    out = ledger_path(results, profile)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"campaign: {profile}: {new} finished run(s) copied into {results}; {partial} "
+          f"unfinished progress file(s) under {inflight}; ledger in {out}")

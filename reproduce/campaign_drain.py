@@ -1,0 +1,61 @@
+"""The drain's sweeps (``python -m reproduce.campaign drain``): the unfinished runs of a
+profile resumed at its old pin, one sweep each, and then ``campaign start``, which repins."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from qprop_tf.rundir import DONE
+from reproduce.campaign_pins import CampaignError
+from reproduce.spec import REPO_ROOT, RunSpec
+
+
+def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[RunSpec],
+                 workers: int, nice: int) -> str:
+    """A shell script: one sweep per unfinished run (``workers`` at a time, from the pinned
+    worktree), then, if every one finished, ``campaign start`` (which repins)."""
+    old_sweep = "--first-seed" not in (wt / "reproduce" / "sweep.py").read_text()
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    lines = ["set -u", f"cd {shlex.quote(str(wt))}"]
+    for i in range(0, len(specs), workers):
+        group = specs[i:i + workers]
+        for k, s in enumerate(group):
+            seeds = (["--seeds", str(s.seed + 1)] if old_sweep  # seeds 0..k; the rest is done
+                     else ["--first-seed", str(s.seed), "--seeds", "1"])
+            cmd = [*prefix, sys.executable, "-m", "reproduce.sweep", "--profile", profile,
+                   "--results", str(root), "--workers", "1", "--no-progress",
+                   "--domains", s.domain, "--algos", s.algo, *seeds]
+            lines.append(f"{shlex.join(cmd)} & p{k}=$!")
+        lines.append(" && ".join(f"wait $p{k}" for k in range(len(group)))
+                     + " || exit 1")
+    start_cmd = [sys.executable, "-m", "reproduce.campaign", "start", "--profile", profile,
+                 "--root", str(root), "--results", str(results), "--workers", str(workers),
+                 "--nice", str(nice)]
+    lines += [f"cd {shlex.quote(str(REPO_ROOT))}", f"exec {shlex.join(start_cmd)}"]
+    return "\n".join(lines) + "\n"
+
+
+def launch_drain(profile: str, wt: Path, root: Path, results: Path, specs: list[RunSpec],
+                 workers: int, nice: int) -> tuple[int, Path]:
+    """Run :func:`drain_script` detached, in a session of its own; (its pid, its log)."""
+    if "--first-seed" not in (wt / "reproduce" / "sweep.py").read_text():
+        for s in specs:  # an old sweep resumes seeds 0..k: each lower seed must be done
+            lower = [x for x in range(s.seed) if not (
+                s.run_dir(root).parent / f"seed{x}" / DONE).is_file()]
+            if lower:
+                raise CampaignError(f"cannot drain {s.key} with this pin's sweep (no "
+                                    f"--first-seed): seeds {lower} of its cell would start")
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"campaign_{profile}_drain_{datetime.now(UTC):%Y%m%d-%H%M%S}.out"
+    script = drain_script(profile, wt, root, results, specs, workers, nice)
+    (root / profile / "drain.sh").write_text(script)
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["bash", str(root / profile / "drain.sh")], stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    return proc.pid, log

@@ -1,0 +1,84 @@
+"""A campaign profile's pin, sweep pid and drain target under the campaign root
+(``<root>/<profile>/PIN.json``, ``sweep.pid``, ``DRAIN.json``): read, written and checked
+here for :mod:`reproduce.campaign` and :mod:`reproduce.campaign_drain`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from qprop_tf.rundir import DONE
+from reproduce.spec import REPO_ROOT, RunSpec
+
+PIN = "PIN.json"
+PID = "sweep.pid"
+DRAIN = "DRAIN.json"
+
+
+class CampaignError(RuntimeError):
+    """A campaign command that cannot go on (one line for the user)."""
+
+
+def git(*args: str) -> str:
+    out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise CampaignError(f"git {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def read_pin(root: Path, profile: str) -> dict[str, str] | None:
+    try:
+        return json.loads((root / profile / PIN).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def unfinished(specs: list[RunSpec], root: Path) -> list[str]:
+    """Keys of the runs started in ``root`` and not finished."""
+    return [s.key for s in specs
+            if s.run_dir(root).is_dir() and not (s.run_dir(root) / DONE).is_file()]
+
+
+def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
+                 commit: str | None = None) -> Path:
+    """The profile's pinned worktree, created (at ``commit``, default HEAD, or at its
+    recorded commit) when missing; shared with every profile pinned at the same commit."""
+    pin = read_pin(root, profile)
+    head = commit or git("rev-parse", "HEAD")
+    if pin is not None and repin and pin["commit"] != head:
+        left = unfinished(specs, root)
+        if left:
+            raise CampaignError(f"cannot repin {profile}: {len(left)} unfinished run(s) would "
+                                f"resume under another commit ({', '.join(left[:4])}...); "
+                                "let them finish")
+        pin = None
+    if pin is None:
+        pin = {"commit": head, "worktree": str(root / f"wt-{head[:7]}"),
+               "pinned": datetime.now(UTC).isoformat(timespec="seconds")}
+    wt = Path(pin["worktree"])
+    if not wt.is_dir():
+        git("worktree", "prune")
+        git("worktree", "add", "--detach", str(wt), pin["commit"])
+    (root / profile).mkdir(parents=True, exist_ok=True)
+    (root / profile / PIN).write_text(json.dumps(pin, indent=1) + "\n")
+    return wt
+
+
+def running_pid(root: Path, profile: str) -> int | None:
+    """The pid of the profile's background sweep, if it is alive."""
+    try:
+        pid = int((root / profile / PID).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def read_drain(root: Path, profile: str) -> dict[str, str] | None:
+    try:
+        return json.loads((root / profile / DRAIN).read_text())
+    except FileNotFoundError:
+        return None
