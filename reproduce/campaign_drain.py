@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
-from reproduce.campaign_pins import CampaignError
+from reproduce.campaign_pins import PID, CampaignError
 from reproduce.spec import REPO_ROOT, RunSpec
 
 
@@ -27,15 +27,18 @@ def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[
             seeds = (["--seeds", str(s.seed + 1)] if old_sweep  # seeds 0..k; the rest is done
                      else ["--first-seed", str(s.seed), "--seeds", "1"])
             cmd = [*prefix, sys.executable, "-m", "reproduce.sweep", "--profile", profile,
-                   "--results", str(root), "--workers", "1", "--no-progress",
+                   "--results", str(root.resolve()), "--workers", "1", "--no-progress",
                    "--domains", s.domain, "--algos", s.algo, *seeds]
             lines.append(f"{shlex.join(cmd)} & p{k}=$!")
         lines.append(" && ".join(f"wait $p{k}" for k in range(len(group)))
                      + " || exit 1")
     start_cmd = [sys.executable, "-m", "reproduce.campaign", "start", "--profile", profile,
-                 "--root", str(root), "--results", str(results), "--workers", str(workers),
+                 "--root", str(root.resolve()), "--results", str(results.resolve()),
+                 "--workers", str(workers),
                  "--nice", str(nice)]
-    lines += [f"cd {shlex.quote(str(REPO_ROOT))}", f"exec {shlex.join(start_cmd)}"]
+    pid_file = root.resolve() / profile / PID  # this script's pid: start would skip itself
+    lines += [f"cd {shlex.quote(str(REPO_ROOT))}", f"rm -f {shlex.quote(str(pid_file))}",
+              f"exec {shlex.join(start_cmd)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -409,6 +409,7 @@ def test_the_drain_script_runs_one_sweep_per_run_then_starts(tmp_path):
     assert lines.count("wait $p0 || exit 1") == 1
     assert "reproduce.campaign start --profile smoke" in lines[-1] and \
         lines[-1].startswith("exec ")
+    assert lines[-2] == f"rm -f {tmp_path / 'root' / 'smoke' / campaign.PID}"  # else: skipped
     (wt / "reproduce" / "sweep.py").write_text("no such flag")  # an older pin's sweep
     old = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res", specs[1:2],
                                 workers=1, nice=10)
