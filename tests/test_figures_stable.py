@@ -38,3 +38,20 @@ def test_plotting_twice_gives_the_same_bytes(tmp_path):
     assert sorted(first) == sorted(second)
     changed = [p.name for p in first if first[p] != second[p]]
     assert not changed, f"re-plotting unchanged results rewrote {changed}"
+
+
+def test_the_curves_band_is_a_bootstrap_ci_of_the_mean():
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from reproduce.plot import mean_ci
+
+    x = np.array([1.0, 2.0, 3.0, 10.0, 4.0])
+    lo, hi = mean_ci(x)
+    assert x.min() <= lo < x.mean() < hi <= x.max()
+    assert (lo, hi) == mean_ci(x)  # fixed seed: a figure redraws identically
+    ref = bootstrap((x,), np.mean, method="percentile", n_resamples=20000, random_state=0)
+    assert abs(lo - ref.confidence_interval.low) < 0.5  # scipy's, within resampling noise
+    assert abs(hi - ref.confidence_interval.high) < 0.5
+    assert mean_ci(np.array([3.0, 3.0, 3.0])) == (3.0, 3.0)
+    assert mean_ci(np.array([np.nan, 5.0])) == (5.0, 5.0)  # one seed there: no band
