@@ -6,7 +6,8 @@ Writes ``<results>/<profile>/figures/`` from the runs the profile's table reads 
 tree, plus the extra rows of its ``extra_rows_from``):
 
 - ``curves_<Domain>.png/.svg``: return against the paper's episodes (1000 env steps), mean
-  over seeds with a 95% band (percentile bootstrap of the mean over seeds, ``mean_ci``), the threshold, and the paper's crossing
+  over seeds with a 95% band (percentile bootstrap of the mean over seeds, ``mean_ci``),
+  the threshold, and the paper's crossing
   point per algorithm (a star on the threshold line; an arrow at the edge when it lies
   beyond our runs);
 - ``curves_all.png/.svg``: the seven domains in one grid;
