@@ -276,13 +276,7 @@ class Config:
         (as given on the command line); strings are parsed to the field's declared type.
         """
         if isinstance(overrides, list):
-            pairs: dict[str, Any] = {}
-            for item in overrides:
-                if "=" not in item:
-                    raise ConfigError(f"override {item!r} is not of the form key=value")
-                key, value = item.split("=", 1)
-                pairs[key.strip()] = value.strip()
-            overrides = pairs
+            overrides = parse_pairs(overrides)
         hints = typing.get_type_hints(type(self))
         valid = self.field_names()
         changes: dict[str, Any] = {}
@@ -350,6 +344,18 @@ def parse_value(key: str, value: Any, hint: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {key!r}: {value!r} ({exc})") from None
     return value
+
+
+def parse_pairs(items: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` (as given on a command line) -> {key: value}, values as strings
+    (:meth:`Config.with_overrides` types them); ConfigError for an item without ``=``."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def load_config(algo: str, env: str, seed: int, overrides: list[str] | dict[str, Any] | None = None,

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qprop_tf.config import ConfigError, parse_pairs
 from qprop_tf.rundir import DONE
 from reproduce.backends import SweepSignals, run_local, run_ray
 from reproduce.outcomes import (  # noqa: F401 (describe, last_env_steps: re-exported)
@@ -59,13 +60,10 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``--set KEY=VALUE`` items -> {key: value} (strings; the run's Config types them)."""
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise SpecError(f"override {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+    try:
+        return parse_pairs(items)
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
