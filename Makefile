@@ -117,16 +117,14 @@ best-batch-select: $(STAMP)
 # Issue 14, the critic's stability: after `make sweep PROFILE=stable` (released base,
 # Swimmer x 5), `stable-strong` (strong base, Swimmer x 5) and `stable-walker` (Walker x 3),
 # `make stability` writes results/<profile>/stability.md and figures/stability_<Domain>.png
-# for each of them that has runs.
+# for each of them that has runs (baseline and reference: the profile's `stability` table in
+# profiles.toml), then results/stability_summary.md (divergences per profile and domain).
+STABILITY_PROFILES = stable stable-strong stable-walker
 .PHONY: stability
 stability: $(STAMP)
-	@if [ -d $(RESULTS)/stable/runs ]; then $(PY) -m reproduce.stability --results $(RESULTS) \
-		--profile stable; fi
-	@if [ -d $(RESULTS)/stable-strong/runs ]; then $(PY) -m reproduce.stability \
-		--results $(RESULTS) --profile stable-strong --baseline qprop-c-strong \
-		--reference trpo-strong --baseline-profile strong; fi
-	@if [ -d $(RESULTS)/stable-walker/runs ]; then $(PY) -m reproduce.stability \
-		--results $(RESULTS) --profile stable-walker; fi
+	@for p in $(STABILITY_PROFILES); do if [ -d $(RESULTS)/$$p/runs ]; then \
+		$(PY) -m reproduce.stability --results $(RESULTS) --profile $$p || exit 1; fi; done
+	$(PY) -m reproduce.stability_summary --results $(RESULTS)
 
 # ---- campaigns (issue 16): days of compute, in stretches, several profiles at once --------
 # Each profile pinned under CAMPAIGN_ROOT has its own pin (<root>/<profile>/PIN.json, code in a

@@ -45,12 +45,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact, mannwhitneyu
 
 from qprop_tf.progress import COLUMNS as C
 from reproduce.compare import DomainResult, Side, counted_runs
@@ -59,10 +57,14 @@ from reproduce.results import Run
 from reproduce.spec import EPISODE_STEPS, SpecError, check_profile, domains, profile_dir, threshold
 from reproduce.stability_runs import (
     SMOOTH,
-    RunStability,
+    Variant,
     after_peak,
+    domain_variants,
+    fewer_divergences_p,
     mechanism,
-    run_stability,
+    reference_side,
+    retains_more_p,
+    smaller_losses_p,
 )
 from reproduce.table_format import fmt_num, markdown_table, text_table
 
@@ -71,55 +73,6 @@ AFTER_PEAK_NOTE = (
     "that stopped early at its crossing has little or no stretch after its peak.")
 DEFAULT_BASELINE = "qprop-c"
 DEFAULT_REFERENCE = "trpo-b5000"
-
-
-# ---------------------------------------------------------------------- per domain
-
-@dataclass
-class Variant:
-    algo: str
-    runs: list[Run]
-    excluded: int
-    records: list[RunStability]
-    vs_baseline: DomainResult | None
-    vs_reference: DomainResult | None
-
-    @property
-    def diverged_seeds(self) -> list[int]:
-        return [r.seed for r in self.records if r.diverged]
-
-
-def domain_variants(runs: list[Run], excluded: dict[tuple[str, str], int], domain: str,
-                    baseline: str, reference: str) -> list[Variant]:
-    """Every algorithm of ``domain`` but the reference (the baseline first), each compared
-    with the baseline and the reference on the seeds both have."""
-    here = [r for r in runs if r.domain == domain]
-    names = sorted({r.algo for r in here} | {a for d, a in excluded if d == domain})
-    variants = sorted((a for a in names if a != reference), key=lambda a: (a != baseline, a))
-
-    def side(algo: str, seeds: set[int] | None = None) -> Side:
-        rs = [r for r in here if r.algo == algo and (seeds is None or r.seed in seeds)]
-        return Side(algo, sorted(rs, key=lambda r: r.seed),
-                    excluded.get((domain, algo), 0) if seeds is None else 0)
-
-    def paired(algo: str, other: str) -> DomainResult | None:
-        seeds = {r.seed for r in here if r.algo == algo} & {r.seed for r in here
-                                                           if r.algo == other}
-        if algo == other or not seeds:
-            return None
-        return DomainResult(domain, threshold(domain), side(algo, seeds), side(other, seeds))
-
-    out = []
-    for a in variants:
-        s = side(a)
-        out.append(Variant(a, s.runs, s.unfinished, [run_stability(r) for r in s.runs],
-                           paired(a, baseline), paired(a, reference)))
-    return out
-
-
-def reference_side(runs: list[Run], domain: str, reference: str) -> Side:
-    return Side(reference, sorted([r for r in runs if r.domain == domain
-                                   and r.algo == reference], key=lambda r: r.seed))
 
 
 # ---------------------------------------------------------------------- outputs
@@ -134,36 +87,6 @@ def _ratio_cell(r: DomainResult | None) -> str:
     verdict = r.verdict.replace("A ", "variant ", 1) if r.verdict.startswith("A ") else \
         r.verdict
     return f"{r.ratio_text} on seeds {_seeds([x.seed for x in r.a.runs])}: {verdict}"
-
-
-def _shared(variant: Variant, baseline: Variant | None
-            ) -> tuple[list[RunStability], list[RunStability]]:
-    """The two variants' records on the seeds both have (none against itself or no baseline)."""
-    if baseline is None or variant.algo == baseline.algo:
-        return [], []
-    seeds = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
-    return ([r for r in variant.records if r.seed in seeds],
-            [r for r in baseline.records if r.seed in seeds])
-
-
-def fewer_divergences_p(variant: Variant, baseline: Variant | None) -> float:
-    """One-sided Fisher exact p that the variant diverges on fewer seeds than the baseline,
-    over the seeds both have (NaN without shared seeds, or for the baseline itself)."""
-    mine, theirs = _shared(variant, baseline)
-    if not mine:
-        return math.nan
-    v, b, n = sum(r.diverged for r in mine), sum(r.diverged for r in theirs), len(mine)
-    return float(fisher_exact([[v, n - v], [b, n - b]], alternative="less").pvalue)
-
-
-def smaller_losses_p(variant: Variant, baseline: Variant | None) -> float:
-    """One-sided Mann-Whitney p that the variant's largest TD losses are smaller than the
-    baseline's, over the seeds both have (NaN without shared seeds, or for the baseline)."""
-    mine, theirs = _shared(variant, baseline)
-    v, b = [r.max_loss for r in mine], [r.max_loss for r in theirs]
-    if not mine or not all(map(math.isfinite, v + b)):
-        return math.nan
-    return float(mannwhitneyu(v, b, alternative="less").pvalue)
 
 
 def divergence_rows(variants: list[Variant], baseline: str) -> list[dict[str, str]]:
@@ -215,19 +138,6 @@ def crossing_rows(variants: list[Variant], ref: Side) -> list[dict[str, str]]:
     return rows
 
 
-def retains_more_p(variant: Variant, baseline: Variant | None) -> float:
-    """One-sided Mann-Whitney p that the variant keeps a larger share of its best return
-    (:func:`after_peak`'s ``retained``) than the baseline, on the seeds both have."""
-    if baseline is None or variant.algo == baseline.algo:
-        return math.nan
-    seeds = {r.seed for r in variant.runs} & {r.seed for r in baseline.runs}
-    v = [after_peak(r).retained for r in variant.runs if r.seed in seeds]
-    b = [after_peak(r).retained for r in baseline.runs if r.seed in seeds]
-    if not v or not all(map(math.isfinite, v + b)):
-        return math.nan
-    return float(mannwhitneyu(v, b, alternative="greater").pvalue)
-
-
 def after_peak_rows(variants: list[Variant], ref: Side, baseline: str) -> list[dict[str, str]]:
     """Per variant (and the reference): the best and the last moving mean of the return,
     and the share of the best that is left (median over seeds [smallest])."""
@@ -276,6 +186,35 @@ def mechanism_rows(runs: list[Run], order: list[str]) -> list[dict[str, str]]:
     return out
 
 
+def load(results: Path, profile: str, baseline: str, reference: str,
+         baseline_profile: str | None) -> tuple[list[Run], dict[tuple[str, str], int],
+                                                list[str], list[str]]:
+    """The counted runs of the profile's tree (and the baseline's and reference's from
+    ``baseline_profile``'s), the unfinished ones per (domain, algo), the notes, and the
+    profile's own domains."""
+    check_profile(profile)
+    own = _algos_in(results, profile)
+    if baseline_profile:
+        check_profile(baseline_profile)
+        own -= {baseline, reference}
+    counted = counted_runs(results, profile, own)
+    runs, excluded, notes = counted.runs, dict(counted.excluded), list(counted.notes)
+    seen = {r.domain for r in runs} | {d for d, _ in excluded}
+    if baseline_profile:
+        base = counted_runs(results, baseline_profile, {baseline, reference})
+        runs, notes = runs + base.runs, notes + base.notes
+        excluded.update(base.excluded)
+    return runs, excluded, notes, [d for d in domains() if d in seen]
+
+
+def roles(profile: str) -> tuple[str, str, str | None]:
+    """(baseline, reference, baseline profile) from the profile's ``stability`` table in
+    profiles.toml, else the defaults (``qprop-c``, ``trpo-b5000``, its own tree)."""
+    table = check_profile(profile).get("stability", {})
+    return (table.get("baseline", DEFAULT_BASELINE), table.get("reference", DEFAULT_REFERENCE),
+            table.get("baseline_profile"))
+
+
 def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
            reference: str = DEFAULT_REFERENCE, domain_list: list[str] | None = None,
            show: list[str] | None = None, baseline_profile: str | None = None
@@ -287,19 +226,8 @@ def report(results: str | Path, profile: str, baseline: str = DEFAULT_BASELINE,
     from reproduce.stability_plot import plot_stability
 
     results = Path(results)
-    check_profile(profile)
-    own = _algos_in(results, profile)
-    if baseline_profile:
-        check_profile(baseline_profile)
-        own -= {baseline, reference}
-    counted = counted_runs(results, profile, own)
-    runs, excluded, notes = counted.runs, dict(counted.excluded), list(counted.notes)
-    seen = {r.domain for r in runs} | {d for d, _ in excluded}  # the profile's own domains
-    if baseline_profile:
-        base = counted_runs(results, baseline_profile, {baseline, reference})
-        runs, notes = runs + base.runs, notes + base.notes
-        excluded.update(base.excluded)
-    doms = domain_list or [d for d in domains() if d in seen]
+    runs, excluded, notes, seen = load(results, profile, baseline, reference, baseline_profile)
+    doms = domain_list or seen
     home = profile_dir(results, profile)
     cmd = (f"python -m reproduce.stability --results {results} --profile {profile} "
            f"--baseline {baseline} --reference {reference}"
@@ -362,10 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results")
     p.add_argument("--profile", default="stable", help="whose tree (default: %(default)s)")
-    p.add_argument("--baseline", default=DEFAULT_BASELINE)
-    p.add_argument("--reference", default=DEFAULT_REFERENCE)
+    p.add_argument("--baseline", help="the authors' critic (default: the profile's "
+                   f"`stability` table in profiles.toml, else {DEFAULT_BASELINE})")
+    p.add_argument("--reference", help="TRPO (default: the profile's `stability` table, "
+                   f"else {DEFAULT_REFERENCE})")
     p.add_argument("--baseline-profile", help="read the baseline's and the reference's runs "
-                   "from this profile's tree (same rules; e.g. strong for stable-strong)")
+                   "from this profile's tree (same rules; e.g. strong for stable-strong; "
+                   "default: the profile's `stability` table)")
     p.add_argument("--domains", help="comma-separated domains (default: every one with runs)")
     p.add_argument("--show", help="comma-separated variants drawn next to the baseline "
                                   "(default: every one)")
@@ -375,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"unknown domain(s) {', '.join(bad)}; valid: {', '.join(domains())}")
     try:
-        md, figs, printed = report(args.results, args.profile, args.baseline,
-                                   args.reference, doms, _split(args.show),
-                                   args.baseline_profile)
+        base, ref, base_profile = roles(args.profile)
+        md, figs, printed = report(args.results, args.profile, args.baseline or base,
+                                   args.reference or ref, doms, _split(args.show),
+                                   args.baseline_profile or base_profile)
     except SpecError as exc:
         print(f"reproduce.stability: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
-"""Q-Prop's critic stability, one run at a time (issue 14): its divergence record, the
+"""Q-Prop's critic stability (issue 14), one run at a time: its divergence record, the
 critic's fit statistics before the first divergence, and what is left of its return after
-its peak. :mod:`reproduce.stability` puts them side by side per variant.
+its peak; and one variant at a time: its runs on a domain, compared with the baseline's on
+the seeds both have (fewer divergences, smaller TD losses, more of the best return kept).
+:mod:`reproduce.stability` writes them out.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact, mannwhitneyu
 
 from qprop_tf.divergence import diverged_stretches, divergence_summary, during_divergence
 from qprop_tf.progress import COLUMNS as C
-from reproduce.compare import episodes_to_threshold
+from reproduce.compare import DomainResult, Side, episodes_to_threshold
 from reproduce.results import Run
-from reproduce.spec import EPISODE_STEPS
+from reproduce.spec import EPISODE_STEPS, threshold
 
 WINDOW = 10  # iterations before the first divergence that the mechanism table summarises
 SMOOTH = 10  # iterations in the moving mean of the return the after-peak record reads
@@ -120,3 +123,95 @@ def after_peak(run: Run, smooth: int = SMOOTH) -> AfterPeak:
     i = int(np.nanargmax(mean))
     return AfterPeak(run.seed, float(mean[i]), float(steps[i]), float(mean[-1]),
                      float(steps[-1]))
+
+
+# ---------------------------------------------------------------------- per variant
+
+@dataclass
+class Variant:
+    algo: str
+    runs: list[Run]
+    excluded: int
+    records: list[RunStability]
+    vs_baseline: DomainResult | None
+    vs_reference: DomainResult | None
+
+    @property
+    def diverged_seeds(self) -> list[int]:
+        return [r.seed for r in self.records if r.diverged]
+
+
+def domain_variants(runs: list[Run], excluded: dict[tuple[str, str], int], domain: str,
+                    baseline: str, reference: str) -> list[Variant]:
+    """Every algorithm of ``domain`` but the reference (the baseline first), each compared
+    with the baseline and the reference on the seeds both have."""
+    here = [r for r in runs if r.domain == domain]
+    names = sorted({r.algo for r in here} | {a for d, a in excluded if d == domain})
+    variants = sorted((a for a in names if a != reference), key=lambda a: (a != baseline, a))
+
+    def side(algo: str, seeds: set[int] | None = None) -> Side:
+        rs = [r for r in here if r.algo == algo and (seeds is None or r.seed in seeds)]
+        return Side(algo, sorted(rs, key=lambda r: r.seed),
+                    excluded.get((domain, algo), 0) if seeds is None else 0)
+
+    def paired(algo: str, other: str) -> DomainResult | None:
+        seeds = {r.seed for r in here if r.algo == algo} & {r.seed for r in here
+                                                           if r.algo == other}
+        if algo == other or not seeds:
+            return None
+        return DomainResult(domain, threshold(domain), side(algo, seeds), side(other, seeds))
+
+    out = []
+    for a in variants:
+        s = side(a)
+        out.append(Variant(a, s.runs, s.unfinished, [run_stability(r) for r in s.runs],
+                           paired(a, baseline), paired(a, reference)))
+    return out
+
+
+def reference_side(runs: list[Run], domain: str, reference: str) -> Side:
+    return Side(reference, sorted([r for r in runs if r.domain == domain
+                                   and r.algo == reference], key=lambda r: r.seed))
+
+
+def _shared(variant: Variant, baseline: Variant | None
+            ) -> tuple[list[RunStability], list[RunStability]]:
+    """The two variants' records on the seeds both have (none against itself or no baseline)."""
+    if baseline is None or variant.algo == baseline.algo:
+        return [], []
+    seeds = {r.seed for r in variant.records} & {r.seed for r in baseline.records}
+    return ([r for r in variant.records if r.seed in seeds],
+            [r for r in baseline.records if r.seed in seeds])
+
+
+def fewer_divergences_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Fisher exact p that the variant diverges on fewer seeds than the baseline,
+    over the seeds both have (NaN without shared seeds, or for the baseline itself)."""
+    mine, theirs = _shared(variant, baseline)
+    if not mine:
+        return math.nan
+    v, b, n = sum(r.diverged for r in mine), sum(r.diverged for r in theirs), len(mine)
+    return float(fisher_exact([[v, n - v], [b, n - b]], alternative="less").pvalue)
+
+
+def smaller_losses_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Mann-Whitney p that the variant's largest TD losses are smaller than the
+    baseline's, over the seeds both have (NaN without shared seeds, or for the baseline)."""
+    mine, theirs = _shared(variant, baseline)
+    v, b = [r.max_loss for r in mine], [r.max_loss for r in theirs]
+    if not mine or not all(map(math.isfinite, v + b)):
+        return math.nan
+    return float(mannwhitneyu(v, b, alternative="less").pvalue)
+
+
+def retains_more_p(variant: Variant, baseline: Variant | None) -> float:
+    """One-sided Mann-Whitney p that the variant keeps a larger share of its best return
+    (:func:`after_peak`'s ``retained``) than the baseline, on the seeds both have."""
+    if baseline is None or variant.algo == baseline.algo:
+        return math.nan
+    seeds = {r.seed for r in variant.runs} & {r.seed for r in baseline.runs}
+    v = [after_peak(r).retained for r in variant.runs if r.seed in seeds]
+    b = [after_peak(r).retained for r in baseline.runs if r.seed in seeds]
+    if not v or not all(map(math.isfinite, v + b)):
+        return math.nan
+    return float(mannwhitneyu(v, b, alternative="greater").pvalue)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from reproduce import stability as st
+from reproduce import stability_runs as sr
 from reproduce.results import load_runs
 
 N = 40  # iterations of 5000 steps (5 episodes each)
@@ -49,7 +50,7 @@ def test_run_record_flags_the_divergence_and_a_crossing_inside_it(tmp_path: Path
     write_run(tmp_path, "stable", "qprop-c", 0, blow_up=20, cross=25)
     write_run(tmp_path, "stable", "qprop-c", 1, blow_up=None, cross=10)
     runs = {r.seed: r for r in load_runs(tmp_path, "stable").runs}
-    bad, good = st.run_stability(runs[0]), st.run_stability(runs[1])
+    bad, good = sr.run_stability(runs[0]), sr.run_stability(runs[1])
     assert bad.diverged and bad.first_diverged_steps == 21 * 5000
     assert bad.crossed_during_divergence and bad.max_loss == 1e4 and bad.max_abs_q == 5e3
     assert not good.diverged and math.isnan(good.first_diverged_steps)
@@ -100,7 +101,7 @@ def _variants(results: Path) -> tuple[st.Variant, st.Variant]:
 
 def test_fisher_p_counts_only_shared_seeds():
     def variant(algo: str, diverged: list[bool]) -> st.Variant:
-        recs = [st.RunStability(k, 10, d, math.nan, 1.0, 1.0, False)
+        recs = [sr.RunStability(k, 10, d, math.nan, 1.0, 1.0, False)
                 for k, d in enumerate(diverged)]
         return st.Variant(algo, [], 0, recs, None, None)
 
@@ -111,7 +112,7 @@ def test_fisher_p_counts_only_shared_seeds():
     assert st.fewer_divergences_p(variant("one", [False]), base) == 0.5  # 1 shared seed
 
     def losses(algo: str, peaks: list[float]) -> st.Variant:
-        recs = [st.RunStability(k, 10, False, math.nan, x, 1.0, False)
+        recs = [sr.RunStability(k, 10, False, math.nan, x, 1.0, False)
                 for k, x in enumerate(peaks)]
         return st.Variant(algo, [], 0, recs, None, None)
 
@@ -157,3 +158,24 @@ def test_after_peak_keeps_the_share_of_the_best_and_compares_it_with_the_baselin
                               "qprop-c")
     assert [r["variant"] for r in rows] == ["qprop-c", "qprop-fix"]  # no reference runs
     assert rows[1]["kept of the best, median [smallest]"] == "100% [100%]"
+
+
+def test_summary_reads_each_stability_profile_with_its_own_roles(tmp_path: Path, capsys):
+    from reproduce import stability_summary as ss
+
+    for s in range(3):  # stable-strong's roles (profiles.toml): baseline and reference in strong
+        write_run(tmp_path, "strong", "qprop-c-strong", s, blow_up=15, cross=35)
+        write_run(tmp_path, "strong", "trpo-strong", s, blow_up=None, cross=20)
+        write_run(tmp_path, "stable-strong", "qprop-c-strong-tclip", s,
+                  blow_up=30 if s == 0 else None, cross=None)
+    write_run(tmp_path, "strong", "qprop-c", 0, blow_up=5, cross=None)  # not a role: not read
+    assert st.roles("stable-strong") == ("qprop-c-strong", "trpo-strong", "strong")
+    assert ss.stability_profiles(tmp_path) == ["stable-strong"]
+    assert ss.main(["--results", str(tmp_path)]) == 0
+    md = (tmp_path / "stability_summary.md").read_text()
+    assert "| stable-strong | Swimmer (90) | qprop-c-strong (authors' critic) | 3/3 |" in md
+    assert "| stable-strong | Swimmer (90) | qprop-c-strong-tclip | 1/3 | 0.1 | 0/3 |" in md
+    assert "| stable-strong (strong) | Swimmer (90) | trpo-strong (reference) | - | - | 3/3 |" \
+        in md
+    assert "| qprop-c |" not in md
+    assert ss.main(["--results", str(tmp_path / "nope")]) == 2
