@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,9 @@ from typing import Any
 import tensorflow as tf
 
 from qprop_tf.progress import COLUMNS as C
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest value TensorBoard's float32 scalars hold."""
 
 
 class RunLogger:
@@ -91,8 +93,9 @@ class RunLogger:
         if self._tb is not None:
             step = int(row.get(C.env_steps, row.get(C.iteration, 0)))
             with self._tb.as_default():
-                for key, value in row.items():
-                    if isinstance(value, (int, float)) and math.isfinite(value):
+                for key, value in row.items():  # TensorBoard stores float32: a finite
+                    # value beyond its range (a blown-up statistic) stays in the CSV only
+                    if isinstance(value, (int, float)) and abs(value) <= FLOAT32_MAX:
                         tf.summary.scalar(key, value, step=step)
             self._tb.flush()
 

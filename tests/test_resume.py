@@ -465,3 +465,16 @@ def test_the_stop_signal_does_not_hang_after_a_run_process_ended():
     setter.start()
     setter.join(10)
     assert not setter.is_alive(), "stop.set() hangs on a dead waiter"
+
+
+def test_a_blown_up_statistic_is_logged_not_fatal(tmp_path):
+    """TRPO at batch 1000 on Swimmer (bestbatch seed 1) reached advantage_std 3.7e38: finite,
+    beyond float32, and TensorBoard's scalar raised, killing the run. The CSV keeps it."""
+    from qprop_tf.logger import RunLogger
+
+    log = RunLogger(tmp_path, tensorboard=True)
+    log.log({"iteration": 0, "env_steps": 1000, "advantage_std": 3.710048545876392e38,
+             "explained_variance": -121.7, "critic_loss": float("nan")})
+    log.close()
+    df = pd.read_csv(tmp_path / "progress.csv")
+    assert df.advantage_std.iloc[0] == 3.710048545876392e38 and df.iteration.iloc[0] == 0
