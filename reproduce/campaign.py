@@ -230,9 +230,11 @@ def status_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
     pin = read_pin(root, profile)
+    drain = read_drain(root, profile)
     print(f"campaign root {root}, profile {profile}: "
           + (f"sweep running (pid {pid})" if pid else "no sweep")
-          + (f", pinned at {pin['commit'][:7]}" if pin else ", not pinned yet"))
+          + (f", pinned at {pin['commit'][:7]}" if pin else ", not pinned yet")
+          + (f", draining to {drain['target'][:7]}" if drain else ""))
     roots = [r for r in (root, results) if r.is_dir()]
     print(render(profile, ledger(specs, roots), roots,
                  f"python -m reproduce.campaign status --profile {profile}"))

@@ -373,6 +373,8 @@ def test_drain_resumes_the_unfinished_runs_at_the_old_pin_then_repins(
     assert drains == [("smoke", Path(old["worktree"]), [specs[1].key, specs[2].key])]
     assert len(launches) == 1 and campaign.read_pin(root, "smoke") == old
     assert "draining to " + new[:7] in capsys.readouterr().out
+    assert campaign.main(["status", *args]) == 0
+    assert f"pinned at {old['commit'][:7]}, draining to {new[:7]}" in capsys.readouterr().out
     # once they are finished, start repins to the target (not to a newer HEAD) and goes on
     for s in specs[1:3]:
         (s.run_dir(root) / DONE).write_text("{}")
