@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -60,6 +59,7 @@ from reproduce.campaign_pins import (
     PID,
     PIN,
     CampaignError,
+    detach,
     git,
     pin_worktree,
     read_drain,
@@ -138,17 +138,11 @@ def seed_root(specs: list[RunSpec], results: Path, root: Path) -> int:
 
 def launch(profile: str, wt: Path, root: Path, workers: int, nice: int) -> tuple[int, Path]:
     """Start the profile's sweep from the worktree, detached; (its pid, its log)."""
-    logs = root / "logs"
-    logs.mkdir(exist_ok=True)
-    log = logs / f"campaign_{profile}_{datetime.now(UTC):%Y%m%d-%H%M%S}.out"
     cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", profile, "--results", str(root),
            "--workers", str(workers)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=wt, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    return proc.pid, log
+    return detach(cmd, wt, root, profile)
 
 
 def _pin_line(root: Path, profile: str) -> str:

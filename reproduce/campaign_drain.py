@@ -4,21 +4,24 @@ profile resumed at its old pin, one sweep each, and then ``campaign start``, whi
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
-from reproduce.campaign_pins import PID, CampaignError
+from reproduce.campaign_pins import PID, CampaignError, detach
 from reproduce.spec import REPO_ROOT, RunSpec
+
+
+def knows_first_seed(wt: Path) -> bool:
+    """Whether the worktree's sweep has ``--first-seed`` (older pins resume seeds 0..k)."""
+    return "--first-seed" in (wt / "reproduce" / "sweep.py").read_text()
 
 
 def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[RunSpec],
                  workers: int, nice: int) -> str:
     """A shell script: one sweep per unfinished run (``workers`` at a time, from the pinned
     worktree), then, if every one finished, ``campaign start`` (which repins)."""
-    old_sweep = "--first-seed" not in (wt / "reproduce" / "sweep.py").read_text()
+    old_sweep = not knows_first_seed(wt)
     prefix = ["nice", "-n", str(nice)] if nice else []
     lines = ["set -u", f"cd {shlex.quote(str(wt))}"]
     for i in range(0, len(specs), workers):
@@ -45,20 +48,13 @@ def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[
 def launch_drain(profile: str, wt: Path, root: Path, results: Path, specs: list[RunSpec],
                  workers: int, nice: int) -> tuple[int, Path]:
     """Run :func:`drain_script` detached, in a session of its own; (its pid, its log)."""
-    if "--first-seed" not in (wt / "reproduce" / "sweep.py").read_text():
+    if not knows_first_seed(wt):
         for s in specs:  # an old sweep resumes seeds 0..k: each lower seed must be done
             lower = [x for x in range(s.seed) if not (
                 s.run_dir(root).parent / f"seed{x}" / DONE).is_file()]
             if lower:
                 raise CampaignError(f"cannot drain {s.key} with this pin's sweep (no "
                                     f"--first-seed): seeds {lower} of its cell would start")
-    logs = root / "logs"
-    logs.mkdir(exist_ok=True)
-    log = logs / f"campaign_{profile}_drain_{datetime.now(UTC):%Y%m%d-%H%M%S}.out"
-    script = drain_script(profile, wt, root, results, specs, workers, nice)
-    (root / profile / "drain.sh").write_text(script)
-    with open(log, "w") as f:
-        proc = subprocess.Popen(["bash", str(root / profile / "drain.sh")], stdout=f,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    return proc.pid, log
+    script = root / profile / "drain.sh"
+    script.write_text(drain_script(profile, wt, root, results, specs, workers, nice))
+    return detach(["bash", str(script)], root, root, f"{profile}_drain")

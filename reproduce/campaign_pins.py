@@ -82,3 +82,15 @@ def read_drain(root: Path, profile: str) -> dict[str, str] | None:
         return json.loads((root / profile / DRAIN).read_text())
     except FileNotFoundError:
         return None
+
+
+def detach(cmd: list[str], cwd: Path, root: Path, name: str) -> tuple[int, Path]:
+    """Start ``cmd`` in ``cwd`` in a session of its own, its output in
+    ``<root>/logs/campaign_<name>_<UTC time>.out``; (its pid, its log)."""
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"campaign_{name}_{datetime.now(UTC):%Y%m%d-%H%M%S}.out"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid, log
