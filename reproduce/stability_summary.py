@@ -6,7 +6,8 @@ profile and domain, read from every profile with a ``stability`` table in profil
 writes ``<results>/stability_summary.md``: per (profile, domain, variant) the seeds whose
 critic diverged (:mod:`qprop_tf.divergence`), the median largest TD loss, the seeds that
 crossed the threshold and the median episodes (censored runs count as +inf, as everywhere),
-and what the variant keeps of its best return at the end. Each profile's
+what the variant keeps of its best return at the end, and the CPU-hours its runs took
+(process CPU time; wall time for runs that predate ``cpu_time``). Each profile's
 ``stability.md`` (:mod:`reproduce.stability`) has the tests, the mechanism and the figures.
 """
 
@@ -19,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qprop_tf.progress import COLUMNS as C
 from reproduce.compare import Side
 from reproduce.compare_stats import fmt_median
+from reproduce.results import Run
 from reproduce.spec import SpecError, profile_dir, profiles, threshold
 from reproduce.stability import load, roles
 from reproduce.stability_runs import after_peak, domain_variants, reference_side
@@ -33,6 +36,18 @@ def stability_profiles(results: Path) -> list[str]:
     """The profiles with a ``stability`` table and a runs tree under ``results``."""
     return [p for p, table in profiles().items()
             if "stability" in table and (profile_dir(results, p) / "runs").is_dir()]
+
+
+def cpu_hours(runs: list[Run]) -> float:
+    """CPU-hours the runs took: each run's last ``cpu_time`` (its ``time`` if it has none)."""
+    seconds = 0.0
+    for r in runs:
+        last = r.progress.iloc[-1] if len(r.progress) else None
+        if last is None:
+            continue
+        cpu = float(last.get(C.cpu_time, np.nan))
+        seconds += cpu if np.isfinite(cpu) else float(last.get(C.time, 0.0))
+    return seconds / 3600
 
 
 def summary_rows(results: Path, profile: str) -> list[dict[str, str]]:
@@ -54,7 +69,8 @@ def summary_rows(results: Path, profile: str) -> list[dict[str, str]]:
                 "largest TD loss, median": f"{np.median(losses):.3g}" if losses else "-",
                 "crossed": side.seeds_cell(),
                 "median episodes [95% CI]": fmt_median(side.median),
-                "kept of its best return, median": f"{np.median(kept):.0%}" if kept else "-"})
+                "kept of its best return, median": f"{np.median(kept):.0%}" if kept else "-",
+                "CPU-h": f"{cpu_hours(v.runs):.2f}"})
         if ref.runs:
             kept = [p.retained for p in map(after_peak, ref.runs) if np.isfinite(p.retained)]
             rows.append({
@@ -62,7 +78,8 @@ def summary_rows(results: Path, profile: str) -> list[dict[str, str]]:
                 "domain": f"{d} ({threshold(d):g})", "variant": f"{reference} (reference)",
                 "critic diverged": "-", "largest TD loss, median": "-",
                 "crossed": ref.seeds_cell(), "median episodes [95% CI]": fmt_median(ref.median),
-                "kept of its best return, median": f"{np.median(kept):.0%}" if kept else "-"})
+                "kept of its best return, median": f"{np.median(kept):.0%}" if kept else "-",
+                "CPU-h": f"{cpu_hours(ref.runs):.2f}"})
     return rows
 
 

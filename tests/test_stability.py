@@ -35,9 +35,10 @@ def write_run(results: Path, profile: str, algo: str, seed: int, *, blow_up: int
         "average_return": np.where(it >= (cross if cross is not None else N), 120.0, 30.0),
         "critic_loss": loss, "critic_mean_q": np.where(loss > 1, -5e3, 20.0),
         "critic_oob_fraction": frac, "critic_max_abs_mu": 2.0 + frac,
-        "critic_target_max_abs": 10.0, "critic_target_oob_max_abs": 10.0 * frac})
-    if algo.startswith("trpo"):
-        df = df.drop(columns=[c for c in df.columns if c.startswith("critic_")])
+        "critic_target_max_abs": 10.0, "critic_target_oob_max_abs": 10.0 * frac,
+        "time": (it + 1) * 2.0, "cpu_time": (it + 1) * 1.5})
+    if algo.startswith("trpo"):  # also a run from before cpu_time: its wall time counts
+        df = df.drop(columns=[c for c in df.columns if c.startswith("critic_") or c == "cpu_time"])
     df.to_csv(d / "progress.csv", index=False)
     (d / "config.json").write_text(json.dumps(
         {"config": {"algo": "trpo" if algo.startswith("trpo") else "qprop-c",
@@ -178,4 +179,7 @@ def test_summary_reads_each_stability_profile_with_its_own_roles(tmp_path: Path,
     assert "| stable-strong (strong) | Swimmer (90) | trpo-strong (reference) | - | - | 3/3 |" \
         in md
     assert "| qprop-c |" not in md
+    rows = {r["variant"]: r for r in ss.summary_rows(tmp_path, "stable-strong")}
+    assert rows["qprop-c-strong-tclip"]["CPU-h"] == f"{3 * N * 1.5 / 3600:.2f}"  # cpu_time
+    assert rows["trpo-strong (reference)"]["CPU-h"] == f"{3 * N * 2.0 / 3600:.2f}"  # wall time
     assert ss.main(["--results", str(tmp_path / "nope")]) == 2
