@@ -43,6 +43,7 @@ from scipy.stats import mannwhitneyu
 
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
+from reproduce.baseline_runaway import runaways
 from reproduce.compare import METHOD, Counted, DomainResult, Side, counted_runs
 from reproduce.compare_stats import censored_median, fmt_episodes
 from reproduce.results import Run
@@ -265,6 +266,7 @@ def grid_rows(grid: dict[str, list[Cell]], picks: dict[str, dict[str, Cell]]
                          "counted": len(c.side.runs), "crossed": c.crossed,
                          "median": c.median, "median_bound": bound, "q1": q1, "q3": q3,
                          "var_ratio": c.var_ratio,
+                         "baseline_runaway": "; ".join(x.text() for x in runaways(c.side.runs)),
                          "chosen": picks.get(d, {}).get(c.family) is c})
     return rows
 
@@ -306,6 +308,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
               "Median episodes [IQR]": _iqr(r),
               "Var. after/before": ("-" if not math.isfinite(float(r["var_ratio"]))  # type: ignore[arg-type]
                                     else f"{float(r['var_ratio']):.3f}"),  # type: ignore[arg-type]
+              "Baseline ran away": r["baseline_runaway"] or "-",
               "Chosen": "**yes**" if r["chosen"] else ""} for r in g_rows]
     chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
                                                    else "-") for f in FAMILIES}}
@@ -334,6 +337,10 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         "seeds crossed, then the smaller batch); verdict on profile `bestbatch-confirm` "
         "(held-out seeds 5-9) only. Var. after/before: the median over a cell's runs of each "
         "run's median over iterations of signal_var_after / signal_var_before (Q-Prop). "
+        "Baseline ran away: the seeds whose advantage std exceeded 100x the running median "
+        "of its earlier healthy iterations (reproduce.baseline_runaway; counted as they are), "
+        "with its early median -> largest value, the first flagged episode and the flagged "
+        "iterations. "
         "Rules of reproduce.compare:", "",
         METHOD, "",
         "## Selection grid", "",

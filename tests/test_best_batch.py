@@ -104,14 +104,21 @@ def test_selection_on_a_partial_grid(tmp_path: Path):
         bb.write_selection(tmp_path)
     with pytest.raises(rspec.SpecError, match="no counted runs"):  # Reacher, Swimmer empty
         bb.write_selection(tmp_path, partial=True)
+    blown = tmp_path / "bestbatch/runs/Hopper/qprop-c-b1000/seed2/progress.csv"
+    df = pd.read_csv(blown)
+    df["advantage_std"] = np.where(df.iteration == 30, 1e6, 15.0)  # the baseline runs away
+    df.to_csv(blown, index=False)
     md, csv, figs = bb.write_report(tmp_path)  # a partial grid is reported, not fatal
     text = md.read_text()
+    assert "| `qprop-c-b1000` | 3/3 (5) | 500 [500–500] | 0.250 | s2 (15 -> 1e+06 from 310 ep, " \
+        "1 it) |" in text
     assert "`Hopper/trpo-b1000/seed3`" in text and "`Reacher/trpo/seed0`" in text
     assert "Not available:" in text and "best_batch select" in text
     assert {p.name for p in figs} >= {"best_batch_Hopper.png", "best_batch_Hopper.svg"}
     rows = pd.read_csv(csv)
     chosen = rows[(rows.domain == "Hopper") & rows.chosen.astype(bool)]
     assert sorted(chosen.algo) == ["qprop-c-b1000", "trpo-b5000"]
+    assert rows[rows.algo == "qprop-c"].baseline_runaway.isna().all()
 
 
 # ---------------------------------------------------------------------- held-out verdict
