@@ -133,6 +133,8 @@ stability: $(STAMP)
 # make campaign [WORKERS=2] [NICE=10]   (re)start every pinned profile's sweep in the
 #                                       background, where it stood (running ones are skipped);
 #                                       CAMPAIGN_PROFILE=stable starts (and first pins) one
+#                                       (at each profile's own priority: python -m
+#                                       reproduce.campaign set --profile P --nice N --workers K)
 # make campaign-status                  each profile's ledger, and whether its sweep is running
 # make campaign-collect                 per profile: finished runs -> results/<profile>/runs (no
 #                                       checkpoints), unfinished progress ->

@@ -33,6 +33,12 @@ sweep is running. ``python -m reproduce.campaign profiles``: the profiles a comm
 --profile P [--repin]``: pin P (or move its pin to HEAD) without starting it, so that the next
 ``start`` (every pinned profile) takes it up.
 
+``python -m reproduce.campaign set --profile P [--nice N] [--workers K]`` records P's
+priority (``<root>/<profile>/SETTINGS.json``): every later ``start`` launches P's sweeps (its
+drain's too) at niceness >= N with K workers, so one ``make campaign`` restores the shares
+the campaign chose (e.g. the long Table 1 sweep behind an issue's short profile). A
+command's ``--workers`` overrides K; its ``--nice`` can only raise N.
+
 ``python -m reproduce.campaign drain --profile P`` moves P's pin to HEAD without mixing
 commits and without losing a run: with unfinished runs it records the target
 (``<root>/<profile>/DRAIN.json``), and the next ``start`` resumes just those runs at the old
@@ -60,12 +66,15 @@ from reproduce.campaign_pins import (
     PIN,
     CampaignError,
     detach,
+    effective,
     git,
     pin_worktree,
     read_drain,
     read_pin,
+    read_settings,
     running_pid,
     unfinished,
+    write_settings,
 )
 from reproduce.ledger import ledger, render
 from reproduce.spec import REPO_ROOT, RunSpec, SpecError, check_profile, resolve_runs
@@ -150,9 +159,10 @@ def _pin_line(root: Path, profile: str) -> str:
     return f"{pin['commit'][:7]} ({pin['worktree']})" if pin else "not pinned"
 
 
-def start_profile(profile: str, root: Path, results: Path, workers: int, nice: int,
+def start_profile(profile: str, root: Path, results: Path, workers: int | None, nice: int,
                   repin: bool) -> None:
     specs = resolve_runs(profile, results=results)
+    workers, nice = effective(read_settings(root, profile), workers, nice)
     pid = running_pid(root, profile)
     if pid is not None:
         print(f"campaign: {profile}: already running, skipped\n"
@@ -228,7 +238,11 @@ def status_profile(profile: str, root: Path, results: Path) -> None:
     print(f"campaign root {root}, profile {profile}: "
           + (f"sweep running (pid {pid})" if pid else "no sweep")
           + (f", pinned at {pin['commit'][:7]}" if pin else ", not pinned yet")
-          + (f", draining to {drain['target'][:7]}" if drain else ""))
+          + (f", draining to {drain['target'][:7]}" if drain else "")
+          + "; sweeps start with " + ", ".join(
+              f"{k} {v}" for k, v in zip(("workers", "nice"),
+                                         effective(read_settings(root, profile), None, 0),
+                                         strict=True)))
     roots = [r for r in (root, results) if r.is_dir()]
     print(render(profile, ledger(specs, roots), roots,
                  f"python -m reproduce.campaign status --profile {profile}"))
@@ -246,7 +260,7 @@ def _each(profiles: list[str], act: Callable[[str], None]) -> int:
     return 2 if failed else 0
 
 
-def start(profile: str | None, root: Path, results: Path, workers: int, nice: int,
+def start(profile: str | None, root: Path, results: Path, workers: int | None, nice: int,
           repin: bool) -> int:
     """Start ``profile``, or every pinned profile (table1 if none), skipping running ones."""
     root.mkdir(parents=True, exist_ok=True)
@@ -266,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command",
-                        choices=("start", "pin", "drain", "collect", "status", "profiles"))
+                        choices=("start", "pin", "drain", "set", "collect", "status",
+                                 "profiles"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -274,18 +289,30 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where the runs live (default {DEFAULT_ROOT})")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results",
                         help="the checkout's results tree")
-    parser.add_argument("--workers", type=int, default=2, help="per sweep started")
-    parser.add_argument("--nice", type=int, default=0, help="niceness of each sweep started "
-                        "(e.g. 10 while tests run)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="per sweep started (default: the profile's, see `set`, else 2); "
+                        "with `set`: record it for the profile")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="niceness of each sweep started, e.g. 10 while tests run (a "
+                        "profile's own, see `set`, is the floor); with `set`: record it")
     parser.add_argument("--repin", action="store_true",
                         help="move the pin to HEAD (refused while runs are unfinished)")
     args = parser.parse_args(argv)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     try:
         if args.command == "start":
-            return start(args.profile, args.root, args.results, args.workers, args.nice,
+            return start(args.profile, args.root, args.results, args.workers, args.nice or 0,
                          args.repin)
+        if args.command == "set":
+            if not args.profile:
+                raise CampaignError("set needs --profile")
+            check_profile(args.profile)
+            settings = write_settings(args.root, args.profile, args.nice, args.workers)
+            print(f"campaign: {args.profile}: its sweeps start with "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(settings.items())) or "defaults")
+                  + " (the next `start`; a running sweep keeps its own)")
+            return 0
         if args.command == "pin":
             if not args.profile:
                 raise CampaignError("pin needs --profile")

@@ -1,6 +1,6 @@
-"""A campaign profile's pin, sweep pid and drain target under the campaign root
-(``<root>/<profile>/PIN.json``, ``sweep.pid``, ``DRAIN.json``): read, written and checked
-here for :mod:`reproduce.campaign` and :mod:`reproduce.campaign_drain`."""
+"""A campaign profile's pin, sweep pid, drain target and settings under the campaign root
+(``<root>/<profile>/PIN.json``, ``sweep.pid``, ``DRAIN.json``, ``SETTINGS.json``): read,
+written and checked here for :mod:`reproduce.campaign` and :mod:`reproduce.campaign_drain`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from reproduce.spec import REPO_ROOT, RunSpec
 PIN = "PIN.json"
 PID = "sweep.pid"
 DRAIN = "DRAIN.json"
+SETTINGS = "SETTINGS.json"
+DEFAULT_WORKERS = 2
+MAX_NICE = 19
 
 
 class CampaignError(RuntimeError):
@@ -94,3 +97,33 @@ def detach(cmd: list[str], cwd: Path, root: Path, name: str) -> tuple[int, Path]
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     return proc.pid, log
+
+
+def read_settings(root: Path, profile: str) -> dict[str, int]:
+    """The profile's recorded ``nice`` and ``workers`` (``{}`` if none were set)."""
+    try:
+        return {k: int(v) for k, v in json.loads((root / profile / SETTINGS).read_text()).items()}
+    except FileNotFoundError:
+        return {}
+
+
+def write_settings(root: Path, profile: str, nice: int | None = None,
+                   workers: int | None = None) -> dict[str, int]:
+    """Record the profile's niceness and workers per sweep (None keeps what was recorded)."""
+    if nice is not None and not 0 <= nice <= MAX_NICE:
+        raise CampaignError(f"--nice must be 0..{MAX_NICE}, not {nice}")
+    if workers is not None and workers < 1:
+        raise CampaignError(f"--workers must be >= 1, not {workers}")
+    settings = read_settings(root, profile)
+    settings.update({k: v for k, v in (("nice", nice), ("workers", workers)) if v is not None})
+    (root / profile).mkdir(parents=True, exist_ok=True)
+    (root / profile / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    return settings
+
+
+def effective(settings: dict[str, int], workers: int | None, nice: int) -> tuple[int, int]:
+    """(workers, nice) of a sweep started now: the command's workers if it gave them, else the
+    profile's, else 2; the larger of the command's niceness (e.g. 10 while tests run) and the
+    profile's, so that a command never raises a profile the campaign put behind others."""
+    return (workers if workers is not None else settings.get("workers", DEFAULT_WORKERS),
+            max(nice, settings.get("nice", 0)))

@@ -427,3 +427,41 @@ def test_an_old_pins_sweep_may_not_start_a_lower_seed_in_a_drain(tmp_path):
     with pytest.raises(campaign.CampaignError, match="seeds \\[0\\] of its cell would start"):
         campaign_drain.launch_drain("smoke", wt, root, tmp_path, specs[1:2], 1, 0)
     assert not (root / "logs").exists()
+
+
+def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, capsys,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    started: list[tuple[str, int, int]] = []
+
+    def fake_launch(profile: str, wt: Path, root: Path, workers: int,
+                    nice: int) -> tuple[int, Path]:
+        started.append((profile, workers, nice))
+        return 2**22 + 4323, root / "logs" / "fake.out"  # no such process
+
+    monkeypatch.setattr(campaign, "launch", fake_launch)
+    main = campaign.main
+    assert main(["set", "--profile", "table1", "--root", str(root), "--nice", "15"]) == 0
+    assert main(["set", "--profile", "stable", "--root", str(root), "--workers", "3"]) == 0
+    assert main(["set", "--profile", "stable", "--root", str(root), "--nice", "2"]) == 0
+    assert campaign.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # merged
+    assert "its sweeps start with nice 2, workers 3" in capsys.readouterr().out
+    assert _start(root, results, "--profile", "table1") == 0
+    assert _start(root, results, "--profile", "stable") == 0
+    assert started == [("table1", 2, 15), ("stable", 3, 2)]
+    for p in ("table1", "stable"):
+        (root / p / campaign.PID).unlink()
+    # a command's --nice can only raise a profile's; its --workers overrides
+    assert _start(root, results, "--nice", "10", "--workers", "1") == 0
+    assert sorted(started[2:]) == [("stable", 1, 10), ("table1", 1, 15)]
+    for p in ("table1", "stable"):
+        (root / p / campaign.PID).unlink()
+    assert main(["status", "--root", str(root), "--results", str(results),
+                 "--profile", "stable"]) == 0
+    assert "sweeps start with workers 3, nice 2" in capsys.readouterr().out
+    assert main(["set", "--profile", "stable", "--root", str(root), "--nice", "20"]) == 2
+    with pytest.raises(SystemExit):  # argparse's error, as for start
+        main(["set", "--profile", "stable", "--root", str(root), "--workers", "0"])
+    assert main(["set", "--profile", "nope", "--root", str(root), "--nice", "1"]) == 2
+    assert main(["set", "--root", str(root), "--nice", "1"]) == 2
+    assert campaign.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # unchanged
