@@ -221,7 +221,8 @@ class OnPolicyRunner:
         stats = self.optimizer.update({
             "obs": tf.constant(batch.obs), "act": tf.constant(batch.act),
             "signal": tf.constant(signal, tf.float32), **inputs})
-        check_finite(f"iteration {iteration} update", stats,
+        check_finite(f"iteration {iteration} update",  # diagnostics may be NaN (no term)
+                     {k: v for k, v in stats.items() if not k.startswith("analytic_")},
                      [v.numpy() for v in policy.trainable_variables])
         self.mirror.sync()
         t2 = time.perf_counter()
@@ -231,7 +232,9 @@ class OnPolicyRunner:
             loss_before=stats["loss_before"], loss_after=stats["loss_after"],
             grad_norm=stats["grad_norm"], line_search_accepted=int(stats["accepted"]),
             backtracks=int(stats["backtracks"]), explained_variance=ev,
-            advantage_std=float(np.std(adv)))
+            advantage_std=float(np.std(adv)),
+            analytic_grad_norm=stats["analytic_grad_norm"],
+            analytic_step_share=stats["analytic_step_share"])
         # fixed-length rollouts: the episodes that ended in this batch (maybe none)
         rets = batch.episode_returns
         return Iteration(

@@ -47,6 +47,16 @@ def surrogate_loss(dist: object, old_logp: tf.Tensor, act: tf.Tensor, signal: tf
     return -tf.reduce_mean(ratio * signal)
 
 
+def analytic_step_share(grad: tf.Tensor, analytic_grad: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """The share of a step's first-order loss decrease that the extra (analytic) term makes.
+
+    share = (g_Q . d) / (g . d),   g = grad L (the whole loss), g_Q = grad of the extra term,
+    d = the step taken. 1: the step serves the critic's term alone; 0: the likelihood-ratio
+    term alone; outside [0, 1]: the two terms pull against each other along d.
+    """
+    return tf.reduce_sum(analytic_grad * step) / tf.reduce_sum(grad * step)
+
+
 def mean_kl(old_dist: object, new_dist: object) -> tf.Tensor:
     """Mean KL(pi_old(.|s) || pi_theta(.|s)) over the batch's states (tfp's closed form)."""
     return tf.reduce_mean(old_dist.kl_divergence(new_dist))
@@ -204,6 +214,22 @@ class _PolicyOptimizer:
     def _update_impl(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         raise NotImplementedError
 
+    def _analytic_stats(self, inputs: dict[str, tf.Tensor], grad: tf.Tensor, step: tf.Tensor
+                        ) -> dict[str, tf.Tensor]:
+        """``analytic_grad_norm`` (|g_Q|) and ``analytic_step_share`` (see
+        :func:`analytic_step_share`) at theta_old; NaN without an extra term. Diagnostics
+        only: the step is computed from the whole loss's gradient, as before."""
+        if self.extra_loss is None:
+            nan = tf.constant(float("nan"))
+            return {"analytic_grad_norm": nan, "analytic_step_share": nan}
+        with tf.GradientTape() as tape:
+            extra = self.extra_loss(self.policy(inputs["obs"]), inputs)
+        grads = tape.gradient(extra, self.variables)  # log_std: None (mu only)
+        g_q = flatten([tf.zeros_like(v) if g is None else g
+                       for g, v in zip(grads, self.variables, strict=True)])
+        return {"analytic_grad_norm": tf.norm(g_q),
+                "analytic_step_share": analytic_step_share(grad, g_q, step)}
+
 
 class TRPO(_PolicyOptimizer):
     """Trust-region policy optimisation with the authors' settings: max KL 0.01 (the launcher's
@@ -246,6 +272,7 @@ class TRPO(_PolicyOptimizer):
         shs = tf.reduce_sum(direction * fvp(direction))
         step_size = tf.sqrt(2.0 * self.max_kl / (shs + 1e-8))
         full_step = step_size * direction
+        analytic = self._analytic_stats(inputs, grad, full_step)  # at theta_old
         theta_old = flatten(variables)
         accepted, k, loss_after, kl = backtracking_line_search(
             variables, theta_old, full_step, loss_fn, kl_fn, loss_before, self.max_kl,
@@ -253,7 +280,8 @@ class TRPO(_PolicyOptimizer):
         return {"loss_before": loss_before, "loss_after": loss_after,
                 "mean_kl": kl / self.kl_scale,
                 "entropy": entropy_fn(), "grad_norm": tf.norm(grad),
-                "accepted": tf.cast(accepted, tf.float32), "backtracks": tf.cast(k, tf.float32)}
+                "accepted": tf.cast(accepted, tf.float32), "backtracks": tf.cast(k, tf.float32),
+                **analytic}
 
 
 class VPG(_PolicyOptimizer):
@@ -277,7 +305,9 @@ class VPG(_PolicyOptimizer):
         with tf.GradientTape() as tape:
             loss_before = loss_fn()
         grads = tape.gradient(loss_before, self.variables)
+        flat = flatten(grads)
+        analytic = self._analytic_stats(inputs, flat, -flat)  # along -g: Adam rescales it
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
         return {"loss_before": loss_before, "loss_after": loss_fn(), "mean_kl": kl_fn(),
                 "entropy": entropy_fn(), "grad_norm": tf.linalg.global_norm(grads),
-                "accepted": tf.constant(1.0), "backtracks": tf.constant(0.0)}
+                "accepted": tf.constant(1.0), "backtracks": tf.constant(0.0), **analytic}

@@ -63,6 +63,11 @@ class PolicyStep:
     backtracks: int
     explained_variance: float  # of the baseline the advantages used
     advantage_std: float
+    # Q-Prop's analytic term in the step (optim.analytic_step_share; NaN without one): its
+    # gradient's norm, and its share of the step's first-order loss decrease (TRPO: along
+    # the natural-gradient step; VPG: along -grad)
+    analytic_grad_norm: float = float("nan")
+    analytic_step_share: float = float("nan")
 
 
 @dataclass

@@ -104,3 +104,27 @@ def test_kl_averaged_over_action_dims_is_a_wider_trust_region():
     assert abs(sa["mean_kl"] - kl) <= 1e-3 * kl  # the logged KL is the true one
     assert abs(sa["mean_kl"] - sb["mean_kl"]) <= 1e-3 * kl
     assert 0.01 < kl <= 0.01 * d  # wider than the nominal bound, within d times it
+
+
+def test_analytic_step_share_is_the_extra_terms_part_of_the_steps_decrease():
+    from qprop_tf.optim import analytic_step_share
+
+    g, g_q, d = tf.constant([3.0, 1.0]), tf.constant([1.0, 1.0]), tf.constant([-1.0, -1.0])
+    assert float(analytic_step_share(g, g_q, d)) == 0.5  # (g_Q . d) / (g . d) = -2 / -4
+
+    def push_up(mean, _inputs):
+        return -tf.reduce_mean(mean[:, 0])
+
+    policy, inputs = _fixed_batch(seed=4)
+    alone = TRPO(policy, extra_loss=push_up).update(dict(inputs, signal=0 * inputs["signal"]))
+    assert abs(alone["analytic_step_share"] - 1.0) < 1e-5  # no likelihood-ratio term
+    assert alone["analytic_grad_norm"] > 0
+    policy, inputs = _fixed_batch(seed=4)
+    both = TRPO(policy, extra_loss=lambda m, i: 1e-3 * push_up(m, i)).update(inputs)
+    assert abs(both["analytic_step_share"]) < 0.05  # a small term takes a small share
+    policy, inputs = _fixed_batch(seed=4)
+    vpg = VPG(policy, extra_loss=push_up).update(dict(inputs, signal=0 * inputs["signal"]))
+    assert abs(vpg["analytic_step_share"] - 1.0) < 1e-5
+    policy, inputs = _fixed_batch(seed=4)
+    none = TRPO(policy).update(inputs)  # no extra term: NaN, and the run does not stop on it
+    assert np.isnan(none["analytic_step_share"]) and np.isnan(none["analytic_grad_norm"])
