@@ -275,6 +275,9 @@ DIAG_PANELS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     ("corr(A_hat, A_bar) per batch", [(C.corr_adv_abar, "corr")], "correlation", False),
     ("Scale: std of A_hat and of A_bar",
      [(C.advantage_std, "std A_hat (GAE)"), (C.abar_std, "std A_bar (Taylor)")], "std", True),
+    ("Analytic term's share of the step (g_Q.d / g.d)",
+     [(C.analytic_step_share, "share")], "share", False),
+    ("Policy std (mean over action dims)", [(C.policy_std, "std")], "std", False),
     ("Critic TD loss", [(C.critic_loss, "loss")], "loss", True),
 ]
 
@@ -315,7 +318,7 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
         present = algo_order({r.algo for r in runs})
         pal = {label(a): colors[a] for a in present}
         order = [label(a) for a in present]
-        fig, axes = plt.subplots(2, 3, figsize=(18, 9))
+        fig, axes = plt.subplots(2, 4, figsize=(24, 9))
         for ax, (title, cols, ylabel, logy) in zip(axes.ravel(), DIAG_PANELS, strict=True):
             parts = []
             for col, which in cols:
@@ -334,6 +337,9 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
                              legend=len(cols) > 1)
                 if logy:
                     ax.set_yscale("log")
+            else:
+                ax.text(0.5, 0.5, "not logged by these runs", transform=ax.transAxes,
+                        ha="center", color="0.4")
             if ax.get_legend() is not None:  # keep only the line-style entries
                 handles, labels = ax.get_legend_handles_labels()
                 keep = [(h, lab) for h, lab in zip(handles, labels, strict=True)
@@ -347,7 +353,9 @@ def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
         shade_divergence(axes.ravel(), runs, colors)
         axes[0, 1].axhline(1.0, color="0.4", lw=0.8, ls="--")
         axes[0, 2].set_ylim(-0.02, 1.02)
-        axes[1, 0].axhline(0, color="0.4", lw=0.8)
+        axes[0, 3].axhline(0, color="0.4", lw=0.8)
+        for y in (0.0, 1.0):
+            axes[1, 1].axhline(y, color="0.4", lw=0.8, ls=":")
         handles, labels = _legend_handles(colors, present)
         fig.legend(handles[:len(present)], labels[:len(present)], loc="lower center",
                    ncol=len(present), fontsize=11, frameon=False, bbox_to_anchor=(0.5, -0.01))
