@@ -157,14 +157,17 @@ def after_peak_rows(variants: list[Variant], ref: Side, baseline: str) -> list[d
             f"last {SMOOTH}-iteration mean, median [range]": _med_range([x.final for x in peaks]),
             "kept of the best, median [smallest]": (
                 f"{np.median(kept):.0%} [{min(kept):.0%}]" if kept else "-"),
+            "policy std at the end, median [range]": _med_range(
+                [x.final_policy_std for x in peaks], ".2f"),
             "keeps more than the baseline? Mann-Whitney p (one-sided, shared seeds)":
             "-" if math.isnan(p) else f"{p:.3g}"})
     return rows
 
 
-def _med_range(xs: list[float]) -> str:
+def _med_range(xs: list[float], spec: str = ".4g") -> str:
     x = np.asarray([v for v in xs if math.isfinite(v)], float)
-    return f"{np.median(x):.4g} [{x.min():.4g}, {x.max():.4g}]" if x.size else "-"
+    return (f"{np.median(x):{spec}} [{x.min():{spec}}, {x.max():{spec}}]" if x.size
+            else "-")
 
 
 def mechanism_rows(runs: list[Run], order: list[str]) -> list[dict[str, str]]:

@@ -101,6 +101,7 @@ class AfterPeak:
     best_episodes: float  # where it was (paper episodes, the end of its window)
     final: float  # the moving mean over the run's last SMOOTH iterations
     final_episodes: float
+    final_policy_std: float = math.nan  # policy_std over the last SMOOTH iterations
 
     @property
     def retained(self) -> float:
@@ -111,7 +112,9 @@ class AfterPeak:
 def after_peak(run: Run, smooth: int = SMOOTH) -> AfterPeak:
     """The run's best and last moving means of its return (``run.metric``), each over
     ``smooth`` iterations with a return (iterations in which no episode ended are skipped):
-    a policy that collapses after its peak keeps a small share of its best."""
+    a policy that collapses after its peak keeps a small share of its best. Also its policy
+    std over the last ``smooth`` iterations: a step spent on the analytic term leaves the
+    std where it was (issue 14, Walker)."""
     df = run.progress
     ret = pd.to_numeric(df[run.metric], errors="coerce")
     keep = ret.notna().to_numpy()
@@ -121,8 +124,10 @@ def after_peak(run: Run, smooth: int = SMOOTH) -> AfterPeak:
     mean = ret[keep].rolling(smooth, min_periods=min(smooth, int(keep.sum()))).mean()
     mean = mean.to_numpy(float)
     i = int(np.nanargmax(mean))
+    std = (pd.to_numeric(df[C.policy_std], errors="coerce").iloc[-smooth:].mean()
+           if C.policy_std in df.columns else math.nan)
     return AfterPeak(run.seed, float(mean[i]), float(steps[i]), float(mean[-1]),
-                     float(steps[-1]))
+                     float(steps[-1]), float(std))
 
 
 # ---------------------------------------------------------------------- per variant

@@ -36,7 +36,8 @@ def write_run(results: Path, profile: str, algo: str, seed: int, *, blow_up: int
         "critic_loss": loss, "critic_mean_q": np.where(loss > 1, -5e3, 20.0),
         "critic_oob_fraction": frac, "critic_max_abs_mu": 2.0 + frac,
         "critic_target_max_abs": 10.0, "critic_target_oob_max_abs": 10.0 * frac,
-        "time": (it + 1) * 2.0, "cpu_time": (it + 1) * 1.5})
+        "time": (it + 1) * 2.0, "cpu_time": (it + 1) * 1.5,
+        "policy_std": np.linspace(1.0, 0.5 if algo.startswith("trpo") else 0.9, N)})
     if algo.startswith("trpo"):  # also a run from before cpu_time: its wall time counts
         df = df.drop(columns=[c for c in df.columns if c.startswith("critic_") or c == "cpu_time"])
     df.to_csv(d / "progress.csv", index=False)
@@ -159,6 +160,7 @@ def test_after_peak_keeps_the_share_of_the_best_and_compares_it_with_the_baselin
                               "qprop-c")
     assert [r["variant"] for r in rows] == ["qprop-c", "qprop-fix"]  # no reference runs
     assert rows[1]["kept of the best, median [smallest]"] == "100% [100%]"
+    assert rows[1]["policy std at the end, median [range]"] == "0.91 [0.91, 0.91]"  # last 10
 
 
 def test_summary_reads_each_stability_profile_with_its_own_roles(tmp_path: Path, capsys):
