@@ -232,9 +232,10 @@ class OnPolicyRunner:
             loss_before=stats["loss_before"], loss_after=stats["loss_after"],
             grad_norm=stats["grad_norm"], line_search_accepted=int(stats["accepted"]),
             backtracks=int(stats["backtracks"]), explained_variance=ev,
-            advantage_std=float(np.std(adv)),
-            analytic_grad_norm=stats["analytic_grad_norm"],
-            analytic_step_share=stats["analytic_step_share"])
+            advantage_std=float(np.std(adv)))
+        if diag is not None:
+            diag.analytic_grad_norm = stats["analytic_grad_norm"]
+            diag.analytic_step_share = stats["analytic_step_share"]
         # fixed-length rollouts: the episodes that ended in this batch (maybe none)
         rets = batch.episode_returns
         return Iteration(

@@ -63,11 +63,6 @@ class PolicyStep:
     backtracks: int
     explained_variance: float  # of the baseline the advantages used
     advantage_std: float
-    # Q-Prop's analytic term in the step (optim.analytic_step_share; NaN without one): its
-    # gradient's norm, and its share of the step's first-order loss decrease (TRPO: along
-    # the natural-gradient step; VPG: along -grad)
-    analytic_grad_norm: float = float("nan")
-    analytic_step_share: float = float("nan")
 
 
 @dataclass
@@ -99,6 +94,11 @@ class QPropStats:
     critic_grad_norm: float = float("nan")
     critic_grad_norm_max: float = float("nan")
     critic_diverged: int = 0  # 1: TD loss > 100x the median of the healthy ones (divergence)
+    # The analytic term in the policy step (optim.analytic_step_share): its gradient's norm,
+    # and its share of the step's first-order loss decrease (TRPO: along the natural-gradient
+    # step; VPG: along -grad)
+    analytic_grad_norm: float = float("nan")
+    analytic_step_share: float = float("nan")
 
 
 @dataclass

@@ -45,6 +45,8 @@ ADDED_COLUMNS = (
     "critic_target_max_abs", "critic_target_oob_mean_abs", "critic_target_oob_max_abs",
     "critic_grad_norm",
     "critic_grad_norm_max", "critic_diverged",
+    # issue 14: the analytic term's share of the policy step (NaN without one)
+    "analytic_grad_norm", "analytic_step_share",
 )
 """Columns progress.csv gained after d3de333; the fixtures' columns are compared exactly."""
 CASES = {
