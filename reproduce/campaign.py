@@ -68,6 +68,7 @@ from reproduce.campaign_pins import (
     detach,
     effective,
     git,
+    nice_prefix,
     pin_worktree,
     read_drain,
     read_pin,
@@ -149,9 +150,7 @@ def launch(profile: str, wt: Path, root: Path, workers: int, nice: int) -> tuple
     """Start the profile's sweep from the worktree, detached; (its pid, its log)."""
     cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", profile, "--results", str(root),
            "--workers", str(workers)]
-    if nice:
-        cmd = ["nice", "-n", str(nice), *cmd]
-    return detach(cmd, wt, root, profile)
+    return detach([*nice_prefix(nice), *cmd], wt, root, profile)
 
 
 def _pin_line(root: Path, profile: str) -> str:

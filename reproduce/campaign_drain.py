@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
-from reproduce.campaign_pins import PID, CampaignError, detach
+from reproduce.campaign_pins import PID, CampaignError, detach, nice_prefix
 from reproduce.spec import REPO_ROOT, RunSpec
 
 
@@ -22,7 +22,7 @@ def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[
     """A shell script: one sweep per unfinished run (``workers`` at a time, from the pinned
     worktree), then, if every one finished, ``campaign start`` (which repins)."""
     old_sweep = not knows_first_seed(wt)
-    prefix = ["nice", "-n", str(nice)] if nice else []
+    prefix = nice_prefix(nice)
     lines = ["set -u", f"cd {shlex.quote(str(wt))}"]
     for i in range(0, len(specs), workers):
         group = specs[i:i + workers]

@@ -127,3 +127,12 @@ def effective(settings: dict[str, int], workers: int | None, nice: int) -> tuple
     profile's, so that a command never raises a profile the campaign put behind others."""
     return (workers if workers is not None else settings.get("workers", DEFAULT_WORKERS),
             max(nice, settings.get("nice", 0)))
+
+
+def nice_prefix(nice: int) -> list[str]:
+    """The command prefix that runs a child at niceness ``nice`` (absolute, 0..19): ``nice -n``
+    adds to the caller's own, so a start from an already niced process (a drain, ``nice make
+    campaign``) would otherwise stack the two. A caller niced beyond ``nice`` stays where it
+    is (raising priority back needs privileges)."""
+    step = nice - os.nice(0)
+    return ["nice", "-n", str(step)] if step > 0 else []

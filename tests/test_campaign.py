@@ -395,7 +395,9 @@ def test_drain_without_unfinished_runs_repins_at_once(repo, launches, drains, tm
     assert not (root / "smoke" / campaign.DRAIN).exists()
 
 
-def test_the_drain_script_runs_one_sweep_per_run_then_starts(tmp_path):
+def test_the_drain_script_runs_one_sweep_per_run_then_starts(
+        tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)  # tests may run niced
     specs = resolve_runs("smoke")
     wt = tmp_path / "wt"
     (wt / "reproduce").mkdir(parents=True)
@@ -465,3 +467,14 @@ def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, cap
     assert main(["set", "--profile", "nope", "--root", str(root), "--nice", "1"]) == 2
     assert main(["set", "--root", str(root), "--nice", "1"]) == 2
     assert campaign.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # unchanged
+
+
+def test_a_sweeps_niceness_is_absolute_not_added_to_the_callers(monkeypatch: pytest.MonkeyPatch):
+    """A drain (already at nice 15) that starts its profile at nice 15 must not give 19."""
+    monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 15)  # the caller's
+    assert campaign_pins.nice_prefix(15) == []
+    assert campaign_pins.nice_prefix(19) == ["nice", "-n", "4"]
+    assert campaign_pins.nice_prefix(10) == []  # cannot go back up: stays at 15
+    monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)
+    assert campaign_pins.nice_prefix(15) == ["nice", "-n", "15"]
+    assert campaign_pins.nice_prefix(0) == []
