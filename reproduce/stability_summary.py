@@ -3,10 +3,10 @@ profile and domain, read from every profile with a ``stability`` table in profil
 
     python -m reproduce.stability_summary --results results      (make stability runs it)
 
-writes ``<results>/stability_summary.md``: per (profile, domain, variant) the seeds whose
-critic diverged (:mod:`qprop_tf.divergence`), the median largest TD loss, the seeds that
-crossed the threshold and the median episodes (censored runs count as +inf, as everywhere),
-what the variant keeps of its best return at the end, and the CPU-hours its runs took
+The summary (``<results>/stability_summary.md``) has per (profile, domain, variant) the
+seeds whose critic diverged (:mod:`qprop_tf.divergence`), the median largest TD loss, the
+seeds that crossed the threshold and the median episodes (censored runs count as +inf, as
+everywhere), what the variant keeps of its best return at the end, and the CPU-hours its runs took
 (process CPU time; wall time for runs that predate ``cpu_time``). Each profile's
 ``stability.md`` (:mod:`reproduce.stability`) has the tests, the mechanism and the figures.
 """
