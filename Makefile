@@ -135,7 +135,8 @@ stability: $(STAMP)
 #                                       CAMPAIGN_PROFILE=stable starts (and first pins) one
 #                                       (at each profile's own priority: python -m
 #                                       reproduce.campaign set --profile P --nice N --workers K)
-# make campaign-status                  each profile's ledger, and whether its sweep is running
+# make campaign-status [BRIEF=1]         each profile's ledger (BRIEF: its totals on one line),
+#                                       and whether its sweep is running
 # make campaign-collect                 per profile: finished runs -> results/<profile>/runs (no
 #                                       checkpoints), unfinished progress ->
 #                                       results/<profile>/inflight, the ledger
@@ -153,7 +154,7 @@ campaign: $(STAMP)
 		$(if $(NICE),--nice $(NICE))
 
 campaign-status: $(STAMP)
-	$(PY) -m reproduce.campaign status $(CAMPAIGN_ARGS)
+	$(PY) -m reproduce.campaign status $(CAMPAIGN_ARGS) $(if $(BRIEF),--brief)
 
 campaign-collect: $(STAMP)
 	$(PY) -m reproduce.campaign collect $(CAMPAIGN_ARGS)

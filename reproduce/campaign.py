@@ -77,7 +77,7 @@ from reproduce.campaign_pins import (
     unfinished,
     write_settings,
 )
-from reproduce.ledger import ledger, render
+from reproduce.ledger import brief, ledger, render
 from reproduce.spec import REPO_ROOT, RunSpec, SpecError, check_profile, resolve_runs
 
 DEFAULT_ROOT = Path("/var/tmp/qprop-campaign")
@@ -229,7 +229,7 @@ def drain_profile(profile: str, root: Path) -> None:
           "repins and goes on")
 
 
-def status_profile(profile: str, root: Path, results: Path) -> None:
+def status_profile(profile: str, root: Path, results: Path, short: bool = False) -> None:
     specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
     pin = read_pin(root, profile)
@@ -243,7 +243,11 @@ def status_profile(profile: str, root: Path, results: Path) -> None:
                                          effective(read_settings(root, profile), None, 0),
                                          strict=True)))
     roots = [r for r in (root, results) if r.is_dir()]
-    print(render(profile, ledger(specs, roots), roots,
+    runs = ledger(specs, roots)
+    if short:
+        print(f"  {brief(runs)}")
+        return
+    print(render(profile, runs, roots,
                  f"python -m reproduce.campaign status --profile {profile}"))
 
 
@@ -271,8 +275,8 @@ def collect(profile: str | None, root: Path, results: Path) -> int:
     return _each(selected(root, profile), lambda p: collect_profile(p, root, results))
 
 
-def status(profile: str | None, root: Path, results: Path) -> int:
-    return _each(selected(root, profile), lambda p: status_profile(p, root, results))
+def status(profile: str | None, root: Path, results: Path, short: bool = False) -> int:
+    return _each(selected(root, profile), lambda p: status_profile(p, root, results, short))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=None,
                         help="niceness of each sweep started, e.g. 10 while tests run (a "
                         "profile's own, see `set`, is the floor); with `set`: record it")
+    parser.add_argument("--brief", action="store_true",
+                        help="status: two lines per profile (sweep, pin, priority; totals)")
     parser.add_argument("--repin", action="store_true",
                         help="move the pin to HEAD (refused while runs are unfinished)")
     args = parser.parse_args(argv)
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "collect":
             return collect(args.profile, args.root, args.results)
-        return status(args.profile, args.root, args.results)
+        return status(args.profile, args.root, args.results, args.brief)
     except (CampaignError, SpecError) as exc:
         print(f"campaign: {exc}", file=sys.stderr)
         return 2

@@ -170,6 +170,15 @@ def _git_head() -> str:
         return "?"
 
 
+def brief(runs: pd.DataFrame) -> str:
+    """The ledger's totals on one line: runs by status, CPU-hours spent and left."""
+    counts = runs["status"].value_counts()
+    total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+    return (f"{len(runs)} runs: {total}; CPU-h spent {runs['hours_spent'].sum():.1f}, left at "
+            f"most {runs['hours_left_measured'].sum():.1f} (measured rates) / "
+            f"{runs['hours_left'].sum():.1f} (cost model)")
+
+
 def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) -> str:
     """The ledger as Markdown: totals, then one line per cell."""
     c = cells(runs)

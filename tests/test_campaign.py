@@ -269,6 +269,12 @@ def test_collect_and_status_cover_every_pinned_profile_with_a_ledger_each(tmp_pa
     assert campaign.main(["status", *args]) == 0
     out = capsys.readouterr().out
     assert "profile quick: no sweep, pinned at aaaaaaa" in out and "profile smoke:" in out
+    assert campaign.main(["status", "--brief", *args]) == 0
+    brief = capsys.readouterr().out.splitlines()
+    assert len(brief) == 4 and "# Campaign ledger" not in "".join(brief)  # 2 lines a profile
+    smoke = brief[brief.index(next(x for x in brief if "profile smoke:" in x)) + 1]
+    assert smoke.startswith("  12 runs: 1 done, 0 in flight, 0 paused, 0 failed, 11 to go; "
+                            "CPU-h spent 0.0, left at most")
 
 
 def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
