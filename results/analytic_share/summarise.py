@@ -4,7 +4,8 @@ run it replays (when that run is at hand). Run from the checkout:
     .venv/bin/python results/analytic_share/summarise.py [campaign root]
 
 Walker's replays are of the campaign's ``stable-walker`` runs (root default
-/var/tmp/qprop-campaign); Hopper's and Swimmer's of the committed ``table1`` runs.
+/var/tmp/qprop-campaign); Hopper's, Swimmer's and Reacher's runs use the committed ``table1``
+runs' config and seed.
 """
 
 import sys
@@ -21,6 +22,7 @@ REPLAYED = {  # (domain, algo) -> the progress.csv the replay repeats
         ROOT / "stable-walker/runs/Walker/qprop-c-scaled/seed0/progress.csv",
     ("Hopper", "qprop-c"): CHECKOUT / "results/table1/runs/Hopper/qprop-c/seed0/progress.csv",
     ("Swimmer", "qprop-c"): CHECKOUT / "results/table1/runs/Swimmer/qprop-c/seed0/progress.csv",
+    ("Reacher", "qprop-c"): CHECKOUT / "results/table1/runs/Reacher/qprop-c/seed0/progress.csv",
 }
 TIMING = {"time", "iteration_time", "sample_time", "update_time", "steps_per_second",
           "max_rss_mb", "cpu_time", "critic_time"}
