@@ -14,10 +14,9 @@ away when
 
 A healthy advantage std grows with the returns: up to 67x its first 5 iterations' median
 on Walker (``trpo-b5000`` seed 0, return ~0 -> 2,000), but slowly, so the running median
-follows it. Over the 249 runs with ``advantage_std`` under ``results/`` and the campaign
-root on 2026-11-27, the rule at 100x flags two: Swimmer ``trpo-b1000`` seed 0 (358
-iterations, up to 6e25) and Hopper ``qprop-c-b1000`` seed 0 (1 iteration, 264x its early
-median). At 10x it would flag 11 more, among them healthy Walker and Ant runs.
+follows it. At 100x the rule flags only batch-1000 runs: 5 of the grid's 12 among the 155
+committed runs at the end of 2026-11-27's session (README, issue 15), none of the others; at
+10x it would flag healthy Walker and Ant runs too.
 
     python -m reproduce.baseline_runaway --results results [--results /var/tmp/...]
 
