@@ -35,8 +35,16 @@ from qprop_tf.logger import RunLogger, report
 from qprop_tf.onpolicy import OnPolicyRunner
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.progress import make_row
-from qprop_tf.rundir import StopSignals, at_boundary, check_config, is_done, run_lock, write_done
-from qprop_tf.runtime import git_commit, seed_everything, versions
+from qprop_tf.rundir import (
+    StopSignals,
+    at_boundary,
+    check_config,
+    is_done,
+    machines_so_far,
+    run_lock,
+    write_done,
+)
+from qprop_tf.runtime import git_commit, machine, seed_everything, versions
 from qprop_tf.saved_policy import save_policy
 from qprop_tf.state import split
 
@@ -104,8 +112,9 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
         max_return = float(loaded.meta["max_return"])
         elapsed0 = float(loaded.meta["elapsed"])
         cpu0 = float(loaded.meta.get("cpu_elapsed", float("nan")))  # older checkpoints: unknown
+    machines = machines_so_far(out, machine())
     logger = RunLogger(out, resume_rows=None if loaded is None else int(loaded.meta["rows"]))
-    logger.write_config({"config": cfg.to_dict(), "env_id": runner.env_id,
+    logger.write_config({"machines": machines, "config": cfg.to_dict(), "env_id": runner.env_id,
                          "obs_dim": runner.obs_dim, "act_dim": runner.act_dim,
                          "versions": versions(), "git_commit": git_commit()})
 

@@ -41,6 +41,19 @@ def write_done(run_dir: str | Path, info: dict[str, Any]) -> None:
                         (json.dumps(info, indent=2, default=str) + "\n").encode())
 
 
+def machines_so_far(run_dir: str | Path, current: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every machine a run has run on, oldest first: those its ``config.json`` recorded
+    (a resumed run) and ``current`` (:func:`qprop_tf.runtime.machine`) if it is new."""
+    path = Path(run_dir) / CONFIG
+    seen: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            seen = list(json.loads(path.read_text()).get("machines", []))
+        except (OSError, ValueError, AttributeError):
+            seen = []
+    return seen if current in seen else [*seen, current]
+
+
 # ----------------------------------------------------------------------- resume checks
 def check_config(run_dir: Path, cfg: Any) -> None:
     """Raise ConfigMismatch if ``run_dir/config.json`` holds another configuration than

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +87,24 @@ def versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "tensorflow_probability": tfp.__version__,
             "keras": keras.__version__, "gymnasium": gymnasium.__version__,
             "mujoco": mujoco.__version__, "numpy": np.__version__}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else :func:`platform.processor`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on: the CPU model, its core count, the OS and Python. Round-off can
+    differ between CPUs (the README's "Determinism"), so a run records where it was made."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0,
+            "platform": platform.platform(), "python": platform.python_version()}
 
 
 def git_commit() -> str:

@@ -167,6 +167,17 @@ def _distinct(values: list[Any]) -> str:
     return ", ".join(vals) if vals else "unknown"
 
 
+def machines_line(cfgs: list[dict[str, Any]]) -> str:
+    """The CPUs the runs ran on (``config.json``'s ``machines``), with the number of runs
+    that predate the record."""
+    cpus = [m.get("cpu") for c in cfgs for m in c.get("machines", [])]
+    older = sum(not c.get("machines") for c in cfgs)
+    text = _distinct(cpus) if cpus else "not recorded"
+    if cpus and older:
+        text += f"; not recorded by {older} older run(s)"
+    return f"- **Machines**: {text}. Round-off can differ between CPUs (README, Determinism)."
+
+
 def provenance(coll: Collection, profile: str) -> tuple[list[str], list[str]]:
     """(other profile names recorded in spec.json by runs of this profile's tree that resolve
     to the same spec under ``profile``, runs of its tree whose spec does not)."""
@@ -243,6 +254,7 @@ def header(coll: Collection, profile: str) -> list[str]:
         "MaxReturn *better* = higher. *within* = the paper's number lies in our spread. "
         "*not comparable* says why below.",
         f"- **Code**: runs from git commit {commits}; table written at {git_head()}.",
+        machines_line(cfgs),
         "",
     ]
 

@@ -39,6 +39,7 @@ def test_cli_smoke_writes_config_progress_and_events(two_runs):
     assert cfg["config"]["batch_size"] == 300 and cfg["env_id"] == "Hopper-v5"
     assert {"tensorflow", "gymnasium", "mujoco"} <= set(cfg["versions"])
     assert cfg["git_commit"]
+    assert len(cfg["machines"]) == 1 and cfg["machines"][0]["cpu"]  # where the run was made
     df = pd.read_csv(out / "progress.csv")
     assert set(REQUIRED) <= set(df.columns)
     assert list(df.iteration) == [0, 1]

@@ -255,7 +255,8 @@ def test_table_files_and_missing_seeds(synthetic, capsys):
     assert not (synthetic / "table.csv").exists()
     md = (synthetic / "quick/table.md").read_text()
     for needle in ("v5", "1000 env steps", "noise-free evaluation", "10000 env steps",
-                   "git commit synthetic", "bootstrap 95% CI", "missing", "Why each verdict"):
+                   "git commit synthetic", "bootstrap 95% CI", "missing", "Why each verdict",
+                   "**Machines**: not recorded"):
         assert needle in md, needle
     assert "Hopper" in out and "TR-c-Q-Prop" in out
     # quick expects 3 seeds: Hopper/trpo has 1 run -> 2 missing; Walker/qprop-c 3 missing.
@@ -565,3 +566,12 @@ def test_a_preset_extends_another_and_bad_chains_are_refused(monkeypatch):
     table["algos"]["a"]["extends"] = "nope"
     with pytest.raises(rspec.SpecError, match="'a' extends unknown preset 'nope'"):
         rspec.algos.__wrapped__()
+
+
+def test_the_tables_header_names_the_machines_the_runs_ran_on():
+    from reproduce.table_format import machines_line
+
+    a, b = {"cpu": "EPYC 7B13"}, {"cpu": "Xeon 8375C"}
+    line = machines_line([{"machines": [a]}, {"machines": [a, b]}, {"config": {}}])
+    assert "EPYC 7B13, Xeon 8375C" in line and "not recorded by 1 older run" in line
+    assert "not recorded" in machines_line([{"config": {}}])

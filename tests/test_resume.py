@@ -25,7 +25,7 @@ from qprop_tf.errors import NonFiniteError, RunLocked
 from qprop_tf.progress import TIME_COLUMNS
 from qprop_tf.replay import ReplayBuffer
 from qprop_tf.run import train
-from qprop_tf.rundir import DONE, LOCK, run_lock
+from qprop_tf.rundir import DONE, LOCK, machines_so_far, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = {
@@ -478,3 +478,15 @@ def test_a_blown_up_statistic_is_logged_not_fatal(tmp_path):
     log.close()
     df = pd.read_csv(tmp_path / "progress.csv")
     assert df.advantage_std.iloc[0] == 3.710048545876392e38 and df.iteration.iloc[0] == 0
+
+
+def test_a_run_resumed_elsewhere_records_every_machine(tmp_path):
+    """config.json's ``machines`` keeps each machine a run ran on, once, oldest first."""
+    here = {"cpu": "CPU A", "cores": 2, "platform": "Linux", "python": "3.11.9"}
+    there = {**here, "cpu": "CPU B"}
+    assert machines_so_far(tmp_path, here) == [here]  # a new run
+    (tmp_path / "config.json").write_text(json.dumps({"machines": [here]}))
+    assert machines_so_far(tmp_path, here) == [here]
+    assert machines_so_far(tmp_path, there) == [here, there]
+    (tmp_path / "config.json").write_text(json.dumps({"config": {}}))  # written by older code
+    assert machines_so_far(tmp_path, there) == [there]
