@@ -14,7 +14,7 @@ CPU-hours spent are each run's own process CPU time (``progress.csv``'s ``cpu_ti
 process, one TF thread), summed over done and unfinished runs. A run made before that column
 existed counts its wall time (``time``) instead: the same on a core of its own, more when
 more runs than cores shared the machine. The estimate left is an upper bound (no early stop)
-made two ways: by the cost model (``reproduce.spec.run_hours``, the rates in
+made two ways: by the cost model (``reproduce.cost.run_hours``, the rates in
 ``profiles.toml``), and at the env steps per CPU-second this ledger's own runs of the same
 cell measured (a cell with no run yet takes the cost model's). A run to go costs its whole
 budget, an unfinished one what its budget has left, a done or failed one nothing.
@@ -35,6 +35,7 @@ import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import CONFIG, DONE, is_locked
+from reproduce.cost import run_hours, startup_hours
 from reproduce.runner import LOG
 from reproduce.spec import (
     REPO_ROOT,
@@ -42,8 +43,6 @@ from reproduce.spec import (
     SpecError,
     profile_dir,
     resolve_runs,
-    run_hours,
-    startup_hours,
 )
 
 STATUSES = ("done", "in flight", "paused", "failed", "to go")

@@ -388,23 +388,3 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                                      threshold(d), metric, typed, early))
     return specs
 
-
-def rate_for(spec: RunSpec) -> float:
-    """Estimated whole-loop env steps/s of one run on one core (profiles.toml [rates])."""
-    from qprop_tf.config import QPROP_ALGOS
-
-    rates = profiles_file().get("rates", {})
-    family = "qprop" if spec.base_algo in QPROP_ALGOS else spec.base_algo
-    table = rates.get(family, {})
-    return float(table.get(spec.domain, table.get("default", 5000)))
-
-
-def startup_hours() -> float:
-    """A run's start-up (process, TF import, tracing) in hours (profiles.toml [cost])."""
-    return float(profiles_file().get("cost", {}).get("startup_seconds", 8)) / 3600
-
-
-def run_hours(spec: RunSpec) -> float:
-    """Estimated wall hours of one run on one core at full budget (no early stop)."""
-    return spec.max_steps / rate_for(spec) / 3600 + startup_hours()
-

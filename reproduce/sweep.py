@@ -6,7 +6,7 @@
 Each run is its own process with one TF thread and lands in its profile's tree,
 ``<results>/<profile>/runs/<Domain>/<algo>/seed<k>/`` (so profiles never share a run).
 Runs are started seed-major (seed 0 of every run, then seed 1, ...), cheapest first within a
-seed (``spec.run_hours``). Runs with a DONE marker are skipped (a finished
+seed (``cost.run_hours``). Runs with a DONE marker are skipped (a finished
 run with a *different* spec is skipped with a warning; ``--force`` re-runs it). Unfinished
 runs resume from their last checkpoint. Each run holds a LOCK in its directory while it runs,
 so two sweeps over the same results never run the same run twice (the second reports it as
@@ -34,6 +34,7 @@ from typing import Any
 from qprop_tf.config import ConfigError, parse_pairs
 from qprop_tf.rundir import DONE
 from reproduce.backends import SweepSignals, run_local, run_ray
+from reproduce.cost import rate_for, run_hours
 from reproduce.outcomes import (  # noqa: F401 (describe, last_env_steps: re-exported)
     NOT_STARTED,
     Progress,
@@ -46,9 +47,7 @@ from reproduce.spec import (
     SpecError,
     profile_dir,
     profiles,
-    rate_for,
     resolve_runs,
-    run_hours,
 )
 
 

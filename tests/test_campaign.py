@@ -14,9 +14,10 @@ import pytest
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce import campaign, campaign_drain, campaign_pins
+from reproduce.cost import run_hours
 from reproduce.ledger import cells, ledger
 from reproduce.ledger import main as ledger_main
-from reproduce.spec import resolve_runs, run_hours
+from reproduce.spec import resolve_runs
 
 
 def _write_run(run_dir: Path, steps: int, seconds: float, done: bool = False,

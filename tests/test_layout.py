@@ -11,7 +11,8 @@ import pytest
 
 from qprop_tf.rundir import DONE
 from reproduce import spec as rspec
-from reproduce.spec import RunSpec, SpecError, resolve_runs, run_hours
+from reproduce.cost import run_hours
+from reproduce.spec import RunSpec, SpecError, resolve_runs
 from reproduce.table import build_table, write_table
 from reproduce.table_format import display_frame
 

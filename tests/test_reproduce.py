@@ -17,12 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 from qprop_tf.rundir import DONE  # noqa: E402
 from reproduce import spec as rspec  # noqa: E402
 from reproduce.algo_names import paper_name  # noqa: E402
+from reproduce.cost import run_hours  # noqa: E402
 from reproduce.runner import (  # noqa: E402
     EarlyStopCallback,
     StopTraining,
     run_one,
 )
-from reproduce.spec import EarlyStop, RunSpec, resolve_runs, run_hours  # noqa: E402
+from reproduce.spec import EarlyStop, RunSpec, resolve_runs  # noqa: E402
 from reproduce.table import build_table, spread, write_table  # noqa: E402
 
 # ---------------------------------------------------------------------- synthetic runs
