@@ -104,9 +104,10 @@ plot: $(STAMP)
 sweep-dry-run: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run
 
-# Issue 15, each algorithm at its own best batch: after `make sweep PROFILE=bestbatch`,
-# `make best-batch-select` writes results/bestbatch/selection.json (the confirmation's algos),
-# then `make sweep PROFILE=bestbatch-confirm`; `make best-batch` writes the report and figures.
+# Issue 15, each algorithm at its own best batch: `make sweep PROFILE=bestbatch` (one domain's
+# grid at a time), `make best-batch-select` writes results/bestbatch/selection.json (the
+# confirmation's algos, for each domain whose grid is complete; again as more complete), then
+# `make sweep PROFILE=bestbatch-confirm`; `make best-batch` writes the report and figures.
 .PHONY: best-batch best-batch-select
 best-batch: $(STAMP)
 	$(PY) -m reproduce.best_batch report --results $(RESULTS)

@@ -16,8 +16,10 @@
   censored at its budget and counts as +inf in a median or quartile, so a median or quartile
   that falls on a censored seed is "> x" / ∞.
 - **Choice** per domain and family: the lowest median; ties go to more seeds crossed, then to
-  the smaller batch. A cell without counted runs cannot be chosen. ``select`` refuses a grid
-  with runs missing unless ``--partial`` (then the file says ``"complete": false``).
+  the smaller batch. A cell without counted runs cannot be chosen. ``select`` chooses for
+  each domain whose grid is complete and lists the others as pending (``--partial``: choose
+  on an incomplete grid, and the file says ``"complete": false``); run it again as domains
+  complete. A choice once written is never changed.
 - **Selection file** ``<results>/bestbatch/selection.json``: ``{"algos": {"<Domain>":
   ["<trpo run name>", "<qprop-c run name>"]}, ...}``. Profile ``bestbatch-confirm`` reads
   its algorithms from it (profiles.toml ``algos_from``) and runs them on seeds 5-9.
@@ -196,28 +198,55 @@ def chosen_cells(grid: dict[str, list[Cell]]) -> dict[str, dict[str, Cell]]:
 
 
 def write_selection(results: Path, partial: bool = False) -> Path:
-    """Write ``<results>/bestbatch/selection.json`` from the grid; SpecError when the grid
-    is incomplete and not ``partial``, or when a domain has no choice for a family."""
+    """Write ``<results>/bestbatch/selection.json`` from the grid, one domain at a time:
+
+    - a domain whose grid is complete (all its runs counted) gets its choice, and the
+      confirmation (``bestbatch-confirm``) can run it while other domains' grids go on;
+    - a domain with runs missing is listed under ``"pending"`` (how many), unless
+      ``partial`` chooses on what it has (the file then says ``"complete": false``);
+    - a choice once written is kept: SpecError if the grid now picks another batch for a
+      domain the file already chose (its held-out runs were chosen by the old pick), and
+      when no domain can be chosen yet."""
     grid, counted = selection_grid(results)
     missing = missing_runs(GRID, counted, results)
-    if missing and not partial:
-        raise SpecError(f"the {GRID} grid is incomplete ({len(missing)} runs not counted, "
-                        f"e.g. {', '.join(missing[:3])}); finish the sweep, or pass --partial")
+    pending = {d: sum(k.startswith(f"{d}/") for k in missing) for d in grid}
+    ready = [d for d in grid if partial or not pending[d]]
+    if not ready:
+        raise SpecError(f"no domain of the {GRID} grid is complete ({len(missing)} runs not "
+                        f"counted, e.g. {', '.join(missing[:3])}); finish the sweep, or pass "
+                        "--partial")
     picks = chosen_cells(grid)
-    lacking = [f"{d}/{f}" for d in grid for f in FAMILIES if f not in picks.get(d, {})]
+    lacking = [f"{d}/{f}" for d in ready for f in FAMILIES if f not in picks.get(d, {})]
     if lacking:
         raise SpecError(f"no counted runs to choose from for {', '.join(lacking)}")
+    path = profile_dir(results, GRID) / SELECTION
+    algos = {d: [picks[d][f].algo for f in FAMILIES] for d in ready}
+    earlier = _earlier_choices(path)
+    changed = [f"{d}: {earlier[d]} -> {algos[d]}" for d in algos
+               if d in earlier and earlier[d] != algos[d]]
+    if changed:
+        raise SpecError(f"{path} chose otherwise before ({'; '.join(changed)}); its held-out "
+                        "runs were picked by the earlier choice. Delete the file to choose "
+                        "again.")
     doc = {"profile": GRID, "complete": not missing, "missing": missing,
+           "pending": {d: n for d, n in pending.items() if n and d not in ready},
            "rule": "lowest median episodes (censored = +inf); ties: more seeds crossed, "
-                   "then the smaller batch",
-           "algos": {d: [picks[d][f].algo for f in FAMILIES] for d in grid},
+                   "then the smaller batch; a domain is chosen once its grid is complete",
+           "algos": algos,
            "cells": {d: {f: {"algo": c.algo, "batch": c.batch, "median": _num(c.median),
                              "crossed": c.crossed, "counted": len(c.side.runs)}
-                         for f, c in picks[d].items()} for d in grid}}
-    path = profile_dir(results, GRID) / SELECTION
+                         for f, c in picks[d].items()} for d in ready}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def _earlier_choices(path: Path) -> dict[str, list[str]]:
+    """The choices an existing selection file made (none if absent or unreadable)."""
+    try:
+        return dict(json.loads(path.read_text()).get("algos", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _num(x: float) -> float | str:

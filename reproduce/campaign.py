@@ -118,8 +118,9 @@ def latest_log(root: Path, profile: str) -> Path | None:
 def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
     """A profile whose algorithms come from a selection file (``algos_from``, e.g.
     bestbatch-confirm) reads it under ``--results``: the sweep under the root, this module
-    under the checkout. Copy the checkout's into the root when the root has none; refuse
-    when the two differ (the root's runs were chosen by the root's file)."""
+    under the checkout. Copy the checkout's into the root when the root has none, or when
+    it keeps every choice of the root's and adds domains (a selection made one domain at a
+    time); refuse when it changes a choice (the root's runs were chosen by the root's)."""
     rel = check_profile(profile).get("algos_from")
     if not rel:
         return None
@@ -127,12 +128,26 @@ def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
     if not src.is_file():
         raise CampaignError(f"{profile}: its selection file {src} does not exist yet")
     if dst.is_file() and dst.read_bytes() != src.read_bytes():
-        raise CampaignError(f"{profile}: {dst} differs from {src}; the campaign's runs were "
-                            "chosen by the former: make them agree before going on")
-    if not dst.is_file():
+        old, new = _choices(dst), _choices(src)
+        changed = sorted(d for d in old if new.get(d) != old[d])
+        if changed:
+            raise CampaignError(f"{profile}: {src} chooses otherwise than {dst} for "
+                                f"{', '.join(changed)}; the campaign's runs were chosen by "
+                                "the latter: make them agree before going on")
+        print(f"campaign: {profile}: selection grows to {', '.join(sorted(new))} "
+              f"(was {', '.join(sorted(old)) or 'none'})")
+    if not dst.is_file() or dst.read_bytes() != src.read_bytes():
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
     return dst
+
+
+def _choices(path: Path) -> dict[str, list[str]]:
+    """A selection file's ``algos`` (domain -> run names); unreadable: no choices."""
+    try:
+        return dict(json.loads(path.read_text()).get("algos", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def seed_root(specs: list[RunSpec], results: Path, root: Path) -> int:

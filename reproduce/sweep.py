@@ -45,6 +45,7 @@ from reproduce.runner import SPEC, read_json, reset_run_dir
 from reproduce.spec import (
     RunSpec,
     SpecError,
+    check_profile,
     profile_dir,
     profiles,
     resolve_runs,
@@ -89,15 +90,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- planning
 
+SWEEP_ORDERS = ("seed", "domain")
+
+
+def sweep_order(profile_name: str) -> str:
+    """The profile's ``order`` (default ``"seed"``), validated: in which order its sweep
+    starts runs (:func:`order_runs`)."""
+    order = check_profile(profile_name).get("order", "seed")
+    if order not in SWEEP_ORDERS:
+        raise SpecError(f"profile {profile_name!r}: order must be one of "
+                        f"{', '.join(SWEEP_ORDERS)}, not {order!r}")
+    return order
+
+
 def run_order(spec: RunSpec) -> tuple[int, float, str]:
     """Seed-major, then cheapest first (estimated hours at full budget), then by name: a
     sweep completes the table at one seed as early as it can, and cheap cells first."""
     return spec.seed, run_hours(spec), spec.key
 
 
+def order_runs(specs: list[RunSpec]) -> list[RunSpec]:
+    """The runs in the order a sweep starts them, by their profile's ``order``
+    (:func:`sweep_order`):
+
+    - ``"seed"``: :func:`run_order` (seed-major, cheapest first);
+    - ``"domain"``: domain-major, the domain with the fewest estimated hours left among
+      ``specs`` first, then :func:`run_order` within it. A profile whose verdicts are per
+      domain (issue 15's best batch) completes one domain's grid as early as it can.
+    """
+    left: dict[tuple[str, str], float] = {}
+    for s in specs:
+        left[s.profile, s.domain] = left.get((s.profile, s.domain), 0.0) + run_hours(s)
+
+    def key(s: RunSpec) -> tuple[float, str, int, float, str]:
+        if sweep_order(s.profile) == "domain":
+            return left[s.profile, s.domain], s.domain, *run_order(s)
+        return 0.0, "", *run_order(s)
+
+    return sorted(specs, key=key)
+
+
 def plan(specs: list[RunSpec], results: Path, force: bool
          ) -> tuple[list[RunSpec], list[RunSpec], list[tuple[RunSpec, str]]]:
-    """Split specs into (to run, in ``run_order``; finished; finished with another spec +
+    """Split specs into (to run, in ``order_runs``'s order; finished; finished with another spec +
     why)."""
     todo: list[RunSpec] = []
     done: list[RunSpec] = []
@@ -123,7 +158,7 @@ def plan(specs: list[RunSpec], results: Path, force: bool
             diff = _diff(old_identity, new_identity)
             mismatched.append((spec, f"finished with profile {old.get('profile')!r}, "
                                      f"differs in {diff}"))
-    return sorted(todo, key=run_order), done, mismatched
+    return order_runs(todo), done, mismatched
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:

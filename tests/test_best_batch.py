@@ -100,7 +100,7 @@ def test_selection_on_a_partial_grid(tmp_path: Path):
     assert picks["Hopper"]["qprop-c"].algo == "qprop-c-b1000"
     assert "Reacher" not in picks
     assert [c.var_ratio for c in grid["Hopper"] if c.family == "qprop-c"][:2] == [0.25, 0.5]
-    with pytest.raises(rspec.SpecError, match="incomplete"):
+    with pytest.raises(rspec.SpecError, match="no domain of the bestbatch grid is complete"):
         bb.write_selection(tmp_path)
     with pytest.raises(rspec.SpecError, match="no counted runs"):  # Reacher, Swimmer empty
         bb.write_selection(tmp_path, partial=True)
@@ -119,6 +119,46 @@ def test_selection_on_a_partial_grid(tmp_path: Path):
     chosen = rows[(rows.domain == "Hopper") & rows.chosen.astype(bool)]
     assert sorted(chosen.algo) == ["qprop-c-b1000", "trpo-b5000"]
     assert rows[rows.algo == "qprop-c"].baseline_runaway.isna().all()
+
+
+def test_selection_goes_domain_by_domain_and_never_changes_a_choice(tmp_path: Path):
+    # Reacher's grid is complete (5 seeds x 6 cells); Hopper has one run, Swimmer none
+    for seed in range(5):
+        for algo in GRID_ALGOS:
+            cross = 300 if algo in ("trpo-b5000", "qprop-c-b1000") else 400
+            write_run(tmp_path, "bestbatch", "Reacher", algo, seed, cross + seed)
+    write_run(tmp_path, "bestbatch", "Hopper", "trpo", 0, 900, 3000)
+    doc = json.loads(bb.write_selection(tmp_path).read_text())
+    assert doc["algos"] == {"Reacher": ["trpo-b5000", "qprop-c-b1000"]}
+    assert doc["pending"] == {"Hopper": 29, "Swimmer": 30} and doc["complete"] is False
+    # the confirmation runs the chosen domain only, at its chosen batches, seeds 5-9
+    held = rspec.resolve_runs("bestbatch-confirm", results=tmp_path)
+    assert {(s.domain, s.algo) for s in held} == {("Reacher", "trpo-b5000"),
+                                                  ("Reacher", "qprop-c-b1000")}
+    assert sorted({s.seed for s in held}) == [5, 6, 7, 8, 9]
+    bb.write_selection(tmp_path)  # the same grid: the same choice, written again
+    # a rerun that would move Reacher's TRPO choice is refused: seeds 5-9 ran the old one
+    for seed in range(5):
+        run = tmp_path / f"bestbatch/runs/Reacher/trpo-b5000/seed{seed}"
+        for f in run.iterdir():
+            f.unlink()
+        run.rmdir()
+        write_run(tmp_path, "bestbatch", "Reacher", "trpo-b5000", seed, None)
+    with pytest.raises(rspec.SpecError, match="chose otherwise before"):
+        bb.write_selection(tmp_path)
+
+
+def test_a_domain_ordered_sweep_finishes_the_cheapest_domains_grid_first():
+    from reproduce import sweep as sw
+
+    specs = rspec.resolve_runs("bestbatch", ["Hopper", "Reacher"], ["trpo", "qprop-c"], 2)
+    order = [(s.domain, s.seed) for s in sw.order_runs(specs)]
+    assert order == [("Reacher", 0)] * 2 + [("Reacher", 1)] * 2 \
+        + [("Hopper", 0)] * 2 + [("Hopper", 1)] * 2
+    seed_major = [(s.domain, s.seed) for s in sw.order_runs(
+        rspec.resolve_runs("quick", ["Hopper", "Reacher"], ["trpo", "qprop-c"], 2))]
+    assert [seed for _, seed in seed_major] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert sw.sweep_order("bestbatch") == "domain" and sw.sweep_order("quick") == "seed"
 
 
 # ---------------------------------------------------------------------- held-out verdict

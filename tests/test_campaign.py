@@ -334,10 +334,17 @@ def test_a_selection_profile_takes_the_checkouts_file_into_the_root(
     assert _start(root, results, "--profile", "bestbatch-confirm") == 0
     assert (root / "bestbatch" / "selection.json").read_bytes() == sel.read_bytes()
     assert [p for p, _ in launches] == ["bestbatch-confirm"]
-    # the checkout's file changes under a running campaign: refused, not silently mixed
+    # a domain is added (chosen once its grid completed): the root takes the grown file
+    grown = {"algos": {"Reacher": ["trpo", "qprop-c"], "Swimmer": ["trpo-b5000", "qprop-c"]}}
+    sel.write_text(json.dumps(grown))
+    assert _start(root, results, "--profile", "bestbatch-confirm") == 0
+    assert "selection grows to Reacher, Swimmer (was Reacher)" in capsys.readouterr().out
+    assert json.loads((root / "bestbatch" / "selection.json").read_text()) == grown
+    # a choice the campaign's runs were made with changes: refused, not silently mixed
     sel.write_text(json.dumps({"algos": {"Reacher": ["trpo-b1000", "qprop-c"]}}))
     assert _start(root, results, "--profile", "bestbatch-confirm") == 2
-    assert "differs from" in capsys.readouterr().err
+    assert "chooses otherwise than" in capsys.readouterr().err
+    assert json.loads((root / "bestbatch" / "selection.json").read_text()) == grown
 
 
 # ---- drain: a repin that neither mixes commits nor drops a run ----------------------------
