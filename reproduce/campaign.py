@@ -165,7 +165,7 @@ def launch(profile: str, wt: Path, root: Path, workers: int, nice: int) -> tuple
     """Start the profile's sweep from the worktree, detached; (its pid, its log)."""
     cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", profile, "--results", str(root),
            "--workers", str(workers)]
-    return detach([*nice_prefix(nice), *cmd], wt, root, profile)
+    return detach([*nice_prefix(nice), *cmd], wt, root, profile, nice)
 
 
 def _pin_line(root: Path, profile: str) -> str:

@@ -57,4 +57,4 @@ def launch_drain(profile: str, wt: Path, root: Path, results: Path, specs: list[
                                     f"--first-seed): seeds {lower} of its cell would start")
     script = root / profile / "drain.sh"
     script.write_text(drain_script(profile, wt, root, results, specs, workers, nice))
-    return detach(["bash", str(script)], root, root, f"{profile}_drain")
+    return detach(["bash", str(script)], root, root, f"{profile}_drain", nice)

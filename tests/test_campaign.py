@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -492,3 +494,24 @@ def test_a_sweeps_niceness_is_absolute_not_added_to_the_callers(monkeypatch: pyt
     monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)
     assert campaign_pins.nice_prefix(15) == ["nice", "-n", "15"]
     assert campaign_pins.nice_prefix(0) == []
+
+
+@pytest.mark.skipif(not campaign_pins.AUTOGROUP.exists(), reason="no autogroup scheduling")
+def test_a_detached_sweep_gets_its_niceness_as_a_scheduling_group(tmp_path: Path):
+    """Each detached sweep is a session, so an autogroup: its nice must be the group's, or
+    it weighs nothing against the other sweeps (the bug: nice-15 sweeps got a full share)."""
+    pid, _ = campaign_pins.detach(["sleep", "30"], tmp_path, tmp_path, "t", nice=7)
+    try:
+        group = Path(f"/proc/{pid}/autogroup")
+        for _ in range(100):
+            if group.read_text().split()[-1] == "7" and "sleep" in Path(
+                    f"/proc/{pid}/cmdline").read_text():
+                break
+            time.sleep(0.02)
+        assert group.read_text().split()[-1] == "7"
+        assert group.read_text().split()[0] != Path("/proc/self/autogroup").read_text().split()[0]
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"  # exec'd
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    assert campaign_pins.autogroup_prefix(0) == []
