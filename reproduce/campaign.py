@@ -65,6 +65,7 @@ from reproduce.campaign_pins import (
     PID,
     PIN,
     CampaignError,
+    autogroup_nice,
     detach,
     effective,
     git,
@@ -244,13 +245,28 @@ def drain_profile(profile: str, root: Path) -> None:
           "repins and goes on")
 
 
+def group_nice_note(pid: int, profile: str, root: Path) -> str:
+    """``", group nice N"`` for a running sweep under autogroup scheduling, with a warning
+    when N is not the profile's recorded niceness (a sweep started by code older than
+    :func:`~reproduce.campaign_pins.autogroup_prefix` runs at a full group's share)."""
+    group = autogroup_nice(pid)
+    if group is None:
+        return ""
+    want = effective(read_settings(root, profile), None, 0)[1]
+    if group == want:
+        return f", group nice {group}"
+    return (f", group nice {group}, NOT its {want}: `echo {want} > /proc/{pid}/autogroup`, "
+            "or stop and restart it")
+
+
 def status_profile(profile: str, root: Path, results: Path, short: bool = False) -> None:
     specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
     pin = read_pin(root, profile)
     drain = read_drain(root, profile)
     print(f"campaign root {root}, profile {profile}: "
-          + (f"sweep running (pid {pid})" if pid else "no sweep")
+          + (f"sweep running (pid {pid}{group_nice_note(pid, profile, root)})" if pid
+             else "no sweep")
           + (f", pinned at {pin['commit'][:7]}" if pin else ", not pinned yet")
           + (f", draining to {drain['target'][:7]}" if drain else "")
           + "; sweeps start with " + ", ".join(

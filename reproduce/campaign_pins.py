@@ -105,6 +105,15 @@ def detach(cmd: list[str], cwd: Path, root: Path, name: str, nice: int = 0
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
+def autogroup_nice(pid: int) -> int | None:
+    """The niceness of ``pid``'s autogroup (``/proc/<pid>/autogroup``: ``/autogroup-58 nice
+    15``); None without autogroups or without that process."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def autogroup_prefix(nice: int) -> list[str]:
     """The command prefix that gives a new session's autogroup the niceness ``nice``.
 

@@ -511,7 +511,19 @@ def test_a_detached_sweep_gets_its_niceness_as_a_scheduling_group(tmp_path: Path
         assert group.read_text().split()[-1] == "7"
         assert group.read_text().split()[0] != Path("/proc/self/autogroup").read_text().split()[0]
         assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"  # exec'd
+        assert campaign_pins.autogroup_nice(pid) == 7
     finally:
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
     assert campaign_pins.autogroup_prefix(0) == []
+
+
+def test_status_warns_when_a_sweeps_group_runs_at_another_niceness(monkeypatch, tmp_path: Path):
+    campaign_pins.write_settings(tmp_path, "table1", nice=15)
+    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: 0)  # started by older code
+    assert "group nice 0, NOT its 15: `echo 15 > /proc/123/autogroup`" in \
+        campaign.group_nice_note(123, "table1", tmp_path)
+    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: 15)
+    assert campaign.group_nice_note(123, "table1", tmp_path) == ", group nice 15"
+    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: None)  # no autogroups
+    assert campaign.group_nice_note(123, "table1", tmp_path) == ""
