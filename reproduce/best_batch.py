@@ -59,6 +59,7 @@ from reproduce.spec import (
     selected_algos,
     threshold,
 )
+from reproduce.stability_runs import divergences_text
 from reproduce.table_format import markdown_table
 
 GRID = "bestbatch"
@@ -296,6 +297,7 @@ def grid_rows(grid: dict[str, list[Cell]], picks: dict[str, dict[str, Cell]]
                          "median": c.median, "median_bound": bound, "q1": q1, "q3": q3,
                          "var_ratio": c.var_ratio,
                          "baseline_runaway": "; ".join(x.text() for x in runaways(c.side.runs)),
+                         "critic_diverged": divergences_text(c.side.runs),
                          "chosen": picks.get(d, {}).get(c.family) is c})
     return rows
 
@@ -338,6 +340,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
               "Var. after/before": ("-" if not math.isfinite(float(r["var_ratio"]))  # type: ignore[arg-type]
                                     else f"{float(r['var_ratio']):.3f}"),  # type: ignore[arg-type]
               "Baseline ran away": r["baseline_runaway"] or "-",
+              "Critic diverged": r["critic_diverged"] or "-",
               "Chosen": "**yes**" if r["chosen"] else ""} for r in g_rows]
     chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
                                                    else "-") for f in FAMILIES}}
@@ -369,7 +372,10 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         "Baseline ran away: the seeds whose advantage std exceeded 100x the running median "
         "of its earlier healthy iterations (reproduce.baseline_runaway; counted as they are), "
         "with its early median -> largest value, the first flagged episode and the flagged "
-        "iterations. "
+        "iterations. Critic diverged: the Q-Prop seeds whose TD loss was flagged "
+        "(qprop_tf.divergence: > 100x the running median of its healthy iterations; counted "
+        "as they are), from which episode, the largest TD loss, and whether the seed crossed "
+        "during the divergence. "
         "Rules of reproduce.compare:", "",
         METHOD, "",
         "## Selection grid", "",

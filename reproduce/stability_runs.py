@@ -56,6 +56,19 @@ def run_stability(run: Run) -> RunStability:
                         during)
 
 
+def divergences_text(runs: list[Run]) -> str:
+    """The runs whose critic diverged, by seed, as ``s1 (from 455 ep, largest TD loss 2.2e+08,
+    crossed during it)``; empty when none did (or none has a critic)."""
+    out = []
+    for r in sorted(runs, key=lambda r: r.seed):
+        st = run_stability(r)
+        if st.diverged:
+            out.append(f"s{st.seed} (from {st.first_diverged_steps / EPISODE_STEPS:,.0f} ep, "
+                       f"largest TD loss {st.max_loss:.2g}"
+                       + (", crossed during it)" if st.crossed_during_divergence else ")"))
+    return "; ".join(out)
+
+
 @dataclass(frozen=True)
 class Mechanism:
     seed: int

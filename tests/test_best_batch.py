@@ -107,11 +107,14 @@ def test_selection_on_a_partial_grid(tmp_path: Path):
     blown = tmp_path / "bestbatch/runs/Hopper/qprop-c-b1000/seed2/progress.csv"
     df = pd.read_csv(blown)
     df["advantage_std"] = np.where(df.iteration == 30, 1e6, 15.0)  # the baseline runs away
+    df["critic_loss"] = np.where(df.iteration >= 40, 1e6, 0.1)  # the critic diverges at 410 ep
     df.to_csv(blown, index=False)
     md, csv, figs = bb.write_report(tmp_path)  # a partial grid is reported, not fatal
     text = md.read_text()
     assert "| `qprop-c-b1000` | 3/3 (5) | 500 [500–500] | 0.250 | s2 (15 -> 1e+06 from 310 ep, " \
-        "1 it) |" in text
+        "1 it) |" in text.replace(" s2 (from 410 ep, largest TD loss 1e+06, crossed during it) |",
+                                  "")
+    assert "| s2 (from 410 ep, largest TD loss 1e+06, crossed during it) |" in text
     assert "`Hopper/trpo-b1000/seed3`" in text and "`Reacher/trpo/seed0`" in text
     assert "Not available:" in text and "best_batch select" in text
     assert {p.name for p in figs} >= {"best_batch_Hopper.png", "best_batch_Hopper.svg"}
