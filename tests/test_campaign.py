@@ -221,7 +221,7 @@ def test_legacy_pin_and_pid_move_to_table1_and_its_sweep_stays_running(
     (root / campaign.PIN).write_text(json.dumps(legacy))
     (root / campaign.PID).write_text(f"{os.getpid()}\n")  # a live "sweep": this test
     assert campaign.main(["status", "--root", str(root), "--results", str(results)]) == 0
-    assert f"profile table1: sweep running (pid {os.getpid()})" in capsys.readouterr().out
+    assert f"profile table1: sweep running (pid {os.getpid()}" in capsys.readouterr().out
     assert not (root / campaign.PIN).exists() and not (root / campaign.PID).exists()
     assert campaign.read_pin(root, "table1") == legacy
     assert campaign.running_pid(root, "table1") == os.getpid()
