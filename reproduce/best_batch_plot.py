@@ -16,7 +16,7 @@ from reproduce.spec import threshold
 def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any | None,
                 out: Path, name: str) -> list[Path]:
     """``cells``: best_batch.Cell of one domain; ``picks``: family -> chosen Cell;
-    ``held``: best_batch.Heldout or None. Writes ``name``.png/.svg under ``out``."""
+    ``held``: best_batch_heldout.Heldout or None. Writes ``name``.png/.svg under ``out``."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from reproduce import best_batch as bb
+from reproduce import best_batch_heldout as bbh
 from reproduce import compare as cmp
 from reproduce import compare_stats as stats
 from reproduce import spec as rspec
@@ -178,17 +179,17 @@ def _side(algo: str, values: list[float], censored: list[bool] | None = None) ->
 def test_heldout_verdict_faster_slower_indistinguishable():
     fast = _side("qprop-c", [90, 95, 100, 105, 110])
     slow = _side("trpo", [280, 290, 300, 310, 320])
-    r, word, p = bb.heldout_verdict(fast, slow, "Hopper")
+    r, word, p = bbh.heldout_verdict(fast, slow, "Hopper")
     assert word == "Q-Prop faster" and r.hi < 1 and p < 0.01
-    _, word, p = bb.heldout_verdict(_side("qprop-c", [280, 290, 300, 310, 320]),
+    _, word, p = bbh.heldout_verdict(_side("qprop-c", [280, 290, 300, 310, 320]),
                                     _side("trpo", [90, 95, 100, 105, 110]), "Hopper")
     assert word == "TRPO faster" and p > 0.99
     same = [100, 150, 200, 250, 300]
-    _, word, p = bb.heldout_verdict(_side("qprop-c", same), _side("trpo", same[::-1]),
+    _, word, p = bbh.heldout_verdict(_side("qprop-c", same), _side("trpo", same[::-1]),
                                     "Hopper")
     assert word == "indistinguishable" and 0.3 < p < 0.7
     # censored TRPO seeds (never crossed) count as slower than any crossing
-    _, word, p = bb.heldout_verdict(fast, _side("trpo", [600] * 5, [True] * 5), "Hopper")
+    _, word, p = bbh.heldout_verdict(fast, _side("trpo", [600] * 5, [True] * 5), "Hopper")
     assert word == "Q-Prop faster" and p < 0.01
 
 
