@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from reproduce.plot import label, palette, plt, save, sns
+from reproduce.plot_style import label, palette, plt, save, sns
 from reproduce.table_format import fmt_num
 
 

@@ -52,7 +52,7 @@ def plot_domain(domain: str, env_id: str, curves: dict[str, list[Curve]], chain:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
-    from reproduce.plot import save
+    from reproduce.plot_style import save
 
     data = binned(curves)
     present = [r for r in curves if r in set(data["row"])]

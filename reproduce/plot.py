@@ -22,30 +22,31 @@ The control-variate oracle's figures are not a profile's: ``python -m reproduce.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from qprop_tf.divergence import diverged_stretches  # noqa: E402
-from qprop_tf.progress import COLUMNS as C  # noqa: E402
+from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
-from reproduce.results import Collection, Run, load_table_runs  # noqa: E402
-from reproduce.spec import (  # noqa: E402
-    EPISODE_STEPS,
+from reproduce.plot_diagnostics import plot_diagnostics
+from reproduce.plot_style import (
+    algo_order,
+    domains_env,
+    grid_of,
+    label,
+    legend_handles,
+    mean_ci,
+    palette,
+    plt,
+    resample,
+    save,
+    sns,
+)
+from reproduce.results import Collection, Run, load_table_runs
+from reproduce.spec import (
     TABLE1_ALGOS,
     SpecError,
-    algos,
     domains,
     figures,
     paper_crossing,
@@ -54,73 +55,6 @@ from reproduce.spec import (  # noqa: E402
 )
 
 DEFAULT_PROFILE = "table1"
-
-GRID_POINTS = 150
-N_BOOT = 300
-DIAGNOSTICS = (C.signal_var_before, C.signal_var_after, C.eta_one_fraction, C.corr_adv_abar,
-               C.critic_loss)
-
-
-def algo_order(names: set[str]) -> list[str]:
-    known = [a for a in (*TABLE1_ALGOS, *algos()) if a in names]
-    return list(dict.fromkeys(known)) + sorted(names - set(known))
-
-
-def palette(names: list[str]) -> dict[str, tuple[float, float, float]]:
-    """Stable colours: the same algorithm has the same colour in every figure."""
-    every = algo_order(set(algos()) | set(names))
-    colors = sns.color_palette("tab10", 10) + sns.color_palette("Set2", 8)
-    return {a: colors[i % len(colors)] for i, a in enumerate(every)}
-
-
-def label(algo: str) -> str:
-    name = paper_name(algo)
-    return name if name == algo else f"{name} ({algo})"
-
-
-def mean_ci(x: pd.Series | np.ndarray, level: float = 95.0) -> tuple[float, float]:
-    """The percentile-bootstrap ``level``% CI of the mean of ``x`` (the seeds at one point of
-    a curve): ``N_BOOT`` resamples drawn at once with a fixed seed, so a figure redraws
-    identically; seaborn's own ``("ci", 95)`` does the same one resample at a time, which
-    was most of ``make plot``'s time."""
-    v = np.asarray(x, float)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        m = float(v.mean()) if v.size else math.nan
-        return m, m
-    idx = np.random.default_rng(0).integers(0, v.size, size=(N_BOOT, v.size))
-    lo, hi = np.percentile(v[idx].mean(axis=1), [(100 - level) / 2, (100 + level) / 2])
-    return float(lo), float(hi)
-
-
-def resample(runs: list[Run], column: str, grid: np.ndarray) -> pd.DataFrame:
-    """Each run's ``column`` interpolated onto ``grid`` (paper episodes), NaN outside it."""
-    frames = []
-    for run in runs:
-        df = run.progress
-        if column not in df.columns:
-            continue
-        x = df[C.paper_episodes].to_numpy(float)
-        y = pd.to_numeric(df[column], errors="coerce").to_numpy(float)
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() == 0:
-            continue
-        x, y = x[ok], y[ok]
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        if inside.sum() < 2:  # too short for the grid: keep the run's own points
-            xs, ys = x, y
-        else:
-            xs, ys = grid[inside], np.interp(grid[inside], x, y)
-        frames.append(pd.DataFrame({C.paper_episodes: xs, "value": ys, "algo": run.algo,
-                                    "seed": run.seed}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=[C.paper_episodes, "value", "algo", "seed"])
-
-
-def _grid(runs: list[Run]) -> np.ndarray:
-    end = max(float(r.progress[C.paper_episodes].max()) for r in runs)
-    start = min(float(r.progress[C.paper_episodes].min()) for r in runs)
-    return np.linspace(start, end, GRID_POINTS)
 
 
 def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legend: bool,
@@ -136,7 +70,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
         return
     present = algo_order({r.algo for r in runs})
     frames = []
-    grid = _grid(runs)
+    grid = grid_of(runs)
     for algo in present:
         sel = [r for r in runs if r.algo == algo]
         metric = sel[0].metric
@@ -179,44 +113,9 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
     if any(r.metric == C.eval_return for r in runs):
         ax.set_ylabel("average return (DDPG: noise-free eval)")
     if legend:
-        handles, labels = _legend_handles(colors, present)
+        handles, labels = legend_handles(colors, present)
         ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   frameon=False)
-
-
-def domains_env(domain: str) -> str:
-    from qprop_tf.envs import DOMAINS
-
-    return DOMAINS.get(domain, domain)
-
-
-def _legend_handles(colors: dict, present: list[str]) -> tuple[list, list[str]]:
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=colors[a], lw=2) for a in present]
-    labels = [label(a) for a in present]
-    handles += [Line2D([], [], color="0.35", ls="--", lw=1),
-                Line2D([], [], marker="*", color="0.5", mec="black", ms=12, ls="none")]
-    labels += ["threshold", "paper's crossing point (colour = algorithm)"]
-    return handles, labels
-
-
-SVG_HASH_SALT = "qprop-tf"
-"""Salt of the SVG element ids (matplotlib's default is a random uuid per file)."""
-
-
-def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
-    """Write ``name``.png and ``name``.svg and close ``fig``; every figure of reproduce/ goes
-    through here. Byte-stable: the same figure gives the same bytes, so re-plotting unchanged
-    results leaves ``git status`` clean (the SVG has no date and salted, not random, ids;
-    the PNG has no date)."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.svg"]
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
-        fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    return paths
 
 
 def plot_curves(coll: Collection, out: Path) -> list[Path]:
@@ -239,7 +138,7 @@ def plot_curves(coll: Collection, out: Path) -> list[Path]:
     present = algo_order({r.algo for r in coll.runs})
     legend_ax = flat[-1]
     legend_ax.axis("off")
-    handles, labels = _legend_handles(colors, present)
+    handles, labels = legend_handles(colors, present)
     legend_ax.legend(handles, labels, loc="center", fontsize=11, frameon=False,
                      title="Gymnasium v5; mean over seeds, 95% band")
     fig.suptitle("Q-Prop reproduction: learning curves on the seven MuJoCo domains of Table 1",
@@ -261,108 +160,6 @@ def plot_figure_groups(coll: Collection, out: Path) -> list[Path]:
         curves_panel(ax, group["domain"], runs, colors, legend=True,
                      title=f"{group['title']} ({group['domain']})")
         written += save(fig, out, name)
-    return written
-
-
-DIAG_PANELS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
-    # (title, [(column, line label)], y label, log y)
-    ("Learning-signal variance, before / after the control variate",
-     [(C.signal_var_before, "before: A_hat"), (C.signal_var_after, "after: A_hat - eta A_bar")],
-     "variance", True),
-    ("Variance ratio after / before (< 1: the critic helps)",
-     [("__var_ratio__", "after / before")], "ratio", False),
-    ("Fraction of samples with eta = 1", [(C.eta_one_fraction, "eta = 1")], "fraction", False),
-    ("corr(A_hat, A_bar) per batch", [(C.corr_adv_abar, "corr")], "correlation", False),
-    ("Scale: std of A_hat and of A_bar",
-     [(C.advantage_std, "std A_hat (GAE)"), (C.abar_std, "std A_bar (Taylor)")], "std", True),
-    ("Analytic term's share of the step (g_Q.d / g.d)",
-     [(C.analytic_step_share, "share")], "share", False),
-    ("Policy std (mean over action dims)", [(C.policy_std, "std")], "std", False),
-    ("Critic TD loss", [(C.critic_loss, "loss")], "loss", True),
-]
-
-
-def _with_ratio(run: Run) -> Run:
-    df = run.progress
-    if {C.signal_var_before, C.signal_var_after} <= set(df.columns):
-        df = df.assign(__var_ratio__=df[C.signal_var_after] / df[C.signal_var_before])
-    return dataclasses.replace(run, progress=df)
-
-
-def shade_divergence(axes: Any, runs: list[Run], colors: dict, caption: bool = True) -> int:
-    """Shade every run's critic-divergence stretches (``qprop_tf.divergence``: TD loss
-    > 100x its healthy median) in its algorithm's colour on every panel; the TD-loss panel
-    (the last) names them. Returns the number of stretches."""
-    spans = [(s.steps_from / EPISODE_STEPS, s.steps_to / EPISODE_STEPS, colors[r.algo],
-              f"{r.algo} seed {r.seed}") for r in runs for s in diverged_stretches(r.progress)]
-    for ax in axes:
-        for x0, x1, color, _ in spans:
-            ax.axvspan(x0, x1, color=color, alpha=0.15, lw=0)
-    if spans and caption:
-        names = sorted({who for *_, who in spans})
-        axes[-1].text(0.01, 0.99, "shaded: critic diverged\n(" + "; ".join(names) + ")",
-                      transform=axes[-1].transAxes, va="top", fontsize=8, color="0.25")
-    return len(spans)
-
-
-def plot_diagnostics(coll: Collection, out: Path) -> list[Path]:
-    """Per domain, the control variate's behaviour over training (Q-Prop runs only)."""
-    written: list[Path] = []
-    colors = palette([r.algo for r in coll.runs])
-    for d in domains():
-        runs = [_with_ratio(r) for r in coll.runs if r.domain == d
-                and set(DIAGNOSTICS[:4]) <= set(r.progress.columns)]
-        if not runs:
-            continue
-        grid = _grid(runs)
-        present = algo_order({r.algo for r in runs})
-        pal = {label(a): colors[a] for a in present}
-        order = [label(a) for a in present]
-        fig, axes = plt.subplots(2, 4, figsize=(24, 9))
-        for ax, (title, cols, ylabel, logy) in zip(axes.ravel(), DIAG_PANELS, strict=True):
-            parts = []
-            for col, which in cols:
-                f = resample(runs, col, grid)
-                f["which"] = which
-                parts.append(f)
-            data = pd.concat(parts, ignore_index=True)
-            data["label"] = data["algo"].map(label)
-            if logy:
-                data = data[data["value"] > 0]
-            if not data.empty:
-                sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
-                             hue_order=order, palette=pal,
-                             style="which" if len(cols) > 1 else None,
-                             errorbar=mean_ci, ax=ax,
-                             legend=len(cols) > 1)
-                if logy:
-                    ax.set_yscale("log")
-            else:
-                ax.text(0.5, 0.5, "not logged by these runs", transform=ax.transAxes,
-                        ha="center", color="0.4")
-            if ax.get_legend() is not None:  # keep only the line-style entries
-                handles, labels = ax.get_legend_handles_labels()
-                keep = [(h, lab) for h, lab in zip(handles, labels, strict=True)
-                        if lab in {w for _, w in cols}]
-                ax.legend([h for h, _ in keep], [lab for _, lab in keep], fontsize=9,
-                          loc="best")
-            ax.set_title(title, fontsize=11)
-            ax.set_ylabel(ylabel)
-            ax.set_xlabel("episodes (1 = 1000 env steps)")
-            ax.grid(alpha=0.3)
-        shade_divergence(axes.ravel(), runs, colors)
-        axes[0, 1].axhline(1.0, color="0.4", lw=0.8, ls="--")
-        axes[0, 2].set_ylim(-0.02, 1.02)
-        axes[0, 3].axhline(0, color="0.4", lw=0.8)
-        for y in (0.0, 1.0):
-            axes[1, 1].axhline(y, color="0.4", lw=0.8, ls=":")
-        handles, labels = _legend_handles(colors, present)
-        fig.legend(handles[:len(present)], labels[:len(present)], loc="lower center",
-                   ncol=len(present), fontsize=11, frameon=False, bbox_to_anchor=(0.5, -0.01))
-        fig.suptitle(f"Q-Prop diagnostics on {d} ({domains_env(d)}): mean over seeds, "
-                     "95% band", fontsize=14)
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
-        written += save(fig, out, f"diagnostics_{d}")
     return written
 
 

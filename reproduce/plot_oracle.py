@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reproduce.plot import plt, save, sns
+from reproduce.plot_style import plt, save, sns
 
 ORACLE_PANELS = (
     ("corr_D_adv", "corr(D, A_hat)", "GAE advantage vs the true action effect"),

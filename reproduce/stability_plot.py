@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from qprop_tf.progress import COLUMNS as C
-from reproduce.plot import label, palette, plt, save, shade_divergence, sns
+from reproduce.plot_diagnostics import shade_divergence
+from reproduce.plot_style import label, palette, plt, save, sns
 from reproduce.results import Run
 from reproduce.spec import EPISODE_STEPS, threshold
 

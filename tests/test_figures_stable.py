@@ -44,7 +44,7 @@ def test_the_curves_band_is_a_bootstrap_ci_of_the_mean():
     import numpy as np
     from scipy.stats import bootstrap
 
-    from reproduce.plot import mean_ci
+    from reproduce.plot_style import mean_ci
 
     x = np.array([1.0, 2.0, 3.0, 10.0, 4.0])
     lo, hi = mean_ci(x)
