@@ -25,6 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
@@ -43,7 +44,7 @@ from reproduce.plot_style import (
     save,
     sns,
 )
-from reproduce.results import Collection, Run, load_table_runs
+from reproduce.results import Collection, Run, load_runs, load_table_runs
 from reproduce.spec import (
     TABLE1_ALGOS,
     SpecError,
@@ -57,39 +58,61 @@ from reproduce.spec import (
 DEFAULT_PROFILE = "table1"
 
 
+def draw_unfinished(ax: plt.Axes, runs: list[Run], colors: dict) -> float:
+    """Each unfinished run's progress so far (a campaign's ``inflight/``): a thin dotted line
+    in its algorithm's colour, ``s<seed>…`` at its end; never in the mean or the table.
+    Returns the furthest episode drawn (0 without runs)."""
+    end = 0.0
+    for r in sorted(runs, key=lambda r: (r.algo, r.seed)):
+        x = r.progress[C.paper_episodes].to_numpy(float)
+        y = pd.to_numeric(r.progress[r.metric], errors="coerce").to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if not ok.any():
+            continue
+        ax.plot(x[ok], y[ok], color=colors[r.algo], lw=1.2, ls=":", zorder=3)
+        ax.annotate(f"s{r.seed}…", (x[ok][-1], y[ok][-1]), xytext=(2, 0),
+                    textcoords="offset points", fontsize=7, color=colors[r.algo], va="center")
+        end = max(end, float(x[ok][-1]))
+    return end
+
+
 def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legend: bool,
-                 title: str | None = None) -> None:
+                 title: str | None = None, unfinished: list[Run] | None = None) -> None:
     thresh = threshold(domain)
+    unfinished = unfinished or []
     ax.set_title(title or f"{domain} ({domains_env(domain)})", fontsize=11)
     ax.set_xlabel("episodes (1 = 1000 env steps)")
     ax.set_ylabel("average return")
     ax.axhline(thresh, color="0.35", ls="--", lw=1)
-    if not runs:
+    if not runs and not unfinished:
         ax.text(0.5, 0.75, "no runs", ha="center", va="center", transform=ax.transAxes,
                 color="0.5")
         return
     present = algo_order({r.algo for r in runs})
-    frames = []
-    grid = grid_of(runs)
-    for algo in present:
-        sel = [r for r in runs if r.algo == algo]
-        metric = sel[0].metric
-        frames.append(resample(sel, metric, grid))
-    data = pd.concat(frames, ignore_index=True)
-    data["label"] = data["algo"].map(label)
-    sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
-                 hue_order=[label(a) for a in present],
-                 palette={label(a): colors[a] for a in present}, estimator="mean",
-                 errorbar=mean_ci, ax=ax, legend=False, lw=1.5)
-    for algo in present:  # a run of one iteration has no line: show its point(s)
-        pts = data[data["algo"] == algo]
-        if pts[C.paper_episodes].nunique() == 1:
-            ax.errorbar(pts[C.paper_episodes].iloc[0], pts["value"].mean(),
-                        yerr=[[pts["value"].mean() - pts["value"].min()],
-                              [pts["value"].max() - pts["value"].mean()]],
-                        fmt="o", color=colors[algo], capsize=3, ms=5)
-    xmax = float(grid[-1])
-    ax.set_xlim(left=min(0.0, float(grid[0])), right=xmax * 1.02 if xmax > 0 else 1)
+    xmin, xmax = 0.0, draw_unfinished(ax, unfinished, colors)
+    if runs:
+        frames = []
+        grid = grid_of(runs)
+        for algo in present:
+            sel = [r for r in runs if r.algo == algo]
+            metric = sel[0].metric
+            frames.append(resample(sel, metric, grid))
+        data = pd.concat(frames, ignore_index=True)
+        data["label"] = data["algo"].map(label)
+        sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
+                     hue_order=[label(a) for a in present],
+                     palette={label(a): colors[a] for a in present}, estimator="mean",
+                     errorbar=mean_ci, ax=ax, legend=False, lw=1.5)
+        for algo in present:  # a run of one iteration has no line: show its point(s)
+            pts = data[data["algo"] == algo]
+            if pts[C.paper_episodes].nunique() == 1:
+                ax.errorbar(pts[C.paper_episodes].iloc[0], pts["value"].mean(),
+                            yerr=[[pts["value"].mean() - pts["value"].min()],
+                                  [pts["value"].max() - pts["value"].mean()]],
+                            fmt="o", color=colors[algo], capsize=3, ms=5)
+        xmin, xmax = min(0.0, float(grid[0])), max(xmax, float(grid[-1]))
+    present = algo_order({r.algo for r in runs} | {r.algo for r in unfinished})
+    ax.set_xlim(left=xmin, right=xmax * 1.02 if xmax > 0 else 1)
     ylo, yhi = ax.get_ylim()
     ax.set_ylim(min(ylo, thresh - 0.1 * abs(thresh) - 1), max(yhi, thresh + 0.1 * abs(thresh) + 1))
     beyond = 0
@@ -110,35 +133,38 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
                                                  "ec": "none", "alpha": 0.8})
             beyond += 1
     ax.grid(alpha=0.3)
-    if any(r.metric == C.eval_return for r in runs):
+    if any(r.metric == C.eval_return for r in [*runs, *unfinished]):
         ax.set_ylabel("average return (DDPG: noise-free eval)")
     if legend:
-        handles, labels = legend_handles(colors, present)
+        handles, labels = legend_handles(colors, present, bool(unfinished))
         ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   frameon=False)
 
 
-def plot_curves(coll: Collection, out: Path) -> list[Path]:
+def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None) -> list[Path]:
+    """``curves_<Domain>`` and ``curves_all``; ``inflight``: unfinished runs drawn dotted
+    (:func:`draw_unfinished`)."""
     written: list[Path] = []
     colors = palette([r.algo for r in coll.runs])
     doms = list(domains())
     by_domain = {d: [r for r in coll.runs if r.domain == d] for d in doms}
+    going = {d: [r for r in inflight or [] if r.domain == d] for d in doms}
     for d in doms:
-        if not by_domain[d]:
+        if not by_domain[d] and not going[d]:
             continue
         fig, ax = plt.subplots(figsize=(9, 4.8))
-        curves_panel(ax, d, by_domain[d], colors, legend=True)
+        curves_panel(ax, d, by_domain[d], colors, legend=True, unfinished=going[d])
         fig.suptitle("Learning curves: mean over seeds, 95% band; star = paper's crossing",
                      fontsize=9, y=0.995, color="0.3")
         written += save(fig, out, f"curves_{d}")
     fig, axes = plt.subplots(2, 4, figsize=(20, 9))
     flat = axes.ravel()
     for ax, d in zip(flat, doms, strict=False):
-        curves_panel(ax, d, by_domain[d], colors, legend=False)
-    present = algo_order({r.algo for r in coll.runs})
+        curves_panel(ax, d, by_domain[d], colors, legend=False, unfinished=going[d])
+    present = algo_order({r.algo for r in [*coll.runs, *(inflight or [])]})
     legend_ax = flat[-1]
     legend_ax.axis("off")
-    handles, labels = legend_handles(colors, present)
+    handles, labels = legend_handles(colors, present, bool(inflight))
     legend_ax.legend(handles, labels, loc="center", fontsize=11, frameon=False,
                      title="Gymnasium v5; mean over seeds, 95% band")
     fig.suptitle("Q-Prop reproduction: learning curves on the seven MuJoCo domains of Table 1",
@@ -175,7 +201,18 @@ def make_plots(results: str | Path, profile: str = DEFAULT_PROFILE,
     if not coll.runs:
         print(f"reproduce.plot: no finished runs under {out.parent / 'runs'}", file=sys.stderr)
         return []
-    return plot_curves(coll, out) + plot_diagnostics(coll, out) + plot_figure_groups(coll, out)
+    return (plot_curves(coll, out, inflight_runs(results, profile, coll))
+            + plot_diagnostics(coll, out) + plot_figure_groups(coll, out))
+
+
+def inflight_runs(results: Path, profile: str, finished: Collection) -> list[Run]:
+    """The profile's unfinished campaign runs (``<profile>/inflight/``, written by
+    ``make campaign-collect``), less any that has finished since."""
+    done = {(r.domain, r.algo, r.seed) for r in finished.runs}
+    going = load_runs(results, profile, include_unfinished=True, tree="inflight")
+    for p in going.problems:
+        print(f"reproduce.plot: skipped {p.path}: {p.message}", file=sys.stderr)
+    return [r for r in going.runs if (r.domain, r.algo, r.seed) not in done]
 
 
 def main(argv: list[str] | None = None) -> int:

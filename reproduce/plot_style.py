@@ -96,7 +96,8 @@ def domains_env(domain: str) -> str:
     return DOMAINS.get(domain, domain)
 
 
-def legend_handles(colors: dict, present: list[str]) -> tuple[list, list[str]]:
+def legend_handles(colors: dict, present: list[str], unfinished: bool = False
+                   ) -> tuple[list, list[str]]:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=colors[a], lw=2) for a in present]
@@ -104,6 +105,9 @@ def legend_handles(colors: dict, present: list[str]) -> tuple[list, list[str]]:
     handles += [Line2D([], [], color="0.35", ls="--", lw=1),
                 Line2D([], [], marker="*", color="0.5", mec="black", ms=12, ls="none")]
     labels += ["threshold", "paper's crossing point (colour = algorithm)"]
+    if unfinished:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1))
+        labels.append("dotted: an unfinished run so far (not in the mean)")
     return handles, labels
 
 

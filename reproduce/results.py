@@ -27,6 +27,7 @@ from reproduce.spec import (
     domains,
     extra_rows_from,
     metric_for,
+    profile_dir,
     profiles,
     runs_root,
 )
@@ -135,15 +136,17 @@ def read_progress(path: Path, metric: str) -> pd.DataFrame:
     return df
 
 
-def load_runs(results: str | Path, profile: str, include_unfinished: bool = False
-              ) -> Collection:
-    """Every ``<profile>/runs/<Domain>/<algo>/seed<k>`` under ``results``.
+def load_runs(results: str | Path, profile: str, include_unfinished: bool = False,
+              tree: str = "runs") -> Collection:
+    """Every ``<profile>/<tree>/<Domain>/<algo>/seed<k>`` under ``results``.
 
     Runs without DONE are listed in ``unfinished`` and left out unless
     ``include_unfinished``; an unreadable progress.csv becomes a Problem and is skipped.
+    ``tree="inflight"``: the progress so far of a campaign's unfinished runs
+    (``make campaign-collect``), which no table counts.
     """
     out = Collection()
-    root = runs_root(results, profile)
+    root = runs_root(results, profile) if tree == "runs" else profile_dir(results, profile) / tree
     if not root.is_dir():
         return out
     for seed_dir in sorted(root.glob("*/*/seed*")):

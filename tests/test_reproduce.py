@@ -312,6 +312,28 @@ def test_plots_from_synthetic_runs(synthetic):
     assert all(p.stat().st_size > 1000 for p in written)
 
 
+def test_unfinished_campaign_runs_are_drawn_but_never_counted(synthetic):
+    from reproduce.plot import inflight_runs, make_plots
+    from reproduce.results import load_table_runs
+
+    def inflight(domain: str, algo: str, seed: int) -> None:
+        d = write_run(synthetic, domain, algo, seed, [5, 10], [-100, 50], done=False,
+                      profile="scratch")
+        dest = synthetic / "quick/inflight" / domain / algo / f"seed{seed}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        d.rename(dest)
+
+    inflight("Ant", "trpo", 0)  # a domain with no finished run yet
+    inflight("Hopper", "qprop-c", 2)  # finished since: the finished run wins
+    finished = load_table_runs(synthetic, "quick")
+    going = inflight_runs(synthetic, "quick", finished)
+    assert [(r.domain, r.algo, r.seed, r.finished) for r in going] == [("Ant", "trpo", 0, False)]
+    assert not any(r.domain == "Ant" for r in finished.runs)  # the table never reads them
+    names = {p.name for p in make_plots(synthetic, "quick")}
+    assert {"curves_Ant.png", "curves_Ant.svg", "curves_Hopper.png"} <= names
+    assert "diagnostics_Ant.png" not in names
+
+
 # ---------------------------------------------------------------------- runner and sweep
 
 
