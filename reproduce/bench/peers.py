@@ -182,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.peer_python} not found; `make bench-peers` builds .venv-peers")
     sb3_batches = [int(b) for b in args.sb3_batch_sizes.split(",") if b]
 
-    from qprop_tf.runtime import limit_threads, versions
-    from reproduce.bench.speed import cpu_model
+    from qprop_tf.runtime import cpu_model, limit_threads, versions
 
     limit_threads(1)
     load_before = os.getloadavg()[0]

@@ -24,17 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qprop_tf.runtime import limit_threads
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from qprop_tf.runtime import cpu_model, limit_threads
 
 
 def bench_raw_env(env_id: str, steps: int) -> float:
