@@ -200,6 +200,10 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
         pin_worktree(root, profile, specs, repin=True, commit=drain["target"])
         (root / profile / DRAIN).unlink()
         print(f"campaign: {profile}: drained; pinned at {_pin_line(root, profile)}")
+    finished = [s for s in specs if any((s.run_dir(r) / DONE).is_file() for r in (root, results))]
+    if specs and len(finished) == len(specs):
+        print(f"campaign: {profile}: complete, all {len(specs)} runs done; nothing to start")
+        return
     wt = pin_worktree(root, profile, specs, repin)
     sync_selection(profile, results, root)
     copied = seed_root(specs, results, root)

@@ -527,3 +527,19 @@ def test_status_warns_when_a_sweeps_group_runs_at_another_niceness(monkeypatch, 
     assert campaign.group_nice_note(123, "table1", tmp_path) == ", group nice 15"
     monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: None)  # no autogroups
     assert campaign.group_nice_note(123, "table1", tmp_path) == ""
+
+
+def test_a_complete_profile_starts_no_sweep(repo, launches, tmp_path, capsys):
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    specs = resolve_runs("stable-walker", results=results)
+    for i, s in enumerate(specs):  # finished: most committed, the last one in the root
+        d = s.run_dir(root if i == len(specs) - 1 else results)
+        d.mkdir(parents=True)
+        (d / DONE).write_text("{}")
+    assert _start(root, results, "--profile", "stable-walker") == 0
+    assert launches == []
+    assert "stable-walker: complete, all 12 runs done; nothing to start" in \
+        capsys.readouterr().out
+    (specs[0].run_dir(results) / DONE).unlink()  # one run left: the sweep starts
+    assert _start(root, results, "--profile", "stable-walker") == 0
+    assert [p for p, _ in launches] == ["stable-walker"]
