@@ -56,6 +56,7 @@ from reproduce.spec import (
     merged_overrides,
     profile_dir,
     resolve_runs,
+    selection_choices,
 )
 from reproduce.stability_runs import divergences_text
 from reproduce.table_format import markdown_table
@@ -200,7 +201,7 @@ def write_selection(results: Path, partial: bool = False) -> Path:
         raise SpecError(f"no counted runs to choose from for {', '.join(lacking)}")
     path = profile_dir(results, GRID) / SELECTION
     algos = {d: [picks[d][f].algo for f in FAMILIES] for d in ready}
-    earlier = _earlier_choices(path)
+    earlier = selection_choices(path)
     changed = [f"{d}: {earlier[d]} -> {algos[d]}" for d in algos
                if d in earlier and earlier[d] != algos[d]]
     if changed:
@@ -218,14 +219,6 @@ def write_selection(results: Path, partial: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
-
-
-def _earlier_choices(path: Path) -> dict[str, list[str]]:
-    """The choices an existing selection file made (none if absent or unreadable)."""
-    try:
-        return dict(json.loads(path.read_text()).get("algos", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def _num(x: float) -> float | str:

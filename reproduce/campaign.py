@@ -79,7 +79,14 @@ from reproduce.campaign_pins import (
     write_settings,
 )
 from reproduce.ledger import brief, ledger, render
-from reproduce.spec import REPO_ROOT, RunSpec, SpecError, check_profile, resolve_runs
+from reproduce.spec import (
+    REPO_ROOT,
+    RunSpec,
+    SpecError,
+    check_profile,
+    resolve_runs,
+    selection_choices,
+)
 
 DEFAULT_ROOT = Path("/var/tmp/qprop-campaign")
 DEFAULT_PROFILE = "table1"
@@ -129,7 +136,7 @@ def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
     if not src.is_file():
         raise CampaignError(f"{profile}: its selection file {src} does not exist yet")
     if dst.is_file() and dst.read_bytes() != src.read_bytes():
-        old, new = _choices(dst), _choices(src)
+        old, new = selection_choices(dst), selection_choices(src)
         changed = sorted(d for d in old if new.get(d) != old[d])
         if changed:
             raise CampaignError(f"{profile}: {src} chooses otherwise than {dst} for "
@@ -141,14 +148,6 @@ def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
     return dst
-
-
-def _choices(path: Path) -> dict[str, list[str]]:
-    """A selection file's ``algos`` (domain -> run names); unreadable: no choices."""
-    try:
-        return dict(json.loads(path.read_text()).get("algos", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def seed_root(specs: list[RunSpec], results: Path, root: Path) -> int:

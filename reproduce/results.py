@@ -146,7 +146,7 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
     (``make campaign-collect``), which no table counts.
     """
     out = Collection()
-    root = runs_root(results, profile) if tree == "runs" else profile_dir(results, profile) / tree
+    root = profile_dir(results, profile) / tree
     if not root.is_dir():
         return out
     for seed_dir in sorted(root.glob("*/*/seed*")):

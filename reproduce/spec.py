@@ -300,6 +300,15 @@ def first_seed(profile_name: str, override: int | None = None) -> int:
     return value
 
 
+def selection_choices(path: Path) -> dict[str, list[str]]:
+    """A selection file's ``algos`` (domain -> run names), leniently: none when the file is
+    absent or unreadable (:func:`selected_algos` is the checked reader)."""
+    try:
+        return dict(json.loads(path.read_text()).get("algos", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def selected_algos(profile_name: str, results: str | Path | None = None
                    ) -> dict[str, list[str]] | None:
     """Domain -> algorithms for a profile whose algorithms come from a selection file
