@@ -10,6 +10,10 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                "vqprop-c": "v-c-Q-Prop", "vpg": "VPG", "ddpg-r0.1": "DDPG-r0.1",
                                "trpo-b1000": "TRPO, batch 1000",
                                "trpo-b5000": "TRPO, batch 5000 (ablation)",
+                               "trpo-b1000-term": "TRPO, batch 1000, time limit terminal "
+                                                  "(authors')",
+                               "qprop-c-b1000-term": "TR-c-Q-Prop, batch 1000, time limit "
+                                                     "terminal (authors')",
                                "qprop-c-b1000": "TR-c-Q-Prop, batch 1000",
                                "qprop-c-b25000": "TR-c-Q-Prop, batch 25000",
                                "qprop-c-clipq": "TR-c-Q-Prop, critic on clipped actions "

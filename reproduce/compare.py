@@ -4,8 +4,11 @@
         [--profile strong] [--domains Reacher,Hopper,Swimmer] [--out NAME]
 
 Reads the runs of one profile's tree, `<results>/<profile>/runs` (default: the one profile
-whose tree has runs of A or B). Writes `<results>/<profile>/compare_<a>_vs_<b>.md` (or
-`--out`; a bare file name goes under `<results>/<profile>`) and
+whose tree has runs of A or B); with `--profile-b P`, B's runs come from P's tree instead
+(the same cells run under two profiles, e.g. `truncation` against `bestbatch`; the report
+names any rule of the two profiles that differs). Writes
+`<results>/<profile>/compare_<a>_vs_<b>.md` (or `--out`; a bare file name goes under
+`<results>/<profile>`) and
 `<results>/<profile>/figures/compare_<a>_vs_<b>.png/.svg` (or the `--out` stem), prints the
 table.
 
@@ -209,19 +212,41 @@ def counted_runs(results: str | Path, profile: str, algo_of: set[str]) -> Counte
     return Counted(kept, notes, excluded)
 
 
+# A profile's keys that do not change how a run is budgeted, stopped or counted.
+NOT_RULES = {"description", "domains", "algos", "algos_from", "seeds", "first_seed", "order"}
+
+
+def rule_differences(profile: str, profile_b: str) -> list[str]:
+    """The rules (budget, early stop...) on which two profiles differ, one line each."""
+    pa, pb = check_profile(profile), check_profile(profile_b)
+    keys = sorted((set(pa) | set(pb)) - NOT_RULES)
+    return [f"{k}: {pa.get(k, '(unset)')!r} in {profile}, {pb.get(k, '(unset)')!r} in "
+            f"{profile_b}" for k in keys if pa.get(k) != pb.get(k)]
+
+
 def compare(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
-            profile: str | None = None) -> tuple[list[DomainResult], list[str]]:
+            profile: str | None = None, profile_b: str | None = None
+            ) -> tuple[list[DomainResult], list[str]]:
     """One DomainResult per domain, and a line per run left out of (or flagged in) them,
-    from the runs of ``profile``'s tree (default: ``find_profile``)."""
-    profile = profile or find_profile(results, [a, b])
-    counted = counted_runs(results, profile, {a, b})
-    kept, notes, excluded = counted.runs, counted.notes, counted.excluded
-    seen = {r.domain for r in kept} | {k[0] for k in excluded}
+    from the runs of ``profile``'s tree (default: ``find_profile``); B's from
+    ``profile_b``'s tree when given."""
+    profile = profile or find_profile(results, [a, b] if profile_b is None else [a])
+    profile_b = profile_b or profile
+    if profile_b == profile:
+        both = counted_runs(results, profile, {a, b})
+        per_side = [both, both]
+        notes = both.notes
+    else:
+        per_side = [counted_runs(results, profile, {a}), counted_runs(results, profile_b, {b})]
+        notes = [f"({prof}) {n}" for prof, c in zip((profile, profile_b), per_side, strict=True)
+                 for n in c.notes]
+    seen = {r.domain for c in per_side for r in c.runs} | {
+        k[0] for c in per_side for k in c.excluded}
     doms = domain_list or [d for d in domains() if d in seen]
     out = []
     for d in doms:
-        sides = [Side(x, [r for r in kept if r.domain == d and r.algo == x],
-                      excluded.get((d, x), 0)) for x in (a, b)]
+        sides = [Side(x, [r for r in c.runs if r.domain == d and r.algo == x],
+                      c.excluded.get((d, x), 0)) for x, c in zip((a, b), per_side, strict=True)]
         out.append(DomainResult(d, threshold(d), *sides))
     return out, notes
 
@@ -238,12 +263,17 @@ def table_rows(rows: list[DomainResult], a: str, b: str) -> list[dict[str, str]]
 
 
 def write_report(results: str | Path, a: str, b: str, domain_list: list[str] | None = None,
-                 out: str | None = None, profile: str | None = None
-                 ) -> tuple[Path, list[Path], str]:
+                 out: str | None = None, profile: str | None = None,
+                 profile_b: str | None = None) -> tuple[Path, list[Path], str]:
     """Write the markdown and the figure; return their paths and the printed table."""
     results = Path(results)
-    profile = profile or find_profile(results, [a, b])
-    rows, notes = compare(results, a, b, domain_list, profile)
+    profile = profile or find_profile(results, [a, b] if profile_b is None else [a])
+    rows, notes = compare(results, a, b, domain_list, profile, profile_b)
+    two = profile_b is not None and profile_b != profile
+    source = ([f"A's runs from `{profile}`'s tree, B's from `{profile_b}`'s. Rules that "
+               "differ between the two profiles: "
+               + ("; ".join(rule_differences(profile, profile_b)) or "none") + ".", ""]
+              if two else [])
     home = profile_dir(results, profile)
     md_path = Path(out) if out else home / f"compare_{a}_vs_{b}.md"
     if out and md_path.parent == Path("."):
@@ -254,11 +284,13 @@ def write_report(results: str | Path, a: str, b: str, domain_list: list[str] | N
     figs = plot(rows, a, b, fig_dir, md_path.stem) if rows else []
     table = table_rows(rows, a, b)
     cmd = (f"python -m reproduce.compare --results {results} --profile {profile} --a {a} --b {b}"
+           + (f" --profile-b {profile_b}" if two else "")
            + (f" --domains {','.join(domain_list)}" if domain_list else "")
            + (f" --out {out}" if out else ""))
     lines = [
         f"# Episodes to threshold: A = {a} vs B = {b}", "",
         f"Regenerate: `{cmd}`", "",
+        *source,
         METHOD, "",
         (markdown_table(pd.DataFrame(table)) if table else NO_RUNS), "",
         "## Runs not counted, or flagged", "",
@@ -279,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None,
                    help="whose tree (<results>/<profile>/runs); default: the one profile "
                         "with runs of A or B")
+    p.add_argument("--profile-b", default=None,
+                   help="read B's runs from this profile's tree (default: --profile's)")
     p.add_argument("--a", required=True, help="algorithm A (run directory name)")
     p.add_argument("--b", required=True, help="algorithm B (run directory name)")
     p.add_argument("--domains", help="comma-separated domains (default: every one with runs)")
@@ -291,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown domain(s) {', '.join(bad)}; valid: {', '.join(domains())}")
     try:
         md, figs, table = write_report(args.results, args.a, args.b, doms, args.out,
-                                       args.profile)
+                                       args.profile, args.profile_b)
     except SpecError as exc:
         print(f"reproduce.compare: error: {exc}", file=sys.stderr)
         return 2

@@ -197,3 +197,26 @@ def test_profile_trees_are_kept_apart(tmp_path: Path, capsys):
     assert cmp.main(["--results", str(tmp_path), "--profile", "nope", "--a", "fast",
                      "--b", "slow"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_b_from_another_profiles_tree(tmp_path: Path, capsys):
+    """--profile-b reads B's runs from a second tree (the same cells under two profiles, as
+    `truncation` against `bestbatch`); the same algorithm may then be A and B, and the report
+    names the rules that differ between the profiles."""
+    ok = {"stopped": "budget"}
+    fast, slow = [100.0, 110.0, 120.0, 130.0, 140.0], [300.0, 310.0, 320.0, 330.0, 340.0]
+    for k in range(5):
+        write_run(tmp_path, "fast", k, fast[k], ok)                       # strong's tree
+        write_run(tmp_path, "fast", k, slow[k], ok, profile="ablation")   # same name, slower
+    rows, _ = cmp.compare(tmp_path, "fast", "fast", profile="strong", profile_b="ablation")
+    assert rows[0].a.values.tolist() == fast and rows[0].b.values.tolist() == slow
+    assert rows[0].verdict == "A faster"
+    rows, _ = cmp.compare(tmp_path, "fast", "fast", profile="strong")  # one tree: same runs
+    assert rows[0].a.values.tolist() == rows[0].b.values.tolist() == fast
+    assert cmp.main(["--results", str(tmp_path), "--profile", "strong", "--profile-b",
+                     "ablation", "--a", "fast", "--b", "fast", "--out", "x.md"]) == 0
+    md = (tmp_path / "strong" / "x.md").read_text()
+    assert "--profile-b ablation" in md
+    assert "A's runs from `strong`'s tree, B's from `ablation`'s." in md
+    assert "budget_cap: 2000 in strong, 30000 in ablation" in md
+    assert "A faster" in capsys.readouterr().out
