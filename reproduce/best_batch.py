@@ -252,6 +252,26 @@ def _iqr(row: dict[str, object]) -> str:
     return f"{med} [{fmt_episodes(float(row['q1']))}–{fmt_episodes(float(row['q3']))}]"  # type: ignore[arg-type]
 
 
+def _status(domain: str, fixed: dict[str, list[str]], left: dict[str, int]) -> str:
+    """A domain's choice: written to the selection file (final), or still provisional."""
+    if domain in fixed:
+        return f"chosen ({SELECTION}: {', '.join(fixed[domain])})"
+    return f"provisional: {left.get(domain, 0)} grid runs missing"
+
+
+def _chosen_mark(row: dict[str, object], fixed: dict[str, list[str]],
+                 left: dict[str, int]) -> str:
+    """**yes** for a cell of the selection file; "leading" for the current pick of a domain
+    not chosen yet (its grid incomplete); "leading, NOT the file's choice" should the grid
+    now pick otherwise than the file (which `select` refuses)."""
+    if not row["chosen"]:
+        return ""
+    d, algo = str(row["domain"]), str(row["algo"])
+    if d not in fixed:
+        return f"leading ({left.get(d, 0)} grid runs missing)"
+    return "**yes**" if algo in fixed[d] else f"leading, NOT the file's choice {fixed[d]}"
+
+
 def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     from reproduce.best_batch_plot import plot_domain
 
@@ -261,6 +281,9 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     picks = chosen_cells(grid)
     items, confirm, why_none = heldout(results)
     g_rows, h_rows = grid_rows(grid, picks), heldout_rows(items)
+    fixed = selection_choices(home / SELECTION)
+    left = {d: sum(k.startswith(f"{d}/") for k in missing_runs(GRID, counted, results))
+            for d in grid}
     home.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(g_rows + h_rows).to_csv(home / "best_batch.csv", index=False)
     table = [{"Domain": r["domain"], "Algorithm": paper_name(str(r["family"])),
@@ -271,9 +294,10 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
                                     else f"{float(r['var_ratio']):.3f}"),  # type: ignore[arg-type]
               "Baseline ran away": r["baseline_runaway"] or "-",
               "Critic diverged": r["critic_diverged"] or "-",
-              "Chosen": "**yes**" if r["chosen"] else ""} for r in g_rows]
+              "Chosen": _chosen_mark(r, fixed, left)} for r in g_rows]
     chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
-                                                   else "-") for f in FAMILIES}}
+                                                   else "-") for f in FAMILIES},
+                   "Status": _status(d, fixed, left)}
                   for d, p in ((d, picks.get(d, {})) for d in grid)]
     held = [{"Domain": h.domain,
              "TR-c-Q-Prop": f"`{h.result.a.algo}` {h.result.a.seeds_cell()}: "
@@ -291,7 +315,9 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     for d, cells in grid.items():
         hs = [h for h in items if h.domain == d]
         figs += plot_domain(d, cells, picks.get(d, {}), hs[0] if hs else None,
-                            home / "figures", f"best_batch_{d}")
+                            home / "figures", f"best_batch_{d}",
+                            "" if d in fixed else f"star = leading batch, provisional: "
+                                                  f"{left.get(d, 0)} grid runs missing")
     lines = [
         "# Each algorithm at its own best batch size (issue 15)", "",
         f"Regenerate: `python -m reproduce.best_batch report --results {results}`", "",

@@ -14,9 +14,10 @@ from reproduce.spec import threshold
 
 
 def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any | None,
-                out: Path, name: str) -> list[Path]:
+                out: Path, name: str, status: str = "") -> list[Path]:
     """``cells``: best_batch.Cell of one domain; ``picks``: family -> chosen Cell;
-    ``held``: best_batch_heldout.Heldout or None. Writes ``name``.png/.svg under ``out``."""
+    ``held``: best_batch_heldout.Heldout or None; ``status``: a line for the title (e.g.
+    that the choice is provisional). Writes ``name``.png/.svg under ``out``."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
@@ -75,6 +76,7 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
     ax.set_xlabel("batch size (env steps per update)")
     ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
     verdict = f"\nheld-out: {held.verdict} ({held.result.ratio_text})" if held else ""
+    verdict += f"\n{status}" if status else ""
     ax.set_title(f"{domain} (> {threshold(domain):g}): best batch per algorithm{verdict}",
                  fontsize=10)
     handles, labels = ax.get_legend_handles_labels()

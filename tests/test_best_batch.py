@@ -119,6 +119,10 @@ def test_selection_on_a_partial_grid(tmp_path: Path):
     assert "`Hopper/trpo-b1000/seed3`" in text and "`Reacher/trpo/seed0`" in text
     assert "Not available:" in text and "best_batch select" in text
     assert {p.name for p in figs} >= {"best_batch_Hopper.png", "best_batch_Hopper.svg"}
+    # no selection file yet: Hopper's picks are "leading", its choice provisional
+    assert "| leading (15 grid runs missing) |" in text and "| **yes** |" not in text
+    assert "| Hopper | 5,000 (`trpo-b5000`) | 1,000 (`qprop-c-b1000`) | provisional: 15 grid " \
+        "runs missing |" in text
     rows = pd.read_csv(csv)
     chosen = rows[(rows.domain == "Hopper") & rows.chosen.astype(bool)]
     assert sorted(chosen.algo) == ["qprop-c-b1000", "trpo-b5000"]
@@ -259,3 +263,5 @@ def test_select_then_confirm_then_report(tmp_path: Path):
                                       "Swimmer": "indistinguishable"}
     text = (tmp_path / "bestbatch/best_batch.md").read_text()
     assert "## Missing runs\n\n- none" in text
+    assert "leading" not in text and "provisional" not in text and "| **yes** |" in text
+    assert "| chosen (selection.json: trpo-b5000, qprop-c-b1000) |" in text
