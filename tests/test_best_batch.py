@@ -4,6 +4,7 @@ the confirmation profile's seeds and selection file. Synthetic progress files, n
 from __future__ import annotations
 
 import json
+import shutil
 import math
 from pathlib import Path
 
@@ -265,3 +266,28 @@ def test_select_then_confirm_then_report(tmp_path: Path):
     assert "## Missing runs\n\n- none" in text
     assert "leading" not in text and "provisional" not in text and "| **yes** |" in text
     assert "| chosen (selection.json: trpo-b5000, qprop-c-b1000) |" in text
+
+
+def test_the_time_limit_sensitivity_section(tmp_path: Path):
+    """The batch-1000 cells with the authors' terminal time limit (profile `truncation`)
+    against the grid's own: a faster terminal variant is called so, runaways are named per
+    side, and the section says so when the profile has no runs."""
+    for seed in range(5):
+        ours = write_run(tmp_path, "bestbatch", "Swimmer", "trpo-b1000", seed, None, 600)
+        df = pd.read_csv(ours / "progress.csv")
+        df["advantage_std"] = np.where(df.iteration >= 20, 1e9, 2.0)  # runs away at 210 ep
+        df.to_csv(ours / "progress.csv", index=False)
+        write_run(tmp_path, "truncation", "Swimmer", "trpo-b1000-term", seed, 200 + 10 * seed)
+    bb.write_report(tmp_path)
+    text = (tmp_path / "bestbatch/best_batch.md").read_text()
+    assert "## Sensitivity: the time limit at batch 1000" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| Swimmer | TRPO, batch 1000"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2].startswith("5/5: 220") and cells[3].startswith("0/5: > 600")
+    assert cells[5] == "terminal faster" and cells[6] == "none"
+    assert cells[7].startswith("s0 (2 -> 1e+09 from 210 ep, 40 it); s1 (")
+    assert not [ln for ln in text.splitlines() if "TR-c-Q-Prop, batch 1000 |" in ln]
+    shutil.rmtree(tmp_path / "truncation")
+    bb.write_report(tmp_path)
+    assert "No runs of profile `truncation` yet." in (
+        tmp_path / "bestbatch/best_batch.md").read_text()
