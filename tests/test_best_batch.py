@@ -4,8 +4,8 @@ the confirmation profile's seeds and selection file. Synthetic progress files, n
 from __future__ import annotations
 
 import json
-import shutil
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
