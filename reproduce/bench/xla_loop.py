@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from qprop_tf.runtime import cpu_model
 from reproduce.spec import REPO_ROOT, merged_overrides
 
 
@@ -61,8 +62,13 @@ def finish(proc: subprocess.Popen, cmd: list[str], env: str, algo: str, xla: boo
     if later.empty:
         raise RuntimeError(f"{out}: too short, no iteration after the critic started")
     steps_per_s = float(later["batch_steps"].sum() / later["iteration_time"].sum())
+    # the same iterations per CPU-second of the process (cumulative cpu_time): what a run
+    # costs the campaign, whatever else shares the cores
+    before = df.loc[later.index[0] - 1, "cpu_time"] if later.index[0] > 0 else 0.0
+    cpu_rate = float(later["batch_steps"].sum() / (later["cpu_time"].iloc[-1] - before))
     return {"env": env, "algo": algo, "critic_xla": xla, "steps": int(df["env_steps"].iloc[-1]),
             "iterations_timed": len(later), "loop_steps_per_s": steps_per_s,
+            "steps_per_cpu_s": cpu_rate,
             "critic_time_share": float(later["critic_time"].sum()
                                        / later["iteration_time"].sum()),
             "peak_rss_mb": usage.ru_maxrss / 1024.0,
@@ -99,7 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     on = [x["loop_steps_per_s"] for x in rows if x["critic_xla"]]
     off = [x["loop_steps_per_s"] for x in rows if not x["critic_xla"]]
     ratios = [a / b for a, b in zip(on, off, strict=True)]
+    cpu_ratios = [a["steps_per_cpu_s"] / b["steps_per_cpu_s"] for a, b in zip(
+        [x for x in rows if x["critic_xla"]], [x for x in rows if not x["critic_xla"]],
+        strict=True)]
     summary = {"speedup_median": statistics.median(ratios), "speedups": ratios,
+               "cpu_speedup_median": statistics.median(cpu_ratios), "cpu_speedups": cpu_ratios,
                "rss_on_mb": max(x["peak_rss_mb"] for x in rows if x["critic_xla"]),
                "rss_off_mb": max(x["peak_rss_mb"] for x in rows if not x["critic_xla"])}
     print(json.dumps(summary), flush=True)
@@ -107,14 +117,21 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# Whole loop, critic XLA on vs off: {args.env} {args.algo}", "",
              f"Command: `{command.strip()}`, {args.steps} env steps a run, seed 0, "
              f"{args.rounds} rounds, each running both at once; one TF thread each; "
-             f"commit {_commit()}.", "",
-             "| round | critic_xla | loop steps/s | critic share of time | peak RSS (MB) |",
-             "|---|---|---|---|---|"]
+             f"commit {_commit()}; CPU: {cpu_model()}.", "",
+             "Loop steps/s: env steps per wall second of the iterations after the critic "
+             "started; per CPU-second: the same iterations per second of the process's own "
+             "CPU time (the campaign's cost, whatever shares the cores).", "",
+             "| round | critic_xla | loop steps/s | steps per CPU-second | critic share of time "
+             "| peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {i // 2} | {x['critic_xla']} | {x['loop_steps_per_s']:,.0f} | "
+              f"{x['steps_per_cpu_s']:,.0f} | "
               f"{x['critic_time_share']:.0%} | {x['peak_rss_mb']:,.0f} |"
               for i, x in enumerate(rows)]
     lines += ["", f"Speed-up with XLA, per round: {', '.join(f'{s:.2f}' for s in ratios)}; "
-              f"median {summary['speedup_median']:.2f}."]
+              f"median {summary['speedup_median']:.2f}. Per CPU-second: "
+              f"{', '.join(f'{s:.2f}' for s in cpu_ratios)}; median "
+              f"{summary['cpu_speedup_median']:.2f}."]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"xla_loop_{args.env}.md").write_text("\n".join(lines) + "\n")
 
