@@ -46,7 +46,7 @@ from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.baseline_runaway import runaways
 from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows
-from reproduce.best_batch_truncation import truncation_rows
+from reproduce.best_batch_truncation import truncation_results, truncation_rows
 from reproduce.compare import METHOD, Counted, Side, counted_runs
 from reproduce.compare_stats import censored_median, fmt_episodes
 from reproduce.results import Run
@@ -314,7 +314,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
              "Ratio Q-Prop/TRPO [95% CI]": h.result.ratio_text,
              "Mann-Whitney p (one-sided)": "-" if math.isnan(h.p) else f"{h.p:.3g}",
              "Verdict": h.verdict} for h in items]
-    trunc = truncation_rows(results, GRID)
+    term = truncation_results(results, GRID)
+    trunc = truncation_rows(term)
     missing = missing_runs(GRID, counted, results)
     if confirm is not None:
         missing += missing_runs(CONFIRM, confirm, results)
@@ -325,7 +326,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         figs += plot_domain(d, cells, picks.get(d, {}), hs[0] if hs else None,
                             home / "figures", f"best_batch_{d}",
                             "" if d in fixed else f"star = leading batch, provisional: "
-                                                  f"{left.get(d, 0)} grid runs missing")
+                                                  f"{left.get(d, 0)} grid runs missing",
+                            {fam: r.a for fam, r in term if r.domain == d})
     lines = [
         "# Each algorithm at its own best batch size (issue 15)", "",
         f"Regenerate: `python -m reproduce.best_batch report --results {results}`", "",

@@ -14,10 +14,13 @@ from reproduce.spec import threshold
 
 
 def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any | None,
-                out: Path, name: str, status: str = "") -> list[Path]:
+                out: Path, name: str, status: str = "", term: dict[str, Any] | None = None
+                ) -> list[Path]:
     """``cells``: best_batch.Cell of one domain; ``picks``: family -> chosen Cell;
     ``held``: best_batch_heldout.Heldout or None; ``status``: a line for the title (e.g.
-    that the choice is provisional). Writes ``name``.png/.svg under ``out``."""
+    that the choice is provisional); ``term``: family -> compare.Side of its batch-1000 cell
+    with the authors' terminal time limit (best_batch_truncation), drawn left of 1,000.
+    Writes ``name``.png/.svg under ``out``."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
@@ -62,6 +65,18 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
             ax.scatter(x, side.values, marker="D", s=22, color=colors.get(fam, "0.4"),
                        alpha=0.6, zorder=3)
             ys += [float(y) for y in side.values if math.isfinite(y) and y > 0]
+    for fam, side in (term or {}).items():
+        if not side.runs:
+            continue
+        k = fams.index(fam) if fam in fams else 0
+        x = np.full(side.values.size, 1000 / 1.3 * (1.0 + 0.06 * (k - (len(fams) - 1) / 2)))
+        col = colors.get(fam, "0.4")
+        cens = side.censored
+        ax.scatter(x[~cens], side.values[~cens], marker="X", s=40, color=col, ec="black",
+                   lw=0.4, alpha=0.8, zorder=3)
+        ax.scatter(x[cens], side.values[cens], marker="X", s=40, fc="none", ec=col, lw=1.2,
+                   zorder=3)
+        ys += [float(y) for y in side.values if math.isfinite(y) and y > 0]
     ax.set_xscale("log")
     if ys:
         ax.set_yscale("log")
@@ -72,7 +87,8 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
     batches = sorted({c.batch for c in cells})
     ax.set_xticks(batches, [f"{b:,}" for b in batches])
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlim(min(batches, default=1000) / 1.8, max(batches, default=25000) * 1.8)
+    ax.set_xlim(min(batches, default=1000) / (2.2 if term else 1.8),
+                max(batches, default=25000) * 1.8)
     ax.set_xlabel("batch size (env steps per update)")
     ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
     verdict = f"\nheld-out: {held.verdict} ({held.result.ratio_text})" if held else ""
@@ -86,6 +102,9 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
                 Line2D([], [], marker="D", color="0.4", alpha=0.6, ls="none")]
     labels += ["seed 0-4: first crossing", "censored seed, at its budget (↑ true value above)",
                "chosen batch (median)", "held-out seed 5-9 (chosen batch)"]
+    if term:
+        handles.append(Line2D([], [], marker="X", color="0.4", mec="black", ls="none"))
+        labels.append("batch 1000, time limit terminal (authors'; hollow: censored)")
     ax.legend(handles, labels, fontsize=7.5, loc="best")
     fig.tight_layout()
     return save(fig, out, name)
