@@ -17,7 +17,9 @@ pin yet).
 - Runs live under the root, with their checkpoints, so a restart on the same machine resumes
   them; a fresh machine starts them from zero.
 - The committed finished runs of the profile are copied into the root first, so the sweep
-  skips them; the sweep then trains the rest, seed 0 of every cell first (``sweep.plan``).
+  skips them; so are identical finished runs of the root's other profiles, linked
+  (``reproduce.reuse``: same ``RunSpec.identity()``), so no profile trains a run another has
+  finished; the sweep then trains the rest, seed 0 of every cell first (``sweep.plan``).
 - The one-profile layout's ``<root>/PIN.json`` and ``<root>/sweep.pid`` are table1's: any
   command moves them into ``<root>/table1/`` (a sweep running from them stays recognised).
 
@@ -79,6 +81,7 @@ from reproduce.campaign_pins import (
     write_settings,
 )
 from reproduce.ledger import brief, ledger, render
+from reproduce.reuse import reuse_all
 from reproduce.spec import (
     REPO_ROOT,
     RunSpec,
@@ -199,17 +202,20 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
         pin_worktree(root, profile, specs, repin=True, commit=drain["target"])
         (root / profile / DRAIN).unlink()
         print(f"campaign: {profile}: drained; pinned at {_pin_line(root, profile)}")
+    sync_selection(profile, results, root)
+    linked = reuse_all(root, profile)
     finished = [s for s in specs if any((s.run_dir(r) / DONE).is_file() for r in (root, results))]
     if specs and len(finished) == len(specs):
         print(f"campaign: {profile}: complete, all {len(specs)} runs done; nothing to start")
         return
     wt = pin_worktree(root, profile, specs, repin)
-    sync_selection(profile, results, root)
     copied = seed_root(specs, results, root)
     pid, log = launch(profile, wt, root, workers, nice)
     (root / profile / PID).write_text(f"{pid}\n")
     print(f"campaign: {profile}: started, {workers} worker(s)"
-          + (f", nice {nice}" if nice else "") + f"; {copied} committed run(s) copied in\n"
+          + (f", nice {nice}" if nice else "") + f"; {copied} committed run(s) copied in"
+          + (f"; {len(linked)} linked to identical finished runs of other profiles"
+             if linked else "") + "\n"
           f"  commit: {_pin_line(root, profile)}\n  pid:    {pid} (stop: kill -TERM {pid}; "
           f"runs checkpoint and resume next time)\n  log:    {log}")
 

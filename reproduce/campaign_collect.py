@@ -4,6 +4,7 @@ progress so far of unfinished ones parked where the table never reads, and the l
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,27 @@ def copy_run(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*SKIP))
 
 
+def link_run(src: Path, dst: Path, root: Path, results: Path) -> None:
+    """``src``, a link in the root to another profile's finished run (``reproduce.reuse``),
+    becomes the same relative link in ``results``: the target run is collected first where it
+    is missing there, so git stores one copy. A link out of the root is copied instead."""
+    target = src.resolve()
+    try:
+        rel = target.relative_to(root.resolve())
+    except ValueError:
+        copy_run(src, dst)
+        return
+    there = results / rel
+    if not (there / DONE).is_file():
+        copy_run(target, there)
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.symlink_to(os.path.relpath(there, dst.parent), target_is_directory=True)
+
+
 def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
@@ -30,7 +52,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
         parked = inflight / s.domain / s.algo / f"seed{s.seed}"
         if (src / DONE).is_file():
             if not (dst / DONE).is_file():
-                copy_run(src, dst)
+                (link_run(src, dst, root, results) if src.is_symlink() else copy_run(src, dst))
                 new += 1
             shutil.rmtree(parked, ignore_errors=True)
         elif (src / "progress.csv").is_file():

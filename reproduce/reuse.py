@@ -22,7 +22,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE
 from reproduce.runner import SPEC, read_json
-from reproduce.spec import RunSpec, SpecError, check_profile, resolve_runs
+from reproduce.spec import RunSpec, SpecError, check_profile, profiles, resolve_runs
 
 
 def same_run(spec: RunSpec, other_dir: Path) -> bool:
@@ -61,6 +61,14 @@ def reuse(results: Path, profile: str, sources: list[str], dry_run: bool = False
                 made.append((link, target))
                 break
     return made
+
+
+def reuse_all(results: Path, profile: str) -> list[tuple[Path, Path]]:
+    """:func:`reuse` from every other profile that has runs under ``results`` (sorted by
+    name): what ``campaign start`` does before a sweep, so that no profile trains a run that
+    another has finished."""
+    others = [p for p in sorted(profiles()) if p != profile and (results / p / "runs").is_dir()]
+    return reuse(results, profile, others) if others else []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -546,3 +547,27 @@ def test_a_complete_profile_starts_no_sweep(repo, launches, tmp_path, capsys):
     (specs[0].run_dir(results) / DONE).unlink()  # one run left: the sweep starts
     assert _start(root, results, "--profile", "stable-walker") == 0
     assert [p for p, _ in launches] == ["stable-walker"]
+
+
+def test_start_links_identical_finished_runs_of_other_profiles_and_collect_keeps_the_link(
+        repo, launches, tmp_path, capsys):
+    """A run another profile of the root has finished (same RunSpec.identity()) is linked,
+    not trained again; collect turns the root's link into the same link in the results, with
+    its target collected once."""
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    grid = {(s.domain, s.algo, s.seed): s for s in resolve_runs("bestbatch")}
+    done, unfinished = grid["Reacher", "trpo", 0], grid["Reacher", "qprop-c", 0]
+    for s, fin in ((done, True), (unfinished, False)):
+        _write_run(s.run_dir(root), s.max_steps, 10.0, done=fin)
+        (s.run_dir(root) / "spec.json").write_text(json.dumps(s.to_dict()))
+    assert _start(root, results, "--profile", "table1") == 0
+    assert "; 1 linked to identical finished runs of other profiles" in capsys.readouterr().out
+    link = replace(done, profile="table1").run_dir(root)
+    assert link.is_symlink() and (link / DONE).is_file()
+    assert not replace(unfinished, profile="table1").run_dir(root).exists()
+    campaign.collect("table1", root, results)
+    dst = replace(done, profile="table1").run_dir(results)
+    assert dst.is_symlink() and os.readlink(dst) == os.readlink(link)
+    target = done.run_dir(results)
+    assert (target / DONE).is_file() and not target.is_symlink()
+    assert not (target / "checkpoint").exists()
