@@ -1,6 +1,7 @@
 """The campaign's collect step, one profile at a time (``python -m reproduce.campaign
 collect``): the finished runs of the campaign root into the checkout's results tree, the
-progress so far of unfinished ones parked where the table never reads, and the ledger."""
+progress so far of unfinished ones parked where the table never reads, and the ledger. A run
+whose training stopped on a non-finite value is a result: it is copied like a finished one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.ledger import ledger, ledger_path, render
+from reproduce.results import log_status
 from reproduce.spec import resolve_runs
 
 SKIP = ("checkpoint", LOCK)
@@ -46,7 +48,7 @@ def link_run(src: Path, dst: Path, root: Path, results: Path) -> None:
 def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
-    new = partial = 0
+    new = partial = stopped = 0
     for s in specs:
         src, dst = s.run_dir(root), s.run_dir(results)
         parked = inflight / s.domain / s.algo / f"seed{s.seed}"
@@ -55,6 +57,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
                 (link_run(src, dst, root, results) if src.is_symlink() else copy_run(src, dst))
                 new += 1
             shutil.rmtree(parked, ignore_errors=True)
+        elif (src / "progress.csv").is_file() and log_status(src)[0] == "diverged":
+            copy_run(src, dst)  # stopped on a non-finite value: a result, counted and named
+            shutil.rmtree(parked, ignore_errors=True)
+            stopped += 1
         elif (src / "progress.csv").is_file():
             parked.mkdir(parents=True, exist_ok=True)
             for name in ("progress.csv", "spec.json", "config.json"):
@@ -67,5 +73,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"campaign: {profile}: {new} finished run(s) copied into {results}; {partial} "
+    print(f"campaign: {profile}: {new} finished run(s) copied into {results}"
+          + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
+          + f"; {partial} "
           f"unfinished progress file(s) under {inflight}; ledger in {out}")

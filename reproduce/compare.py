@@ -33,17 +33,19 @@ table.
 - **Verdict**: *A faster* if the CI's upper end < 1, *A slower* if its lower end > 1, *no
   difference shown* otherwise; *not comparable* when both medians are censored; *too few
   seeds* (no CI) with < 3 finished seeds on a side.
-- **Runs not counted** are listed by name: unfinished (no DONE), failed or diverged (no DONE
-  and the last attempt in log.txt ended in an exception other than an interruption, e.g.
-  NonFiniteError; or a DONE whose "stopped" is not budget/early), unreadable progress.csv.
-  A finished run whose log records a NonFiniteError is counted, and flagged.
+- **Diverged runs count**: a run whose training stopped on a NonFiniteError (no DONE; the
+  last attempt in log.txt) is a result, not a gap: crossed if it crossed before, else
+  censored where it stopped (+inf in the median), and named.
+- **Runs not counted** are listed by name: unfinished (no DONE), failed (no DONE and the last
+  attempt in log.txt ended in another exception than an interruption; or a DONE whose
+  "stopped" is not budget/early), unreadable progress.csv. A finished run whose log records
+  a NonFiniteError is counted, and flagged.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +64,7 @@ from reproduce.compare_stats import (
     ratio_ci,
     verdict,
 )
-from reproduce.results import Run, find_profile, load_runs
+from reproduce.results import Run, find_profile, load_runs, log_status
 from reproduce.runner import LOG
 from reproduce.spec import (
     EPISODE_STEPS,
@@ -149,24 +151,6 @@ class DomainResult:
         self.ratio_text = fmt_ratio(self.ratio, self.lo, self.hi, self.bounds)
 
 
-def log_status(run_dir: Path) -> tuple[str, str]:
-    """("diverged" | "failed" | "unfinished", detail) from the last attempt in log.txt."""
-    path = run_dir / LOG
-    text = path.read_text(errors="replace") if path.is_file() else ""
-    last = re.split(r"^\[reproduce\] \S+ on \S+ pid \d+", text, flags=re.M)[-1]
-    lines = [ln for ln in last.splitlines() if "NonFiniteError" in ln]
-    if lines:
-        return "diverged", lines[-1].strip()[:200]
-    at = last.rfind("Traceback (most recent call last):")
-    if at >= 0:
-        tail = last[at:].splitlines()[1:]
-        exc = next((ln for ln in tail if ln and not ln[0].isspace()), "unknown exception")
-        if not any(s in exc for s in ("RunInterrupted", "KeyboardInterrupt")):
-            return "failed", exc.strip()[:200]
-        return "unfinished", "interrupted, resumable: " + exc.strip()[:160]
-    return "unfinished", "no DONE (running, or stopped without a traceback)"
-
-
 @dataclass
 class Counted:
     """The runs of some algorithms in one profile's tree that count (finished, readable,
@@ -199,6 +183,13 @@ def counted_runs(results: str | Path, profile: str, algo_of: set[str]) -> Counte
     kept: list[Run] = []
     for r in coll.runs:
         if r.algo not in algo_of:
+            continue
+        if r.diverged:
+            cross = episodes_to_threshold(r)
+            how = (f"crossed at {cross.episodes:,.0f} episodes before it" if not cross.censored
+                   else f"never crossed: censored at {cross.episodes:,.0f} episodes")
+            note(r.path, "diverged", f"{r.diverged} (counted: {how})", counted=True)
+            kept.append(r)
             continue
         stopped = (r.done or {}).get("stopped")
         if stopped not in OK_STOPPED:

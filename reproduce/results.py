@@ -7,6 +7,7 @@ adds the runs its table shows as extra rows (profiles.toml ``extra_rows_from``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import DONE
-from reproduce.runner import SPEC, read_json
+from reproduce.runner import LOG, SPEC, read_json
 from reproduce.spec import (
     EPISODE_STEPS,
     TABLE1_ALGOS,
@@ -46,6 +47,7 @@ class Run:
     spec: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     profile: str = ""  # the profile whose tree holds the run
+    diverged: str = ""  # no DONE: training stopped on a NonFiniteError (this line of its log)
 
     @property
     def recorded_profile(self) -> str | None:
@@ -69,6 +71,24 @@ class Run:
         if self.config and "config" in self.config:
             return str(self.config["config"].get("algo", base_algo(self.algo)))
         return base_algo(self.algo)
+
+
+def log_status(run_dir: Path) -> tuple[str, str]:
+    """("diverged" | "failed" | "unfinished", detail) from the last attempt in log.txt."""
+    path = run_dir / LOG
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    last = re.split(r"^\[reproduce\] \S+ on \S+ pid \d+", text, flags=re.M)[-1]
+    lines = [ln for ln in last.splitlines() if "NonFiniteError" in ln]
+    if lines:
+        return "diverged", lines[-1].strip()[:200]
+    at = last.rfind("Traceback (most recent call last):")
+    if at >= 0:
+        tail = last[at:].splitlines()[1:]
+        exc = next((ln for ln in tail if ln and not ln[0].isspace()), "unknown exception")
+        if not any(s in exc for s in ("RunInterrupted", "KeyboardInterrupt")):
+            return "failed", exc.strip()[:200]
+        return "unfinished", "interrupted, resumable: " + exc.strip()[:160]
+    return "unfinished", "no DONE (running, or stopped without a traceback)"
 
 
 @dataclass
@@ -141,7 +161,10 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
     """Every ``<profile>/<tree>/<Domain>/<algo>/seed<k>`` under ``results``.
 
     Runs without DONE are listed in ``unfinished`` and left out unless
-    ``include_unfinished``; an unreadable progress.csv becomes a Problem and is skipped.
+    ``include_unfinished``, except a run whose training stopped on a NonFiniteError
+    (:func:`log_status` "diverged"): that is a result, read like a finished run, with
+    ``Run.diverged`` naming the error; it counts as not crossed after it. An unreadable
+    progress.csv becomes a Problem and is skipped.
     ``tree="inflight"``: the progress so far of a campaign's unfinished runs
     (``make campaign-collect``), which no table counts.
     """
@@ -158,7 +181,8 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
         except ValueError:
             continue
         finished = (seed_dir / DONE).is_file()
-        if not finished and not include_unfinished:
+        status, detail = ("done", "") if finished else log_status(seed_dir)
+        if status not in ("done", "diverged") and not include_unfinished:
             out.unfinished.append(seed_dir)
             continue
         config = read_json(seed_dir / "config.json")
@@ -172,7 +196,7 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
             continue
         out.runs.append(Run(domain, algo, seed, seed_dir, df, metric, finished,
                             read_json(seed_dir / DONE), read_json(seed_dir / SPEC), config,
-                            profile))
+                            profile, detail if status == "diverged" else ""))
     return out
 
 

@@ -66,6 +66,10 @@ def _seeds_cell(r: pd.Series) -> str:
     diverged = [x for x in str(value).split(",") if x] if isinstance(value, str | int) else []
     if diverged:
         extra.append(f"crossed during a critic divergence: seed {', '.join(diverged)}")
+    stopped = getattr(r, "seeds_stopped_nonfinite", "")
+    stopped_seeds = [x for x in str(stopped).split(",") if x] if isinstance(stopped, str) else []
+    if stopped_seeds:
+        extra.append(f"training stopped on a non-finite value: seed {', '.join(stopped_seeds)}")
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 

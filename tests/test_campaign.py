@@ -571,3 +571,19 @@ def test_start_links_identical_finished_runs_of_other_profiles_and_collect_keeps
     target = done.run_dir(results)
     assert (target / DONE).is_file() and not target.is_symlink()
     assert not (target / "checkpoint").exists()
+
+
+def test_collect_copies_a_run_stopped_on_a_non_finite_value(root, tmp_path, capsys):
+    """Such a run never gets DONE and is never rerun: it is a result, copied (without its
+    checkpoint) where the table and the comparisons count it; a plain failure is parked."""
+    r, specs = root
+    results = tmp_path / "results"
+    dead = specs[4].run_dir(r)
+    _write_run(dead, 700, 20.0, log=f"[reproduce] {specs[4].key} on vm pid 9 nice 0: x\n"
+               "Traceback (most recent call last):\n  File \"run.py\"\n"
+               "qprop_tf.errors.NonFiniteError: non-finite value in iteration 3 update\n")
+    campaign.collect("smoke", r, results)
+    assert "1 stopped on a non-finite value (a result, counted)" in capsys.readouterr().out
+    copied = specs[4].run_dir(results)
+    assert (copied / "progress.csv").is_file() and not (copied / "checkpoint").exists()
+    assert not specs[2].run_dir(results).exists()  # failed otherwise: parked, not counted

@@ -598,3 +598,28 @@ def test_the_tables_header_names_the_machines_the_runs_ran_on():
     line = machines_line([{"machines": [a]}, {"machines": [a, b]}, {"config": {}}])
     assert "EPYC 7B13, Xeon 8375C" in line and "not recorded by 1 older run" in line
     assert "not recorded" in machines_line([{"config": {}}])
+
+
+def test_a_run_stopped_on_a_non_finite_value_is_a_result_not_a_gap(tmp_path):
+    """Training that stopped on a NonFiniteError (no DONE) counts as a run: not crossed after
+    it, named in the row; an interrupted run stays unfinished and uncounted."""
+    from reproduce.table_format import display_frame
+
+    r = tmp_path / "results"
+    eps = [5, 10, 15, 20]
+    write_run(r, "Swimmer", "trpo", 0, eps, [10, 20, 95, 99])
+    dead = write_run(r, "Swimmer", "trpo", 1, eps[:3], [10, 20, 30], done=False)
+    (dead / "log.txt").write_text(
+        "[reproduce] Swimmer/trpo/seed1 on vm pid 7 nice 0: x\nTraceback (most recent call "
+        "last):\n  File \"run.py\"\nqprop_tf.errors.NonFiniteError: non-finite value in "
+        "iteration 3 update: loss_before\n")
+    paused = write_run(r, "Swimmer", "trpo", 2, eps[:2], [10, 20], done=False)
+    (paused / "log.txt").write_text("[reproduce] Swimmer/trpo/seed2 on vm pid 8 nice 0: x\n")
+    df, coll = build_table(r, "quick")
+    row = df[(df.domain == "Swimmer") & (df.algo == "trpo")].iloc[0]
+    assert (row.seeds_run, row.seeds_crossed, row.seeds_unfinished) == (2, 1, 1)
+    assert row.seeds_stopped_nonfinite == "1"
+    assert [u.name for u in coll.unfinished] == ["seed2"]
+    shown = display_frame(df)
+    cells = shown[(df.domain == "Swimmer") & (df.algo == "trpo")].iloc[0].tolist()
+    assert any("training stopped on a non-finite value: seed 1" in str(c) for c in cells), cells
