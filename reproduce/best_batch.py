@@ -46,8 +46,15 @@ from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.baseline_runaway import runaways
 from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows
+from reproduce.best_batch_text import (
+    INTRO,
+    SELECTION,
+    TRUNCATION_NOTE,
+    chosen_mark,
+    domain_status,
+)
 from reproduce.best_batch_truncation import truncation_results, truncation_rows
-from reproduce.compare import METHOD, Counted, Side, counted_runs
+from reproduce.compare import METHOD, Counted, Side, counted_runs, return_after_crossing
 from reproduce.compare_stats import censored_median, fmt_episodes
 from reproduce.results import Run
 from reproduce.spec import (
@@ -63,14 +70,6 @@ from reproduce.stability_runs import divergences_text
 from reproduce.table_format import markdown_table
 
 GRID = "bestbatch"
-SELECTION = "selection.json"
-TRUNCATION_NOTE = (
-    "Our default bootstraps V and Q' at the time limit (`bootstrap_truncation = true`, a "
-    "deviation); the authors treat it as terminal. The same batch-1000 cells and seeds 0-4 "
-    "with the authors' behaviour (`-term`), against the grid's: ratio of medians "
-    "terminal/ours with reproduce.compare's CI. Not part of the selection or the verdict, "
-    "which stay on the grid's runs.")
-
 
 # ---------------------------------------------------------------------- pure functions
 
@@ -126,9 +125,19 @@ class Cell:
                 censored_quantile(s.values, s.censored, 0.75))
 
     @property
+    def tail_return(self) -> float:
+        return _tail(self.side.runs)
+
+    @property
     def var_ratio(self) -> float:
         vals = [x for x in map(var_ratio, self.side.runs) if math.isfinite(x)]
         return float(np.median(vals)) if vals else math.nan
+
+
+def _tail(runs: list[Run]) -> float:
+    """Median over the crossed runs of :func:`~reproduce.compare.return_after_crossing`."""
+    vals = [x for x in map(return_after_crossing, runs) if math.isfinite(x)]
+    return float(np.median(vals)) if vals else math.nan
 
 
 def choose(cells: list[Cell]) -> Cell | None:
@@ -228,6 +237,10 @@ def write_selection(results: Path, partial: bool = False) -> Path:
     return path
 
 
+def _num_text(x: object) -> str:
+    return "-" if not math.isfinite(float(x)) else f"{float(x):,.3g}"  # type: ignore[arg-type]
+
+
 def _num(x: float) -> float | str:
     return x if math.isfinite(x) else str(x)
 
@@ -245,7 +258,7 @@ def grid_rows(grid: dict[str, list[Cell]], picks: dict[str, dict[str, Cell]]
                          "algo": c.algo, "batch": c.batch, "expected": c.expected,
                          "counted": len(c.side.runs), "crossed": c.crossed,
                          "median": c.median, "median_bound": bound, "q1": q1, "q3": q3,
-                         "var_ratio": c.var_ratio,
+                         "var_ratio": c.var_ratio, "tail_return": c.tail_return,
                          "baseline_runaway": "; ".join(x.text() for x in runaways(c.side.runs)),
                          "critic_diverged": divergences_text(c.side.runs),
                          "chosen": picks.get(d, {}).get(c.family) is c})
@@ -257,26 +270,6 @@ def _iqr(row: dict[str, object]) -> str:
     if not row["counted"]:
         return "-"
     return f"{med} [{fmt_episodes(float(row['q1']))}–{fmt_episodes(float(row['q3']))}]"  # type: ignore[arg-type]
-
-
-def _status(domain: str, fixed: dict[str, list[str]], left: dict[str, int]) -> str:
-    """A domain's choice: written to the selection file (final), or still provisional."""
-    if domain in fixed:
-        return f"chosen ({SELECTION}: {', '.join(fixed[domain])})"
-    return f"provisional: {left.get(domain, 0)} grid runs missing"
-
-
-def _chosen_mark(row: dict[str, object], fixed: dict[str, list[str]],
-                 left: dict[str, int]) -> str:
-    """**yes** for a cell of the selection file; "leading" for the current pick of a domain
-    not chosen yet (its grid incomplete); "leading, NOT the file's choice" should the grid
-    now pick otherwise than the file (which `select` refuses)."""
-    if not row["chosen"]:
-        return ""
-    d, algo = str(row["domain"]), str(row["algo"])
-    if d not in fixed:
-        return f"leading ({left.get(d, 0)} grid runs missing)"
-    return "**yes**" if algo in fixed[d] else f"leading, NOT the file's choice {fixed[d]}"
 
 
 def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
@@ -297,20 +290,21 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
               "Batch": f"{r['batch']:,}", "Run name": f"`{r['algo']}`",
               "Crossed/counted (of)": f"{r['crossed']}/{r['counted']} ({r['expected']})",
               "Median episodes [IQR]": _iqr(r),
+              "Return after crossing": _num_text(r["tail_return"]),
               "Var. after/before": ("-" if not math.isfinite(float(r["var_ratio"]))  # type: ignore[arg-type]
                                     else f"{float(r['var_ratio']):.3f}"),  # type: ignore[arg-type]
               "Baseline ran away": r["baseline_runaway"] or "-",
               "Critic diverged": r["critic_diverged"] or "-",
-              "Chosen": _chosen_mark(r, fixed, left)} for r in g_rows]
+              "Chosen": chosen_mark(r, fixed, left)} for r in g_rows]
     chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
                                                    else "-") for f in FAMILIES},
-                   "Status": _status(d, fixed, left)}
+                   "Status": domain_status(d, fixed, left)}
                   for d, p in ((d, picks.get(d, {})) for d in grid)]
     held = [{"Domain": h.domain,
-             "TR-c-Q-Prop": f"`{h.result.a.algo}` {h.result.a.seeds_cell()}: "
-                            f"{fmt_episodes(h.result.a.median.median, h.result.a.median.bound)}",
-             "TRPO": f"`{h.result.b.algo}` {h.result.b.seeds_cell()}: "
-                     f"{fmt_episodes(h.result.b.median.median, h.result.b.median.bound)}",
+             **{name: f"`{side.algo}` {side.seeds_cell()}: "
+                      f"{fmt_episodes(side.median.median, side.median.bound)} (after crossing: "
+                      f"{_num_text(_tail(side.runs))})"
+                for name, side in (("TR-c-Q-Prop", h.result.a), ("TRPO", h.result.b))},
              "Ratio Q-Prop/TRPO [95% CI]": h.result.ratio_text,
              "Mann-Whitney p (one-sided)": "-" if math.isnan(h.p) else f"{h.p:.3g}",
              "Verdict": h.verdict} for h in items]
@@ -331,18 +325,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     lines = [
         "# Each algorithm at its own best batch size (issue 15)", "",
         f"Regenerate: `python -m reproduce.best_batch report --results {results}`", "",
-        "Selection on profile `bestbatch` (seeds 0-4), choice = lowest median (ties: more "
-        "seeds crossed, then the smaller batch); verdict on profile `bestbatch-confirm` "
-        "(held-out seeds 5-9) only. Var. after/before: the median over a cell's runs of each "
-        "run's median over iterations of signal_var_after / signal_var_before (Q-Prop). "
-        "Baseline ran away: the seeds whose advantage std exceeded 100x the running median "
-        "of its earlier healthy iterations (reproduce.baseline_runaway; counted as they are), "
-        "with its early median -> largest value, the first flagged episode and the flagged "
-        "iterations. Critic diverged: the Q-Prop seeds whose TD loss was flagged "
-        "(qprop_tf.divergence: > 100x the running median of its healthy iterations; counted "
-        "as they are), from which episode, the largest TD loss, and whether the seed crossed "
-        "during the divergence. "
-        "Rules of reproduce.compare:", "",
+        INTRO + " Rules of reproduce.compare:", "",
         METHOD, "",
         "## Selection grid", "",
         markdown_table(pd.DataFrame(table)) if table else "(no grid)", "",

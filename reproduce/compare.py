@@ -107,6 +107,20 @@ def episodes_to_threshold(run: Run, thresh: float | None = None) -> Crossing:
     return Crossing(float(point), True)
 
 
+def return_after_crossing(run: Run, thresh: float | None = None) -> float:
+    """The run's mean return (its metric) over the rows from its first crossing to its end:
+    the early-stop tail. Well below the threshold, the crossing was a noisy batch, not a
+    policy that reached it (a batch of one Swimmer episode crosses 90 on one lucky episode).
+    NaN for a run that never crossed."""
+    cross = episodes_to_threshold(run, thresh)
+    if cross.censored:
+        return math.nan
+    df = run.progress
+    tail = df.loc[np.asarray(df[C.env_steps], dtype=float) >= cross.episodes * EPISODE_STEPS,
+                  run.metric]
+    return float(np.nanmean(np.asarray(tail, dtype=float)))
+
+
 # ---------------------------------------------------------------------- a results tree
 
 @dataclass

@@ -223,3 +223,22 @@ def test_b_from_another_profiles_tree(tmp_path: Path, capsys):
     assert "A's runs from `strong`'s tree, B's from `ablation`'s." in md
     assert "budget_cap: 2000 in strong, 30000 in ablation" in md
     assert "A faster" in capsys.readouterr().out
+
+
+def test_the_return_after_a_crossing_tells_a_spike_from_a_policy_at_the_threshold(tmp_path):
+    """One lucky batch above the threshold, then back down: the crossing counts (the paper's
+    rule), and the mean return from it to the run's end says it was a spike."""
+    spike = write_run(tmp_path, "spike", 0, None, {"stopped": "early"})
+    df = pd.read_csv(spike / "progress.csv")
+    df["average_return"] = np.where(df.env_steps == 200_000, 2500.0, 1000.0)
+    df.to_csv(spike / "progress.csv", index=False)
+    write_run(tmp_path, "held", 0, 200, {"stopped": "early"})  # 2500 from 200 episodes on
+    runs = {r.algo: r for r in cmp.counted_runs(tmp_path, "strong", {"spike", "held"}).runs}
+    assert cmp.episodes_to_threshold(runs["spike"]).episodes == 200
+    n_after = (df.env_steps >= 200_000).sum()
+    assert cmp.return_after_crossing(runs["spike"]) == pytest.approx(
+        (2500 + 1000 * (n_after - 1)) / n_after)
+    assert cmp.return_after_crossing(runs["held"]) == 2500
+    write_run(tmp_path, "never", 0, None, {"stopped": "budget"})
+    never = cmp.counted_runs(tmp_path, "strong", {"never"}).runs[0]
+    assert math.isnan(cmp.return_after_crossing(never))
