@@ -198,7 +198,8 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) ->
         "most runs sooner.",
         "- **Statuses**: done = `DONE`; in flight = a live sweep holds its `LOCK`; paused = "
         "unfinished, resumes from its checkpoint on the next `make campaign`; failed = "
-        "unfinished with a traceback in its log (kept, named, not rerun); to go = not started.",
+        "unfinished with a traceback in its log (kept, named, not rerun; one that stopped on "
+        "a non-finite value is a result, which the tables count); to go = not started.",
         "",
         "| Domain | Algorithm | done | in flight | paused | failed | to go | CPU-h spent | "
         "CPU-h left (measured rates) | CPU-h left (cost model) | commits |",
