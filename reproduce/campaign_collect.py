@@ -58,9 +58,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
                 new += 1
             shutil.rmtree(parked, ignore_errors=True)
         elif (src / "progress.csv").is_file() and log_status(src)[0] == "diverged":
-            copy_run(src, dst)  # stopped on a non-finite value: a result, counted and named
+            if not dst.exists():  # stopped on a non-finite value: a result, counted and named
+                copy_run(src, dst)
+                stopped += 1
             shutil.rmtree(parked, ignore_errors=True)
-            stopped += 1
         elif (src / "progress.csv").is_file():
             parked.mkdir(parents=True, exist_ok=True)
             for name in ("progress.csv", "spec.json", "config.json"):

@@ -587,3 +587,5 @@ def test_collect_copies_a_run_stopped_on_a_non_finite_value(root, tmp_path, caps
     copied = specs[4].run_dir(results)
     assert (copied / "progress.csv").is_file() and not (copied / "checkpoint").exists()
     assert not specs[2].run_dir(results).exists()  # failed otherwise: parked, not counted
+    campaign.collect("smoke", r, results)  # once copied, not again
+    assert "stopped on a non-finite value" not in capsys.readouterr().out
