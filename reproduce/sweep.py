@@ -41,6 +41,7 @@ from reproduce.outcomes import (  # noqa: F401 (describe, last_env_steps: re-exp
     describe,
     last_env_steps,
 )
+from reproduce.results import log_status
 from reproduce.runner import SPEC, read_json, reset_run_dir
 from reproduce.spec import (
     RunSpec,
@@ -133,14 +134,18 @@ def order_runs(specs: list[RunSpec]) -> list[RunSpec]:
 def plan(specs: list[RunSpec], results: Path, force: bool
          ) -> tuple[list[RunSpec], list[RunSpec], list[tuple[RunSpec, str]]]:
     """Split specs into (to run, in ``order_runs``'s order; finished; finished with another spec +
-    why)."""
+    why). A run whose training stopped on a non-finite value (``results.log_status``
+    "diverged") counts as finished: resuming it would only fail again (``--force`` reruns)."""
     todo: list[RunSpec] = []
     done: list[RunSpec] = []
     mismatched: list[tuple[RunSpec, str]] = []
     for spec in specs:
         run_dir = spec.run_dir(results)
         if force or not (run_dir / DONE).is_file():
-            todo.append(spec)
+            if not force and log_status(run_dir)[0] == "diverged":
+                done.append(spec)  # stopped on a non-finite value: a result, never rerun
+            else:
+                todo.append(spec)
             continue
         old = read_json(run_dir / SPEC)
         if old is None:

@@ -623,3 +623,23 @@ def test_a_run_stopped_on_a_non_finite_value_is_a_result_not_a_gap(tmp_path):
     shown = display_frame(df)
     cells = shown[(df.domain == "Swimmer") & (df.algo == "trpo")].iloc[0].tolist()
     assert any("training stopped on a non-finite value: seed 1" in str(c) for c in cells), cells
+
+
+def test_the_sweep_never_resumes_a_run_that_stopped_on_a_non_finite_value(tmp_path):
+    """It would only fail again from its checkpoint: it is a result, planned as finished;
+    a run that failed otherwise, or was interrupted, is resumed; --force reruns all."""
+    from reproduce.sweep import plan
+
+    specs = rspec.resolve_runs("smoke")[:3]
+    for spec, line in zip(specs, ["qprop_tf.errors.NonFiniteError: non-finite value in x",
+                                  "ValueError: something else",
+                                  "qprop_tf.errors.RunInterrupted: signal 15"], strict=True):
+        d = spec.run_dir(tmp_path)
+        d.mkdir(parents=True)
+        (d / "log.txt").write_text(f"[reproduce] {spec.key} on vm pid 1 nice 0: x\n"
+                                   f"Traceback (most recent call last):\n  File \"a.py\"\n{line}\n")
+    todo, done, _ = plan(specs, tmp_path, force=False)
+    assert [s.key for s in done] == [specs[0].key]
+    assert sorted(s.key for s in todo) == sorted(s.key for s in specs[1:])
+    todo, done, _ = plan(specs, tmp_path, force=True)
+    assert len(todo) == 3 and not done
