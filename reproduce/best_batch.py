@@ -168,6 +168,11 @@ def missing_runs(profile: str, counted: Counted, results: Path) -> list[str]:
     return [s.key for s in resolve_runs(profile, results=results) if s.key not in have]
 
 
+def missing_per_domain(grid: dict[str, list[Cell]], missing: list[str]) -> dict[str, int]:
+    """How many of each domain's grid runs are not counted yet (keys ``<Domain>/...``)."""
+    return {d: sum(k.startswith(f"{d}/") for k in missing) for d in grid}
+
+
 def selection_grid(results: Path) -> tuple[dict[str, list[Cell]], Counted]:
     """Domain -> the grid's cells (family, then batch order), and the counted runs."""
     prof = check_profile(GRID)
@@ -205,7 +210,7 @@ def write_selection(results: Path, partial: bool = False) -> Path:
       when no domain can be chosen yet."""
     grid, counted = selection_grid(results)
     missing = missing_runs(GRID, counted, results)
-    pending = {d: sum(k.startswith(f"{d}/") for k in missing) for d in grid}
+    pending = missing_per_domain(grid, missing)
     ready = [d for d in grid if partial or not pending[d]]
     if not ready:
         raise SpecError(f"no domain of the {GRID} grid is complete ({len(missing)} runs not "
@@ -282,8 +287,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     items, confirm, why_none = heldout(results)
     g_rows, h_rows = grid_rows(grid, picks), heldout_rows(items)
     fixed = selection_choices(home / SELECTION)
-    left = {d: sum(k.startswith(f"{d}/") for k in missing_runs(GRID, counted, results))
-            for d in grid}
+    missing = missing_runs(GRID, counted, results)
+    left = missing_per_domain(grid, missing)
     home.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(g_rows + h_rows).to_csv(home / "best_batch.csv", index=False)
     table = [{"Domain": r["domain"], "Algorithm": paper_name(str(r["family"])),
@@ -310,9 +315,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
              "Verdict": h.verdict} for h in items]
     term = truncation_results(results, GRID)
     trunc = truncation_rows(term)
-    missing = missing_runs(GRID, counted, results)
     if confirm is not None:
-        missing += missing_runs(CONFIRM, confirm, results)
+        missing = missing + missing_runs(CONFIRM, confirm, results)
     notes = counted.notes + (confirm.notes if confirm is not None else [])
     figs: list[Path] = []
     for d, cells in grid.items():

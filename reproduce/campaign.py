@@ -81,7 +81,7 @@ from reproduce.campaign_pins import (
     write_settings,
 )
 from reproduce.ledger import brief, ledger, render
-from reproduce.results import log_status
+from reproduce.results import stopped_nonfinite
 from reproduce.reuse import reuse_all
 from reproduce.spec import (
     REPO_ROOT,
@@ -206,7 +206,7 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
     sync_selection(profile, results, root)
     linked = reuse_all(root, profile)
     finished = [s for s in specs if any((s.run_dir(r) / DONE).is_file() for r in (root, results))
-                or log_status(s.run_dir(root))[0] == "diverged"]  # a result, never rerun
+                or stopped_nonfinite(s.run_dir(root))]  # a result, never rerun
     if specs and len(finished) == len(specs):
         print(f"campaign: {profile}: complete, all {len(specs)} runs done; nothing to start")
         return

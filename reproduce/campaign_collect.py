@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.ledger import ledger, ledger_path, render
-from reproduce.results import log_status
+from reproduce.results import stopped_nonfinite
 from reproduce.spec import resolve_runs
 
 SKIP = ("checkpoint", LOCK)
@@ -57,7 +57,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
                 (link_run(src, dst, root, results) if src.is_symlink() else copy_run(src, dst))
                 new += 1
             shutil.rmtree(parked, ignore_errors=True)
-        elif (src / "progress.csv").is_file() and log_status(src)[0] == "diverged":
+        elif (src / "progress.csv").is_file() and stopped_nonfinite(src):
             if not dst.exists():  # stopped on a non-finite value: a result, counted and named
                 copy_run(src, dst)
                 stopped += 1

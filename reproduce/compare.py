@@ -198,11 +198,11 @@ def counted_runs(results: str | Path, profile: str, algo_of: set[str]) -> Counte
     for r in coll.runs:
         if r.algo not in algo_of:
             continue
-        if r.diverged:
+        if r.nonfinite:
             cross = episodes_to_threshold(r)
             how = (f"crossed at {cross.episodes:,.0f} episodes before it" if not cross.censored
                    else f"never crossed: censored at {cross.episodes:,.0f} episodes")
-            note(r.path, "diverged", f"{r.diverged} (counted: {how})", counted=True)
+            note(r.path, "diverged", f"{r.nonfinite} (counted: {how})", counted=True)
             kept.append(r)
             continue
         stopped = (r.done or {}).get("stopped")

@@ -47,7 +47,7 @@ class Run:
     spec: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     profile: str = ""  # the profile whose tree holds the run
-    diverged: str = ""  # no DONE: training stopped on a NonFiniteError (this line of its log)
+    nonfinite: str = ""  # no DONE: training stopped on a NonFiniteError (this line of its log)
 
     @property
     def recorded_profile(self) -> str | None:
@@ -89,6 +89,16 @@ def log_status(run_dir: Path) -> tuple[str, str]:
             return "failed", exc.strip()[:200]
         return "unfinished", "interrupted, resumable: " + exc.strip()[:160]
     return "unfinished", "no DONE (running, or stopped without a traceback)"
+
+
+def stopped_nonfinite(run_dir: Path) -> str:
+    """The NonFiniteError line a run without DONE stopped on (its last attempt), else "".
+    Such a run is a result, not a gap: it is never resumed (it would only fail again), it is
+    collected like a finished run, and it counts as not crossed after it."""
+    if (run_dir / DONE).is_file():
+        return ""
+    status, detail = log_status(run_dir)
+    return detail if status == "diverged" else ""
 
 
 @dataclass
@@ -162,9 +172,9 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
 
     Runs without DONE are listed in ``unfinished`` and left out unless
     ``include_unfinished``, except a run whose training stopped on a NonFiniteError
-    (:func:`log_status` "diverged"): that is a result, read like a finished run, with
-    ``Run.diverged`` naming the error; it counts as not crossed after it. An unreadable
-    progress.csv becomes a Problem and is skipped.
+    (:func:`stopped_nonfinite`): that is a result, read like a finished run, with
+    ``Run.nonfinite`` naming the error. An unreadable progress.csv becomes a Problem and is
+    skipped.
     ``tree="inflight"``: the progress so far of a campaign's unfinished runs
     (``make campaign-collect``), which no table counts.
     """
@@ -181,8 +191,8 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
         except ValueError:
             continue
         finished = (seed_dir / DONE).is_file()
-        status, detail = ("done", "") if finished else log_status(seed_dir)
-        if status not in ("done", "diverged") and not include_unfinished:
+        nonfinite = stopped_nonfinite(seed_dir)
+        if not (finished or nonfinite or include_unfinished):
             out.unfinished.append(seed_dir)
             continue
         config = read_json(seed_dir / "config.json")
@@ -196,7 +206,7 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
             continue
         out.runs.append(Run(domain, algo, seed, seed_dir, df, metric, finished,
                             read_json(seed_dir / DONE), read_json(seed_dir / SPEC), config,
-                            profile, detail if status == "diverged" else ""))
+                            profile, nonfinite))
     return out
 
 

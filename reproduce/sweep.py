@@ -41,7 +41,7 @@ from reproduce.outcomes import (  # noqa: F401 (describe, last_env_steps: re-exp
     describe,
     last_env_steps,
 )
-from reproduce.results import log_status
+from reproduce.results import stopped_nonfinite
 from reproduce.runner import SPEC, read_json, reset_run_dir
 from reproduce.spec import (
     RunSpec,
@@ -134,15 +134,15 @@ def order_runs(specs: list[RunSpec]) -> list[RunSpec]:
 def plan(specs: list[RunSpec], results: Path, force: bool
          ) -> tuple[list[RunSpec], list[RunSpec], list[tuple[RunSpec, str]]]:
     """Split specs into (to run, in ``order_runs``'s order; finished; finished with another spec +
-    why). A run whose training stopped on a non-finite value (``results.log_status``
-    "diverged") counts as finished: resuming it would only fail again (``--force`` reruns)."""
+    why). A run whose training stopped on a non-finite value (``results.stopped_nonfinite``)
+    counts as finished: resuming it would only fail again (``--force`` reruns)."""
     todo: list[RunSpec] = []
     done: list[RunSpec] = []
     mismatched: list[tuple[RunSpec, str]] = []
     for spec in specs:
         run_dir = spec.run_dir(results)
         if force or not (run_dir / DONE).is_file():
-            if not force and log_status(run_dir)[0] == "diverged":
+            if not force and stopped_nonfinite(run_dir):
                 done.append(spec)  # stopped on a non-finite value: a result, never rerun
             else:
                 todo.append(spec)

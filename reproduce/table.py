@@ -266,7 +266,7 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
             "seeds_crossed_diverged": ",".join(str(r.seed) for r, st in zip(runs, stats,
                                                                               strict=True)
                                                if st.crossed_diverged),
-            "seeds_stopped_nonfinite": ",".join(str(r.seed) for r in runs if r.diverged),
+            "seeds_stopped_nonfinite": ",".join(str(r.seed) for r in runs if r.nonfinite),
             "seeds_corrupt": problems[(domain, algo)],
             "seeds_unfinished": unfinished[(domain, algo)] if not include_unfinished else sum(
                 not r.finished for r in runs),
