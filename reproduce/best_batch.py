@@ -17,9 +17,10 @@
   that falls on a censored seed is "> x" / ∞.
 - **Choice** per domain and family: the lowest median; ties go to more seeds crossed, then to
   the smaller batch. A cell without counted runs cannot be chosen. ``select`` chooses for
-  each domain whose grid is complete and lists the others as pending (``--partial``: choose
-  on an incomplete grid, and the file says ``"complete": false``); run it again as domains
-  complete. A choice once written is never changed.
+  each domain whose grid is complete, or whose choice no outcome of its missing runs can
+  change (:mod:`reproduce.best_batch_decided`), and lists the others as pending
+  (``--partial``: choose on an incomplete grid, and the file says ``"complete": false``);
+  run it again as domains complete. A choice once written is never changed.
 - **Selection file** ``<results>/bestbatch/selection.json``: ``{"algos": {"<Domain>":
   ["<trpo run name>", "<qprop-c run name>"]}, ...}``. Profile ``bestbatch-confirm`` reads
   its algorithms from it (profiles.toml ``algos_from``) and runs them on seeds 5-9.
@@ -45,6 +46,7 @@ import pandas as pd
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.baseline_runaway import runaways
+from reproduce.best_batch_decided import cell_bounds, decided
 from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows
 from reproduce.best_batch_text import (
     INTRO,
@@ -55,7 +57,7 @@ from reproduce.best_batch_text import (
 )
 from reproduce.best_batch_truncation import truncation_results, truncation_rows
 from reproduce.compare import METHOD, Counted, Side, counted_runs, return_after_crossing
-from reproduce.compare_stats import censored_median, fmt_episodes
+from reproduce.compare_stats import censored_median, censored_quantile, fmt_episodes
 from reproduce.results import Run
 from reproduce.spec import (
     SpecError,
@@ -72,23 +74,6 @@ from reproduce.table_format import markdown_table
 GRID = "bestbatch"
 
 # ---------------------------------------------------------------------- pure functions
-
-def censored_quantile(values: object, censored: object, q: float) -> float:
-    """The q-quantile (linear interpolation) with censored values as +inf: inf as soon as
-    the interpolation touches a censored value."""
-    v = np.asarray(values, dtype=float).ravel()
-    c = np.asarray(censored, dtype=bool).ravel()
-    if v.size == 0:
-        return math.nan
-    x = np.sort(np.where(c, np.inf, v))
-    pos = q * (x.size - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    if lo == hi or x[hi] == x[lo]:
-        return float(x[lo])
-    if math.isinf(x[hi]):
-        return math.inf
-    return float(x[lo] + (x[hi] - x[lo]) * (pos - lo))
-
 
 def var_ratio(run: Run) -> float:
     """Median over iterations of signal_var_after / signal_var_before (NaN if not recorded)."""
@@ -198,12 +183,21 @@ def chosen_cells(grid: dict[str, list[Cell]]) -> dict[str, dict[str, Cell]]:
     return out
 
 
+def picks_if_decided(cells: list[Cell]) -> dict[str, Cell]:
+    """Family -> its decided cell, if every family of the domain is decided; else {}."""
+    out = {f: decided([c for c in cells if c.family == f]) for f in FAMILIES}
+    return {f: c for f, c in out.items() if c is not None} if all(out.values()) else {}
+
+
 def write_selection(results: Path, partial: bool = False) -> Path:
     """Write ``<results>/bestbatch/selection.json`` from the grid, one domain at a time:
 
     - a domain whose grid is complete (all its runs counted) gets its choice, and the
       confirmation (``bestbatch-confirm``) can run it while other domains' grids go on;
-    - a domain with runs missing is listed under ``"pending"`` (how many), unless
+    - a domain with runs missing gets its choice too once no outcome of them can change
+      it (:func:`reproduce.best_batch_decided.decided`, recorded under ``"decided_early"``
+      with each cell's median bounds);
+    - any other domain with runs missing is listed under ``"pending"`` (how many), unless
       ``partial`` chooses on what it has (the file then says ``"complete": false``);
     - a choice once written is kept: SpecError if the grid now picks another batch for a
       domain the file already chose (its held-out runs were chosen by the old pick), and
@@ -211,18 +205,23 @@ def write_selection(results: Path, partial: bool = False) -> Path:
     grid, counted = selection_grid(results)
     missing = missing_runs(GRID, counted, results)
     pending = missing_per_domain(grid, missing)
-    ready = [d for d in grid if partial or not pending[d]]
+    early = {d: picks_if_decided(grid[d]) for d in grid if pending[d]}
+    ready = [d for d in grid if partial or not pending[d] or early[d]]
     if not ready:
         raise SpecError(f"no domain of the {GRID} grid is complete ({len(missing)} runs not "
                         f"counted, e.g. {', '.join(missing[:3])}); finish the sweep, or pass "
                         "--partial")
     picks = chosen_cells(grid)
+    for d, fixed_early in early.items():
+        if fixed_early:
+            picks[d] = fixed_early
     lacking = [f"{d}/{f}" for d in ready for f in FAMILIES if f not in picks.get(d, {})]
     if lacking:
         raise SpecError(f"no counted runs to choose from for {', '.join(lacking)}")
     path = profile_dir(results, GRID) / SELECTION
     algos = {d: [picks[d][f].algo for f in FAMILIES] for d in ready}
     earlier = selection_choices(path)
+    before = json.loads(path.read_text()).get("decided_early", {}) if path.exists() else {}
     changed = [f"{d}: {earlier[d]} -> {algos[d]}" for d in algos
                if d in earlier and earlier[d] != algos[d]]
     if changed:
@@ -232,7 +231,13 @@ def write_selection(results: Path, partial: bool = False) -> Path:
     doc = {"profile": GRID, "complete": not missing, "missing": missing,
            "pending": {d: n for d, n in pending.items() if n and d not in ready},
            "rule": "lowest median episodes (censored = +inf); ties: more seeds crossed, "
-                   "then the smaller batch; a domain is chosen once its grid is complete",
+                   "then the smaller batch; a domain is chosen once its grid is complete, "
+                   "or once no outcome of its missing runs can change the choice (every "
+                   "missing seed at 0 episodes or censored: the chosen cell's largest "
+                   "possible median below every other cell's smallest)",
+           "decided_early": {**before, **{d: {"missing": pending[d], "median_bounds": {
+               c.algo: [_num(b) for b in cell_bounds(c)] for c in grid[d]}}
+               for d in ready if pending[d] and early.get(d) and d not in before}},
            "algos": algos,
            "cells": {d: {f: {"algo": c.algo, "batch": c.batch, "median": _num(c.median),
                              "crossed": c.crossed, "counted": len(c.side.runs)}
@@ -287,6 +292,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     items, confirm, why_none = heldout(results)
     g_rows, h_rows = grid_rows(grid, picks), heldout_rows(items)
     fixed = selection_choices(home / SELECTION)
+    early = {d: int(v["missing"]) for d, v in json.loads((home / SELECTION).read_text())
+             .get("decided_early", {}).items()} if (home / SELECTION).exists() else {}
     missing = missing_runs(GRID, counted, results)
     left = missing_per_domain(grid, missing)
     home.mkdir(parents=True, exist_ok=True)
@@ -303,7 +310,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
               "Chosen": chosen_mark(r, fixed, left)} for r in g_rows]
     chosen_tbl = [{"Domain": d, **{paper_name(f): (f"{p[f].batch:,} (`{p[f].algo}`)" if f in p
                                                    else "-") for f in FAMILIES},
-                   "Status": domain_status(d, fixed, left)}
+                   "Status": domain_status(d, fixed, left, early)}
                   for d, p in ((d, picks.get(d, {})) for d in grid)]
     held = [{"Domain": h.domain,
              **{name: f"`{side.algo}` {side.seeds_cell()}: "

@@ -29,10 +29,14 @@ TRUNCATION_NOTE = (
     "which stay on the grid's runs.")
 
 
-def domain_status(domain: str, fixed: dict[str, list[str]], left: dict[str, int]) -> str:
-    """A domain's choice: written to the selection file (final), or still provisional."""
+def domain_status(domain: str, fixed: dict[str, list[str]], left: dict[str, int],
+                  early: dict[str, int] | None = None) -> str:
+    """A domain's choice: written to the selection file (final; ``early`` names the domains
+    chosen before their grid was complete, with the runs then missing), or provisional."""
     if domain in fixed:
-        return f"chosen ({SELECTION}: {', '.join(fixed[domain])})"
+        when = (f"; decided with {early[domain]} grid runs missing, which no outcome could "
+                "change" if early and domain in early else "")
+        return f"chosen ({SELECTION}: {', '.join(fixed[domain])}{when})"
     return f"provisional: {left.get(domain, 0)} grid runs missing"
 
 

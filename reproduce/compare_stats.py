@@ -50,6 +50,23 @@ def censored_median(values: object, censored: object) -> float:
     return float(_medians(v, c, np.arange(v.size))[1]) if v.size else math.nan
 
 
+def censored_quantile(values: object, censored: object, q: float) -> float:
+    """The q-quantile (linear interpolation) with censored values as +inf: inf as soon as
+    the interpolation touches a censored value."""
+    v = np.asarray(values, dtype=float).ravel()
+    c = np.asarray(censored, dtype=bool).ravel()
+    if v.size == 0:
+        return math.nan
+    x = np.sort(np.where(c, np.inf, v))
+    pos = q * (x.size - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    if lo == hi or x[hi] == x[lo]:
+        return float(x[lo])
+    if math.isinf(x[hi]):
+        return math.inf
+    return float(x[lo] + (x[hi] - x[lo]) * (pos - lo))
+
+
 def median_lower_bound(values: object, censored: object) -> float:
     """Median with censored values at their censoring points: a lower bound of the median."""
     v, c = _arrays(values, censored)

@@ -291,3 +291,104 @@ def test_the_time_limit_sensitivity_section(tmp_path: Path):
     bb.write_report(tmp_path)
     assert "No runs of profile `truncation` yet." in (
         tmp_path / "bestbatch/best_batch.md").read_text()
+
+
+# ---------------------------------------------------------------------- decided early
+
+def test_median_bounds_fill_the_missing_seeds_with_zero_and_censored():
+    from reproduce.best_batch_decided import median_bounds
+    assert median_bounds([100.0, 200.0, 300.0], [False] * 3, 5) == (100.0, 300.0)
+    assert median_bounds([100.0, 200.0, 300.0], [False, False, True], 5) == (100.0, math.inf)
+    assert median_bounds([100.0, 200.0, 300.0, 400.0, 500.0], [False] * 5, 5) == (300.0,
+                                                                                   300.0)
+    assert median_bounds([], [], 5) == (0.0, math.inf)
+    with pytest.raises(ValueError, match="more than the 5 expected"):
+        median_bounds([1.0] * 6, [False] * 6, 5)
+
+
+class _Side:
+    def __init__(self, values: list[float], censored: list[bool]):
+        self.values = np.asarray(values, dtype=float)
+        self.censored = np.asarray(censored, dtype=bool)
+        self.runs = list(values)
+
+
+class _Cell:
+    """Enough of best_batch.Cell for decided() and choose()."""
+
+    def __init__(self, batch: int, values: list[float], censored: list[bool], expected: int):
+        self.batch, self.expected = batch, expected
+        self.side = _Side(values, censored)
+        self.median = stats.censored_median(values, censored) if values else math.nan
+        self.crossed = int((~self.side.censored).sum())
+
+
+def test_an_early_decision_is_the_choice_every_completion_of_the_grid_makes():
+    """Random grids with seeds missing: whenever decided() names a cell, choose() on the
+    grid completed in any way (missing seeds at 0, at known values, anywhere, or censored)
+    picks that very cell; and it does decide some grids, never one still open."""
+    from reproduce.best_batch_decided import decided
+    rng = np.random.default_rng(0)
+    n_decided = n_open = 0
+    for _ in range(400):
+        cells, full = [], []
+        for batch in (1000, 5000, 25000):
+            k = int(rng.integers(1, 6))
+            vals = list(rng.choice([100.0, 200.0, 300.0, 400.0, 900.0, 3000.0], size=k))
+            cens = list(rng.random(k) < 0.2)
+            cells.append(_Cell(batch, vals, cens, 5))
+            full.append((batch, vals, cens))
+        pick = decided(cells)
+        completions = []
+        for _ in range(60):
+            grid = []
+            for batch, vals, cens in full:
+                m = 5 - len(vals)
+                extra = list(rng.choice([0.0, 100.0, 200.0, 300.0, 400.0, 900.0, 5000.0],
+                                        size=m))
+                grid.append(_Cell(batch, vals + extra, cens + list(rng.random(m) < 0.4), 5))
+            completions.append(bb.choose(grid).batch)  # type: ignore[arg-type]
+        if pick is not None:
+            n_decided += 1
+            assert set(completions) == {pick.batch}
+        elif len(set(completions)) > 1:
+            n_open += 1
+    assert n_decided >= 10 and n_open >= 10
+
+
+def test_select_chooses_a_domain_early_once_no_missing_run_can_change_it(tmp_path: Path):
+    # Hopper, seeds 0-2 of 5 in every cell: the batch-1000 cells can no longer lose
+    for seed in range(3):
+        for algo in GRID_ALGOS:
+            cross = 200 + 10 * seed if algo.endswith("-b1000") else 900 + 10 * seed
+            write_run(tmp_path, "bestbatch", "Hopper", algo, seed, cross, 3000)
+    doc = json.loads(bb.write_selection(tmp_path).read_text())
+    assert doc["algos"] == {"Hopper": ["trpo-b1000", "qprop-c-b1000"]}
+    assert doc["complete"] is False and doc["pending"] == {"Reacher": 30, "Swimmer": 30}
+    early = doc["decided_early"]["Hopper"]
+    assert early["missing"] == 12
+    assert early["median_bounds"]["trpo-b1000"] == [200.0, 220.0]  # ([0,0,200,210,220], +inf)
+    assert early["median_bounds"]["trpo"] == [900.0, 920.0]
+    held = rspec.resolve_runs("bestbatch-confirm", results=tmp_path)
+    assert {(s.domain, s.algo) for s in held} == {("Hopper", "trpo-b1000"),
+                                                  ("Hopper", "qprop-c-b1000")}
+    bb.write_report(tmp_path)
+    text = (tmp_path / "bestbatch/best_batch.md").read_text()
+    assert "| chosen (selection.json: trpo-b1000, qprop-c-b1000; decided with 12 grid runs " \
+        "missing, which no outcome could change) |" in text
+    # the grid completes as it may: the record of the early decision stays, the choice too
+    for seed in (3, 4):
+        for algo in GRID_ALGOS:
+            write_run(tmp_path, "bestbatch", "Hopper", algo, seed, None, 3000)
+    doc = json.loads(bb.write_selection(tmp_path).read_text())
+    assert doc["algos"]["Hopper"] == ["trpo-b1000", "qprop-c-b1000"]
+    assert doc["decided_early"]["Hopper"]["missing"] == 12
+    # a grid that is still open is not chosen: one more seed could move TRPO's choice
+    shutil.rmtree(tmp_path / "bestbatch")
+    for seed in range(3):
+        for algo in GRID_ALGOS:
+            cross = 200 + 10 * seed if algo.endswith("-b1000") else 900 + 10 * seed
+            write_run(tmp_path, "bestbatch", "Hopper", algo, seed,
+                      None if (algo, seed) == ("trpo-b1000", 2) else cross, 3000)
+    with pytest.raises(rspec.SpecError, match="no domain of the bestbatch grid is complete"):
+        bb.write_selection(tmp_path)
