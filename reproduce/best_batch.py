@@ -320,6 +320,9 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
              "Ratio Q-Prop/TRPO [95% CI]": h.result.ratio_text,
              "Mann-Whitney p (one-sided)": "-" if math.isnan(h.p) else f"{h.p:.3g}",
              "Verdict": h.verdict} for h in items]
+    held_seeds = [{"Domain": r["domain"], "Algorithm": paper_name(str(r["family"])),
+                   "Run name": f"`{r['algo']}`", "Episodes per seed": r["seeds"],
+                   "Flagged": r["flagged"] or "-"} for r in h_rows]
     term = truncation_results(results, GRID)
     trunc = truncation_rows(term)
     if confirm is not None:
@@ -344,6 +347,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         markdown_table(pd.DataFrame(chosen_tbl)) if chosen_tbl else "(nothing to choose)", "",
         "## Held-out comparison (seeds 5-9)", "",
         (markdown_table(pd.DataFrame(held)) if held else f"Not available: {why_none}"), "",
+        *(["Each held-out seed (censored: > its censoring point; flagged as in the grid):",
+           "", markdown_table(pd.DataFrame(held_seeds)), ""] if held_seeds else []),
         "## Sensitivity: the time limit at batch 1000 (profile `truncation`)", "",
         TRUNCATION_NOTE, "",
         (markdown_table(pd.DataFrame(trunc)) if trunc else "No runs of profile `truncation` "

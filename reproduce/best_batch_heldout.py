@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from reproduce.compare import Counted, DomainResult, Side, counted_runs
+from reproduce.baseline_runaway import runaways
+from reproduce.compare import Counted, DomainResult, Side, counted_runs, episodes_to_threshold
+from reproduce.compare_stats import fmt_episodes
 from reproduce.spec import SpecError, base_algo, selected_algos, threshold
+from reproduce.stability_runs import divergences_text
 
 CONFIRM = "bestbatch-confirm"
 FAMILIES = ("trpo", "qprop-c")  # the held-out ratio is qprop-c / trpo
@@ -64,6 +67,27 @@ def heldout(results: Path) -> tuple[list[Heldout], Counted | None, str]:
     return out, counted, ""
 
 
+def seeds_text(side: Side) -> str:
+    """Each held-out seed's episodes to threshold, in seed order: "s5 452, s6 > 1,430
+    (stopped: non-finite), s7 > 3,100" (censored: "> x" at its censoring point)."""
+    out = []
+    for run in sorted(side.runs, key=lambda r: r.seed):
+        c = episodes_to_threshold(run)
+        ep = float(c.episodes)
+        text = fmt_episodes(math.inf, ep) if c.censored else fmt_episodes(ep)
+        out.append(f"s{run.seed} {text}" + (" (stopped: non-finite)" if run.nonfinite else ""))
+    return ", ".join(out)
+
+
+def flags_text(side: Side) -> str:
+    """The seeds whose baseline ran away or whose critic diverged, named as in the grid."""
+    parts = [f"baseline ran away: {'; '.join(x.text() for x in found)}"
+             for found in [runaways(side.runs)] if found]
+    if div := divergences_text(side.runs):
+        parts.append(f"critic diverged: {div}")
+    return "; ".join(parts)
+
+
 def heldout_rows(items: list[Heldout]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for h in items:
@@ -72,6 +96,7 @@ def heldout_rows(items: list[Heldout]) -> list[dict[str, object]]:
                          "algo": side.algo, "counted": len(side.runs),
                          "crossed": int((~side.censored).sum()),
                          "median": side.median.median, "median_bound": side.median.bound,
+                         "seeds": seeds_text(side), "flagged": flags_text(side),
                          "ratio": h.result.ratio, "ci_lo": h.result.lo, "ci_hi": h.result.hi,
                          "p_mann_whitney": h.p, "verdict": h.verdict})
     return rows

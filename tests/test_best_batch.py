@@ -266,6 +266,19 @@ def test_select_then_confirm_then_report(tmp_path: Path):
     assert "## Missing runs\n\n- none" in text
     assert "leading" not in text and "provisional" not in text and "| **yes** |" in text
     assert "| chosen (selection.json: trpo-b5000, qprop-c-b1000) |" in text
+    # each held-out seed, named: its episodes (censored: "> x") and its flags
+    assert "| Hopper | TR-c-Q-Prop | `qprop-c-b1000` | s5 210, s6 210, s7 210, s8 210, " \
+        "s9 210 | - |" in text
+    never = tmp_path / "bestbatch-confirm/runs/Swimmer/trpo-b5000/seed7"
+    shutil.rmtree(never)
+    write_run(tmp_path, "bestbatch-confirm", "Swimmer", "trpo-b5000", 7, None, 800)
+    df = pd.read_csv(never / "progress.csv")
+    df["advantage_std"] = np.where(df.iteration >= 30, 1e9, 2.0)  # runs away at 310 ep
+    df.to_csv(never / "progress.csv", index=False)
+    bb.write_report(tmp_path)
+    text = (tmp_path / "bestbatch/best_batch.md").read_text()
+    assert "| Swimmer | TRPO | `trpo-b5000` | s5 210, s6 210, s7 > 800, s8 210, s9 210 | " \
+        "baseline ran away: s7 (2 -> 1e+09 from 310 ep, 50 it) |" in text
 
 
 def test_the_time_limit_sensitivity_section(tmp_path: Path):
