@@ -62,8 +62,14 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
             if pick is None or not side.runs:
                 continue
             x = np.full(side.values.size, pick.batch * 1.25)
-            ax.scatter(x, side.values, marker="D", s=22, color=colors.get(fam, "0.4"),
-                       alpha=0.6, zorder=3)
+            col, cens = colors.get(fam, "0.4"), side.censored
+            ax.scatter(x[~cens], side.values[~cens], marker="D", s=22, color=col, alpha=0.6,
+                       zorder=3)
+            ax.scatter(x[cens], side.values[cens], marker="D", s=30, fc="none", ec=col,
+                       lw=1.3, zorder=3)  # censored: hollow, true value above
+            for xi, yi in zip(x[cens], side.values[cens], strict=True):
+                ax.annotate("", xy=(xi, yi * 1.35), xytext=(xi, yi),
+                            arrowprops={"arrowstyle": "->", "color": col, "lw": 1.0})
             ys += [float(y) for y in side.values if math.isfinite(y) and y > 0]
     for fam, side in (term or {}).items():
         if not side.runs:
@@ -101,7 +107,7 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
                 Line2D([], [], marker="*", color="0.4", mec="black", ms=12, ls="none"),
                 Line2D([], [], marker="D", color="0.4", alpha=0.6, ls="none")]
     labels += ["seed 0-4: first crossing", "censored seed, at its budget (↑ true value above)",
-               "chosen batch (median)", "held-out seed 5-9 (chosen batch)"]
+               "chosen batch (median)", "held-out seed 5-9 (chosen batch; hollow: censored)"]
     if term:
         handles.append(Line2D([], [], marker="X", color="0.4", mec="black", ls="none"))
         labels.append("batch 1000, time limit terminal (authors'; hollow: censored)")
