@@ -97,6 +97,7 @@ reproduce-table: $(STAMP)
 
 table: $(STAMP)
 	$(PY) -m reproduce.table --results $(RESULTS) --profile $(PROFILE)
+	@if [ "$(PROFILE)" = table1 ] && [ "$(RESULTS)" = results ]; then $(PY) -m reproduce.readme_table; fi
 
 plot: $(STAMP)
 	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(PROFILE)
