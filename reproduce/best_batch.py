@@ -47,7 +47,7 @@ from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.baseline_runaway import runaways
 from reproduce.best_batch_decided import cell_bounds, decided
-from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows
+from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows, pooled_p
 from reproduce.best_batch_text import (
     INTRO,
     SELECTION,
@@ -320,6 +320,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
              "Ratio Q-Prop/TRPO [95% CI]": h.result.ratio_text,
              "Mann-Whitney p (one-sided)": "-" if math.isnan(h.p) else f"{h.p:.3g}",
              "Verdict": h.verdict} for h in items]
+    pooled = pooled_p(items)
     held_seeds = [{"Domain": r["domain"], "Algorithm": paper_name(str(r["family"])),
                    "Run name": f"`{r['algo']}`", "Episodes per seed": r["seeds"],
                    "Flagged": r["flagged"] or "-"} for r in h_rows]
@@ -347,6 +348,9 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         markdown_table(pd.DataFrame(chosen_tbl)) if chosen_tbl else "(nothing to choose)", "",
         "## Held-out comparison (seeds 5-9)", "",
         (markdown_table(pd.DataFrame(held)) if held else f"Not available: {why_none}"), "",
+        *([f"All {len(items)} domains at once: one-sided p = {pooled:.3g} that Q-Prop needs "
+           "fewer episodes (Stouffer's combination of the per-domain Mann-Whitney p's, equal "
+           "weights, scipy.stats.combine_pvalues).", ""] if math.isfinite(pooled) else []),
         *(["Each held-out seed (censored: > its censoring point; flagged as in the grid):",
            "", markdown_table(pd.DataFrame(held_seeds)), ""] if held_seeds else []),
         "## Sensitivity: the time limit at batch 1000 (profile `truncation`)", "",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import combine_pvalues, mannwhitneyu
 
 from reproduce.baseline_runaway import runaways
 from reproduce.compare import Counted, DomainResult, Side, counted_runs, episodes_to_threshold
@@ -65,6 +65,17 @@ def heldout(results: Path) -> tuple[list[Heldout], Counted | None, str]:
         r, word, p = heldout_verdict(q, t, d)
         out.append(Heldout(d, r, word, p))
     return out, counted, ""
+
+
+def pooled_p(items: list[Heldout]) -> float:
+    """One p for "Q-Prop needs fewer episodes" on every domain at once: Stouffer's
+    combination, equal weights, of the per-domain one-sided Mann-Whitney p's,
+    z = sum_d Phi^-1(1 - p_d) / sqrt(D) (``scipy.stats.combine_pvalues``). NaN with fewer
+    than two domains."""
+    ps = [h.p for h in items if math.isfinite(h.p)]
+    if len(ps) < 2:
+        return math.nan
+    return float(combine_pvalues(ps, method="stouffer").pvalue)
 
 
 def seeds_text(side: Side) -> str:

@@ -198,6 +198,18 @@ def test_heldout_verdict_faster_slower_indistinguishable():
     assert word == "Q-Prop faster" and p < 0.01
 
 
+def test_pooled_p_gathers_weak_evidence_from_every_domain():
+    """Three domains each leaning the same way, none significant alone: the pooled p is
+    smaller than each; opposite leanings cancel; one domain gives no pooled p."""
+    lean = [bbh.Heldout(d, None, "indistinguishable", 0.12)  # type: ignore[arg-type]
+            for d in ("Reacher", "Hopper", "Swimmer")]
+    assert bbh.pooled_p(lean) < 0.05 < min(h.p for h in lean)
+    mixed = [bbh.Heldout(d, None, "", p)  # type: ignore[arg-type]
+             for d, p in (("Reacher", 0.1), ("Hopper", 0.9))]
+    assert bbh.pooled_p(mixed) == pytest.approx(0.5)
+    assert math.isnan(bbh.pooled_p(lean[:1]))
+
+
 # ---------------------------------------------------------------------- the confirmation
 
 def test_seed_offset_of_the_confirmation_profile(tmp_path: Path):
