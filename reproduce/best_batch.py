@@ -334,8 +334,9 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         hs = [h for h in items if h.domain == d]
         figs += plot_domain(d, cells, picks.get(d, {}), hs[0] if hs else None,
                             home / "figures", f"best_batch_{d}",
-                            "" if d in fixed else f"star = leading batch, provisional: "
-                                                  f"{left.get(d, 0)} grid runs missing",
+                            (f"chosen; {left[d]} grid runs still missing" if left.get(d)
+                             else "") if d in fixed else f"star = leading batch, provisional: "
+                                                         f"{left.get(d, 0)} grid runs missing",
                             {fam: r.a for fam, r in term if r.domain == d})
     lines = [
         "# Each algorithm at its own best batch size (issue 15)", "",
