@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
+from reproduce.results import stopped_nonfinite
 from reproduce.spec import REPO_ROOT, RunSpec
 
 PIN = "PIN.json"
@@ -40,9 +41,11 @@ def read_pin(root: Path, profile: str) -> dict[str, str] | None:
 
 
 def unfinished(specs: list[RunSpec], root: Path) -> list[str]:
-    """Keys of the runs started in ``root`` and not finished."""
+    """Keys of the runs started in ``root`` and not finished. A run that stopped on a
+    non-finite value is a result (never resumed), not unfinished."""
     return [s.key for s in specs
-            if s.run_dir(root).is_dir() and not (s.run_dir(root) / DONE).is_file()]
+            if s.run_dir(root).is_dir() and not (s.run_dir(root) / DONE).is_file()
+            and not stopped_nonfinite(s.run_dir(root))]
 
 
 def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,

@@ -5,6 +5,8 @@ writes ``results/table1/CAMPAIGN.md`` (``<results>/<profile>/CAMPAIGN.md``; ``--
 status, looked up in the campaign root first and then in the committed results:
 
 - **done**: its run directory has ``DONE``;
+- **stopped (non-finite)**: stopped on a NonFiniteError (:func:`reproduce.results.
+  stopped_nonfinite`): a result, counted by the tables as not crossed after it, never resumed;
 - **in flight**: unfinished, its ``LOCK`` held by a live process (a sweep is training it);
 - **paused**: unfinished, not locked: the next ``make campaign`` resumes it from its checkpoint;
 - **failed**: unfinished, and its log shows a traceback (kept and named, not rerun away);
@@ -17,7 +19,7 @@ more runs than cores shared the machine. The estimate left is an upper bound (no
 made two ways: by the cost model (``reproduce.cost.run_hours``, the rates in
 ``profiles.toml``), and at the env steps per CPU-second this ledger's own runs of the same
 cell measured (a cell with no run yet takes the cost model's). A run to go costs its whole
-budget, an unfinished one what its budget has left, a done or failed one nothing.
+budget, an unfinished one what its budget has left, a done, stopped or failed one nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import pandas as pd
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import CONFIG, DONE, is_locked
 from reproduce.cost import run_hours, startup_hours
+from reproduce.results import stopped_nonfinite
 from reproduce.runner import LOG
 from reproduce.spec import (
     REPO_ROOT,
@@ -45,7 +48,8 @@ from reproduce.spec import (
     resolve_runs,
 )
 
-STATUSES = ("done", "in flight", "paused", "failed", "to go")
+STATUSES = ("done", "stopped (non-finite)", "in flight", "paused", "failed", "to go")
+ENDED = ("done", "stopped (non-finite)", "failed")  # nothing left to run
 LEDGER = "CAMPAIGN.md"
 
 
@@ -107,8 +111,9 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
         status, left = "done", 0.0
     else:
         status = ("in flight" if is_locked(run_dir)
+                  else "stopped (non-finite)" if stopped_nonfinite(run_dir)
                   else "failed" if _failed(run_dir) else "paused")
-        left = 0.0 if status == "failed" else full * max(0.0, 1 - steps / spec.max_steps)
+        left = 0.0 if status in ENDED else full * max(0.0, 1 - steps / spec.max_steps)
     return RunState(spec, status, run_dir, steps, seconds / 3600, left, _commit(run_dir))
 
 
@@ -122,7 +127,7 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
     left = []
     for row, spec in zip(runs.to_dict("records"), specs, strict=True):
         r = rate.get((row["domain"], row["algo"]))
-        if r is None or row["status"] in ("done", "failed"):
+        if r is None or row["status"] in ENDED:
             left.append(row["hours_left"])
             continue
         steps = max(0, spec.max_steps - row["env_steps"])
@@ -196,14 +201,16 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) ->
         f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
         "`reproduce/configs/profiles.toml` alone. Both at full budget: early stopping ends "
         "most runs sooner.",
-        "- **Statuses**: done = `DONE`; in flight = a live sweep holds its `LOCK`; paused = "
-        "unfinished, resumes from its checkpoint on the next `make campaign`; failed = "
-        "unfinished with a traceback in its log (kept, named, not rerun; one that stopped on "
-        "a non-finite value is a result, which the tables count); to go = not started.",
+        "- **Statuses**: done = `DONE`; stopped (non-finite) = stopped on a NonFiniteError: a "
+        "result, which the tables count (not crossed after it), never resumed; in flight = a "
+        "live sweep holds its `LOCK`; paused = unfinished, resumes from its checkpoint on the "
+        "next `make campaign`; failed = unfinished with another traceback in its log (kept, "
+        "named, not rerun); to go = not started.",
         "",
-        "| Domain | Algorithm | done | in flight | paused | failed | to go | CPU-h spent | "
-        "CPU-h left (measured rates) | CPU-h left (cost model) | commits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "| Domain | Algorithm | done | stopped (non-finite) | in flight | paused | failed | "
+        "to go | CPU-h spent | CPU-h left (measured rates) | CPU-h left (cost model) | "
+        "commits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in c.to_dict("records"):
         seeds = " | ".join(str(d[s]) for s in STATUSES)
         lines.append(f"| {d['domain']} | {d['algo']} | {seeds} | {d['hours_spent']:.2f} | "

@@ -48,6 +48,8 @@ def root(tmp_path: Path) -> tuple[Path, list]:
     _write_run(specs[1].run_dir(r), 500, 18.0, lock_pid=os.getpid())  # a live sweep holds it
     _write_run(specs[2].run_dir(r), 500, 18.0, log="Traceback (most recent call last):\n")
     _write_run(specs[3].run_dir(r), 500, 18.0)  # killed: resumes next time
+    _write_run(specs[11].run_dir(r), 400, 12.0, log="Traceback (most recent call last):\n"
+               "qprop_tf.errors.NonFiniteError: non-finite value in iteration 3 update\n")
     return r, specs
 
 
@@ -55,7 +57,10 @@ def test_ledger_names_every_status_and_sums_hours(root):
     r, specs = root
     runs = ledger(specs, [r])
     assert list(runs["status"].iloc[:5]) == ["done", "in flight", "failed", "paused", "to go"]
-    assert runs["hours_spent"].sum() == pytest.approx((36 + 18 * 3) / 3600)
+    assert runs["status"].iloc[11] == "stopped (non-finite)"
+    assert runs["hours_spent"].sum() == pytest.approx((36 + 18 * 3 + 12) / 3600)
+    # a run that stopped on a non-finite value is a result: nothing left to run
+    assert runs["hours_left"].iloc[11] == 0 and runs["hours_left_measured"].iloc[11] == 0
     # a run to go costs its whole estimate, a paused one what its budget has left, done none
     assert runs["hours_left"].iloc[4] == pytest.approx(run_hours(specs[4]))
     assert runs["hours_left"].iloc[0] == 0 and runs["hours_left"].iloc[2] == 0
@@ -107,7 +112,7 @@ def test_collect_copies_finished_runs_and_parks_unfinished_progress(root, tmp_pa
         parked = results / "smoke" / "inflight" / s.domain / s.algo / f"seed{s.seed}"
         assert (parked / "progress.csv").is_file()
     ledger_text = (results / "smoke" / "CAMPAIGN.md").read_text()
-    assert "1 done, 1 in flight, 1 paused, 1 failed" in ledger_text
+    assert "1 done, 1 stopped (non-finite), 1 in flight, 1 paused, 1 failed" in ledger_text
     # once the run finishes, the next collect copies it and drops its parked progress
     (specs[3].run_dir(r) / DONE).write_text("{}")
     campaign.collect("smoke", r, results)
@@ -131,6 +136,9 @@ def test_repin_is_refused_while_runs_are_unfinished(root, repo):
                                                          "worktree": str(r / "wt")}))
     with pytest.raises(campaign.CampaignError, match="cannot repin smoke: 3 unfinished"):
         campaign.pin_worktree(r, "smoke", specs, repin=True)
+    # the run that stopped on a non-finite value is a result: it never resumes, so it does
+    # not hold a repin (nor a drain) back; the in-flight, failed and paused ones do
+    assert campaign_pins.unfinished(specs, r) == [s.key for s in specs[1:4]]
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
@@ -277,7 +285,8 @@ def test_collect_and_status_cover_every_pinned_profile_with_a_ledger_each(tmp_pa
     brief = capsys.readouterr().out.splitlines()
     assert len(brief) == 4 and "# Campaign ledger" not in "".join(brief)  # 2 lines a profile
     smoke = brief[brief.index(next(x for x in brief if "profile smoke:" in x)) + 1]
-    assert smoke.startswith("  12 runs: 1 done, 0 in flight, 0 paused, 0 failed, 11 to go; "
+    assert smoke.startswith("  12 runs: 1 done, 0 stopped (non-finite), 0 in flight, "
+                            "0 paused, 0 failed, 11 to go; "
                             "CPU-h spent 0.0, left at most")
 
 
@@ -287,7 +296,8 @@ def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
     results.mkdir()
     assert ledger_main(["--profile", "smoke", "--results", str(results),
                         "--campaign", str(r)]) == 0
-    assert "1 done, 1 in flight" in (results / "smoke" / "CAMPAIGN.md").read_text()
+    assert "1 done, 1 stopped (non-finite), 1 in flight" in (
+        results / "smoke" / "CAMPAIGN.md").read_text()
     assert not (results / "CAMPAIGN.md").exists()
 
 
@@ -584,7 +594,8 @@ def test_collect_copies_a_run_stopped_on_a_non_finite_value(root, tmp_path, caps
                "Traceback (most recent call last):\n  File \"run.py\"\n"
                "qprop_tf.errors.NonFiniteError: non-finite value in iteration 3 update\n")
     campaign.collect("smoke", r, results)
-    assert "1 stopped on a non-finite value (a result, counted)" in capsys.readouterr().out
+    # this one and the fixture's own (specs[11])
+    assert "2 stopped on a non-finite value (a result, counted)" in capsys.readouterr().out
     copied = specs[4].run_dir(results)
     assert (copied / "progress.csv").is_file() and not (copied / "checkpoint").exists()
     assert not specs[2].run_dir(results).exists()  # failed otherwise: parked, not counted
