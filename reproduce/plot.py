@@ -10,7 +10,8 @@ tree, plus the extra rows of its ``extra_rows_from``):
   the threshold, and the paper's crossing
   point per algorithm (a star on the threshold line; an arrow at the edge when it lies
   beyond our runs);
-- ``curves_all.png/.svg``: the seven domains in one grid;
+- ``curves_all.png/.svg``: the seven domains in one grid, Table 1's three algorithms only
+  (the extra rows are in ``curves_<Domain>``);
 - ``diagnostics_<Domain>.png/.svg`` for Q-Prop runs: variance of the learning signal before
   and after the control variate, fraction of eta = 1, corr(A_hat, A_bar), critic loss;
 - ``fig2a`` ... ``fig3b``: the paper's figure groups (configs/hyperparams.toml [figures]),
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
@@ -113,6 +115,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
         xmin, xmax = min(0.0, float(grid[0])), max(xmax, float(grid[-1]))
     present = algo_order({r.algo for r in runs} | {r.algo for r in unfinished})
     ax.set_xlim(left=xmin, right=xmax * 1.02 if xmax > 0 else 1)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # 5-digit episode counts stay apart
     ylo, yhi = ax.get_ylim()
     ax.set_ylim(min(ylo, thresh - 0.1 * abs(thresh) - 1), max(yhi, thresh + 0.1 * abs(thresh) + 1))
     beyond = 0
@@ -159,9 +162,11 @@ def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None) 
         written += save(fig, out, f"curves_{d}")
     fig, axes = plt.subplots(2, 4, figsize=(20, 9))
     flat = axes.ravel()
+    main = [r for r in [*coll.runs, *(inflight or [])] if r.algo in TABLE1_ALGOS]
     for ax, d in zip(flat, doms, strict=False):
-        curves_panel(ax, d, by_domain[d], colors, legend=False, unfinished=going[d])
-    present = algo_order({r.algo for r in [*coll.runs, *(inflight or [])]})
+        curves_panel(ax, d, [r for r in by_domain[d] if r.algo in TABLE1_ALGOS], colors,
+                     legend=False, unfinished=[r for r in going[d] if r.algo in TABLE1_ALGOS])
+    present = algo_order({r.algo for r in main})
     legend_ax = flat[-1]
     legend_ax.axis("off")
     handles, labels = legend_handles(colors, present, bool(inflight))

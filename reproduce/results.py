@@ -120,8 +120,12 @@ class Collection:
         return [r for r in self.runs if r.domain == domain and r.algo == algo]
 
     def extend(self, other: Collection, keep: Callable[[str], bool]) -> None:
-        """Add ``other``'s runs, problems and unfinished runs whose algo passes ``keep``."""
-        self.runs += [r for r in other.runs if keep(r.algo)]
+        """Add ``other``'s runs, problems and unfinished runs whose algo passes ``keep``; a
+        run whose (domain, algo, seed) is already here is not added again (the same run
+        linked into two profiles' trees, e.g. ``bestbatch``'s links to ``ablation``)."""
+        have = {(r.domain, r.algo, r.seed) for r in self.runs}
+        self.runs += [r for r in other.runs
+                      if keep(r.algo) and (r.domain, r.algo, r.seed) not in have]
         self.problems += [p for p in other.problems if keep(p.path.parent.parent.name)]
         self.unfinished += [u for u in other.unfinished if keep(u.parent.name)]
 

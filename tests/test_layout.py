@@ -53,7 +53,8 @@ def test_run_dir_is_per_profile(tmp_path):
 def test_table1_budgets_cap_the_cells_the_paper_never_crossed():
     t1 = {s.key: s for s in resolve_runs("table1")}
     prof = rspec.profiles()["table1"]
-    assert len(t1) == 7 * 3 * 3 and prof["extra_rows_from"] == ["strong", "ablation"]
+    assert len(t1) == 7 * 3 * 3 and prof["extra_rows_from"] == ["strong", "ablation",
+                                                            "bestbatch"]
     assert t1["Ant/ddpg/seed0"].budget_episodes == 5000  # paper N/A
     assert t1["Humanoid/ddpg/seed2"].budget_episodes == 5000  # paper N/A
     assert t1["Humanoid/trpo/seed0"].budget_episodes == 10000  # paper >30000
@@ -122,19 +123,28 @@ def test_table1_reads_its_tree_plus_extra_rows_of_other_algos(tmp_path):
     write_run(r, "strong", "Hopper", "trpo-strong", 0, [10, 20], [100, 2100], 2000)
     write_run(r, "strong", "Hopper", "trpo", 0, [5, 20], [2100, 2100], 2000)  # a column algo
     write_run(r, "ablation", "Reacher", "trpo-b5000", 0, [10, 20], [-9, -6], 4300)
+    # issue 15's grid: its own runs are extra rows; the one it shares with `ablation` (a
+    # link in the real tree) counts once
+    write_run(r, "bestbatch", "Reacher", "trpo-b5000", 0, [10, 20], [-9, -6], 4300)
+    write_run(r, "bestbatch", "Reacher", "trpo-b5000", 1, [10, 30], [-9, -6], 4300)
+    write_run(r, "bestbatch", "Reacher", "trpo-b1000", 0, [5, 10], [-9, -6], 4300)
+    write_run(r, "bestbatch", "Reacher", "trpo", 0, [5, 10], [-9, -6], 4300)  # a column algo
     df, coll = build_table(r, "table1")
     assert _row(df, "Hopper", "trpo").seeds_run == 1  # only table1's own
     assert _row(df, "Hopper", "trpo").episodes_median == 20
     assert _row(df, "Hopper", "trpo-strong").seeds_run == 1  # extra rows
-    assert _row(df, "Reacher", "trpo-b5000").seeds_run == 1
-    assert {x.profile for x in coll.runs} == {"table1", "strong", "ablation"}
+    assert _row(df, "Reacher", "trpo-b5000").seeds_run == 2  # ablation's 0, bestbatch's 1
+    assert _row(df, "Reacher", "trpo-b1000").seeds_run == 1
+    assert not [x for x in coll.runs if x.profile == "bestbatch" and x.algo == "trpo"]
+    assert {x.profile for x in coll.runs} == {"table1", "strong", "ablation", "bestbatch"}
+    assert [x.profile for x in coll.runs if x.algo == "trpo-b5000"] == ["ablation", "bestbatch"]
     quick, _ = build_table(r, "quick")  # quick has no extra rows
     assert _row(quick, "Hopper", "trpo").seeds_run == 1
     assert "trpo-strong" not in set(quick.algo)
     write_table(r, "table1", echo=False)
     md = (r / "table1/table.md").read_text()
     assert "profile `table1` (1 runs in `table1/runs`" in md
-    assert "`strong` (1 runs), `ablation` (1 runs)" in md
+    assert "`strong` (1 runs), `ablation` (1 runs), `bestbatch` (2 runs)" in md
     assert not (r / "table.md").exists() and not (r / "quick/table.md").exists()
 
 
