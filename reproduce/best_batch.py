@@ -283,7 +283,7 @@ def _iqr(row: dict[str, object]) -> str:
 
 
 def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
-    from reproduce.best_batch_plot import plot_domain
+    from reproduce.best_batch_plot import plot_domain, plot_verdicts
 
     results = Path(results)
     home = profile_dir(results, GRID)
@@ -338,6 +338,8 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
                              else "") if d in fixed else f"star = leading batch, provisional: "
                                                          f"{left.get(d, 0)} grid runs missing",
                             {fam: r.a for fam, r in term if r.domain == d})
+    if items:
+        figs += plot_verdicts(items, pooled, home / "figures")
     lines = [
         "# Each algorithm at its own best batch size (issue 15)", "",
         f"Regenerate: `python -m reproduce.best_batch report --results {results}`", "",

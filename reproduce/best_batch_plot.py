@@ -114,3 +114,45 @@ def plot_domain(domain: str, cells: list[Any], picks: dict[str, Any], held: Any 
     ax.legend(handles, labels, fontsize=7.5, loc="best")
     fig.tight_layout()
     return save(fig, out, name)
+
+
+def plot_verdicts(items: list[Any], pooled: float, out: Path, name: str = "best_batch_verdicts"
+                  ) -> list[Path]:
+    """One row per domain: the held-out ratio of medians Q-Prop / TRPO (log x) with its 95%
+    bootstrap CI, the batches compared and the verdict; a CI end at 0 or infinity is drawn as
+    an arrow to the axis' edge. ``items``: best_batch_heldout.Heldout; ``pooled``: the
+    pooled one-sided p (NaN: not shown)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(8.0, 1.4 + 0.8 * max(1, len(items))))
+    lo_edge, hi_edge = 1 / 12, 12.0
+    for k, h in enumerate(items):
+        r, y = h.result, len(items) - 1 - k
+        lo = min(max(r.lo, lo_edge), hi_edge) if math.isfinite(r.lo) or r.lo == 0 else lo_edge
+        hi = min(max(r.hi, lo_edge), hi_edge) if math.isfinite(r.hi) else hi_edge
+        col = "tab:blue" if h.verdict == "Q-Prop faster" else (
+            "tab:orange" if h.verdict == "TRPO faster" else "0.35")
+        ax.plot([lo, hi], [y, y], color=col, lw=2.2, solid_capstyle="butt")
+        for end, edge, beyond in ((r.lo, lo, lo_edge / 1.25), (r.hi, hi, hi_edge * 1.25)):
+            if end <= lo_edge or end >= hi_edge or not math.isfinite(end):  # open-ended CI
+                ax.annotate("", xy=(beyond, y), xytext=(edge, y),
+                            arrowprops={"arrowstyle": "-|>", "color": col, "lw": 1.5})
+        if math.isfinite(r.ratio) and r.ratio > 0:
+            ax.scatter([min(max(r.ratio, lo_edge), hi_edge)], [y], s=70, color=col,
+                       ec="black", lw=0.6, zorder=3)
+        ax.text(1.03, y, f"{h.verdict}\n{r.a.algo} / {r.b.algo}\np = {h.p:.2g}",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.axvline(1.0, color="black", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlim(lo_edge / 1.35, hi_edge * 1.35)
+    ax.set_ylim(-0.6, len(items) - 0.4)
+    ticks = [0.125, 0.25, 0.5, 1, 2, 4, 8]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_yticks(range(len(items)), [h.domain for h in reversed(items)])
+    ax.set_xlabel("held-out ratio of median episodes, TR-c-Q-Prop / TRPO (95% bootstrap CI)\n"
+                  "< 1: Q-Prop needs fewer episodes", fontsize=9)
+    title = "Each algorithm at its own best batch: held-out seeds 5-9"
+    if math.isfinite(pooled):
+        title += f"\nall domains at once: one-sided p = {pooled:.2g} (Stouffer)"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out, name)

@@ -278,6 +278,9 @@ def test_select_then_confirm_then_report(tmp_path: Path):
     assert "## Missing runs\n\n- none" in text
     assert "leading" not in text and "provisional" not in text and "| **yes** |" in text
     assert "| chosen (selection.json: trpo-b5000, qprop-c-b1000) |" in text
+    figs = tmp_path / "bestbatch/figures"
+    assert all((figs / f"best_batch_verdicts.{x}").is_file() for x in ("png", "svg"))
+    assert "All 3 domains at once: one-sided p = " in text
     # each held-out seed, named: its episodes (censored: "> x") and its flags
     assert "| Hopper | TR-c-Q-Prop | `qprop-c-b1000` | s5 210, s6 210, s7 210, s8 210, " \
         "s9 210 | - |" in text
