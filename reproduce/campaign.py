@@ -73,6 +73,7 @@ from reproduce.campaign_pins import (
     git,
     nice_prefix,
     pin_worktree,
+    prune,
     read_drain,
     read_pin,
     read_settings,
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command",
                         choices=("start", "pin", "drain", "set", "collect", "status",
-                                 "profiles"))
+                                 "profiles", "prune"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -344,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="status: two lines per profile (sweep, pin, priority; totals)")
     parser.add_argument("--repin", action="store_true",
                         help="move the pin to HEAD (refused while runs are unfinished)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="prune: only list the worktrees it would remove")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
@@ -376,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
             raise CampaignError(f"no campaign root at {args.root}")
         if args.command == "profiles":
             print("\n".join(selected(args.root, args.profile)))
+            return 0
+        if args.command == "prune":
+            gone = prune(args.root, args.dry_run)
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"campaign: {verb} {len(gone)} worktree(s) no profile pins and no process "
+                  f"uses{': ' if gone else ''}{', '.join(p.name for p in gone)}")
             return 0
         if args.command == "collect":
             return collect(args.profile, args.root, args.results)

@@ -170,3 +170,43 @@ def nice_prefix(nice: int) -> list[str]:
     is (raising priority back needs privileges)."""
     step = nice - os.nice(0)
     return ["nice", "-n", str(step)] if step > 0 else []
+
+
+def _cwds() -> list[Path]:
+    """The working directories of the live processes this user can see (Linux ``/proc``)."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            out.append(Path(os.readlink(proc / "cwd")).resolve())
+        except OSError:
+            continue
+    return out
+
+
+def prunable(root: Path) -> list[Path]:
+    """The campaign root's ``wt-*`` worktrees no profile pins (``PIN.json``) and no live
+    process works in (a sweep runs from its worktree, a draining one from its old pin's):
+    left behind by repins, safe to remove."""
+    pinned = set()
+    for pin_file in root.glob(f"*/{PIN}"):
+        pin = read_pin(root, pin_file.parent.name)
+        if pin and pin.get("worktree"):
+            pinned.add(Path(pin["worktree"]).resolve())
+    busy = _cwds()
+    out = []
+    for wt in sorted(p for p in root.glob("wt-*") if p.is_dir()):
+        real = wt.resolve()
+        if real in pinned or any(c == real or real in c.parents for c in busy):
+            continue
+        out.append(wt)
+    return out
+
+
+def prune(root: Path, dry_run: bool = False) -> list[Path]:
+    """Remove the :func:`prunable` worktrees (``git worktree remove``, which refuses one with
+    local changes: that error stops the prune); returns them."""
+    found = prunable(root)
+    if not dry_run:
+        for wt in found:
+            git("worktree", "remove", str(wt))
+    return found

@@ -601,3 +601,34 @@ def test_collect_copies_a_run_stopped_on_a_non_finite_value(root, tmp_path, caps
     assert not specs[2].run_dir(results).exists()  # failed otherwise: parked, not counted
     campaign.collect("smoke", r, results)  # once copied, not again
     assert "stopped on a non-finite value" not in capsys.readouterr().out
+
+
+def test_prune_removes_only_the_worktrees_no_pin_and_no_process_holds(repo, tmp_path, capsys):
+    """Repins leave old `wt-*` worktrees behind. `prune` removes those; a pinned one, one a
+    live process works in (a sweep draining from its old pin) and a dirty one stay."""
+    root = tmp_path / "campaign"
+    root.mkdir()
+    for name in ("wt-aaa", "wt-bbb", "wt-ccc", "wt-ddd"):
+        _git(repo, "worktree", "add", "-q", "--detach", str(root / name))
+    (root / "smoke").mkdir()
+    (root / "smoke" / campaign.PIN).write_text(json.dumps({"commit": "x",
+                                                           "worktree": str(root / "wt-aaa")}))
+    (root / "wt-ddd" / "stray.txt").write_text("not committed")  # git refuses to remove it
+    busy = subprocess.Popen(["sleep", "60"], cwd=root / "wt-ccc")
+    try:
+        assert [p.name for p in campaign_pins.prunable(root)] == ["wt-bbb", "wt-ddd"]
+        assert campaign.main(["prune", "--root", str(root), "--dry-run"]) == 0
+        assert "would remove 2 worktree(s)" in capsys.readouterr().out
+        assert (root / "wt-bbb").is_dir()
+        (root / "wt-ddd" / "stray.txt").unlink()
+        assert campaign.main(["prune", "--root", str(root)]) == 0
+        assert "removed 2 worktree(s) no profile pins and no process uses: wt-bbb, wt-ddd" \
+            in capsys.readouterr().out
+        assert sorted(p.name for p in root.glob("wt-*")) == ["wt-aaa", "wt-ccc"]
+        _git(repo, "worktree", "add", "-q", "--detach", str(root / "wt-eee"))
+        (root / "wt-eee" / "stray.txt").write_text("not committed")
+        assert campaign.main(["prune", "--root", str(root)]) == 2  # refused, said, kept
+        assert "wt-eee" in capsys.readouterr().err and (root / "wt-eee" / "stray.txt").exists()
+    finally:
+        busy.kill()
+        busy.wait()
