@@ -54,6 +54,7 @@ from reproduce.best_batch_text import (
     TRUNCATION_NOTE,
     chosen_mark,
     domain_status,
+    figure_status,
 )
 from reproduce.best_batch_truncation import truncation_results, truncation_rows
 from reproduce.compare import METHOD, Counted, Side, counted_runs, return_after_crossing
@@ -189,6 +190,15 @@ def picks_if_decided(cells: list[Cell]) -> dict[str, Cell]:
     return {f: c for f, c in out.items() if c is not None} if all(out.values()) else {}
 
 
+def decided_early_record(path: Path) -> dict[str, dict]:
+    """A selection file's ``decided_early`` (domain -> runs then missing and the median
+    bounds), leniently like :func:`reproduce.spec.selection_choices`: {} when absent."""
+    try:
+        return dict(json.loads(path.read_text()).get("decided_early", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def write_selection(results: Path, partial: bool = False) -> Path:
     """Write ``<results>/bestbatch/selection.json`` from the grid, one domain at a time:
 
@@ -221,7 +231,7 @@ def write_selection(results: Path, partial: bool = False) -> Path:
     path = profile_dir(results, GRID) / SELECTION
     algos = {d: [picks[d][f].algo for f in FAMILIES] for d in ready}
     earlier = selection_choices(path)
-    before = json.loads(path.read_text()).get("decided_early", {}) if path.exists() else {}
+    before = decided_early_record(path)
     changed = [f"{d}: {earlier[d]} -> {algos[d]}" for d in algos
                if d in earlier and earlier[d] != algos[d]]
     if changed:
@@ -292,8 +302,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
     items, confirm, why_none = heldout(results)
     g_rows, h_rows = grid_rows(grid, picks), heldout_rows(items)
     fixed = selection_choices(home / SELECTION)
-    early = {d: int(v["missing"]) for d, v in json.loads((home / SELECTION).read_text())
-             .get("decided_early", {}).items()} if (home / SELECTION).exists() else {}
+    early = {d: int(v["missing"]) for d, v in decided_early_record(home / SELECTION).items()}
     missing = missing_runs(GRID, counted, results)
     left = missing_per_domain(grid, missing)
     home.mkdir(parents=True, exist_ok=True)
@@ -334,9 +343,7 @@ def write_report(results: str | Path) -> tuple[Path, Path, list[Path]]:
         hs = [h for h in items if h.domain == d]
         figs += plot_domain(d, cells, picks.get(d, {}), hs[0] if hs else None,
                             home / "figures", f"best_batch_{d}",
-                            (f"chosen; {left[d]} grid runs still missing" if left.get(d)
-                             else "") if d in fixed else f"star = leading batch, provisional: "
-                                                         f"{left.get(d, 0)} grid runs missing",
+                            figure_status(d, fixed, left),
                             {fam: r.a for fam, r in term if r.domain == d})
     if items:
         figs += plot_verdicts(items, pooled, home / "figures")

@@ -51,3 +51,10 @@ def chosen_mark(row: dict[str, object], fixed: dict[str, list[str]],
     if d not in fixed:
         return f"leading ({left.get(d, 0)} grid runs missing)"
     return "**yes**" if algo in fixed[d] else f"leading, NOT the file's choice {fixed[d]}"
+
+
+def figure_status(domain: str, fixed: dict[str, list[str]], left: dict[str, int]) -> str:
+    """The figure title's status line: empty for a chosen, complete domain."""
+    if domain in fixed:
+        return f"chosen; {left[domain]} grid runs still missing" if left.get(domain) else ""
+    return f"star = leading batch, provisional: {left.get(domain, 0)} grid runs missing"
