@@ -46,7 +46,7 @@ import pandas as pd
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.baseline_runaway import runaways
-from reproduce.best_batch_decided import cell_bounds, decided
+from reproduce.best_batch_decided import cell_bounds, decided, decided_early_record
 from reproduce.best_batch_heldout import CONFIRM, FAMILIES, heldout, heldout_rows, pooled_p
 from reproduce.best_batch_text import (
     INTRO,
@@ -188,15 +188,6 @@ def picks_if_decided(cells: list[Cell]) -> dict[str, Cell]:
     """Family -> its decided cell, if every family of the domain is decided; else {}."""
     out = {f: decided([c for c in cells if c.family == f]) for f in FAMILIES}
     return {f: c for f, c in out.items() if c is not None} if all(out.values()) else {}
-
-
-def decided_early_record(path: Path) -> dict[str, dict]:
-    """A selection file's ``decided_early`` (domain -> runs then missing and the median
-    bounds), leniently like :func:`reproduce.spec.selection_choices`: {} when absent."""
-    try:
-        return dict(json.loads(path.read_text()).get("decided_early", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def write_selection(results: Path, partial: bool = False) -> Path:

@@ -16,8 +16,10 @@ choice never changes guards the argument.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -70,3 +72,12 @@ def decided(cells: Sequence[GridCell]) -> GridCell | None:
                                         if j != i):
             return cell
     return None
+
+
+def decided_early_record(path: Path) -> dict[str, dict]:
+    """A selection file's ``decided_early`` (domain -> runs then missing and the median
+    bounds), leniently like :func:`reproduce.spec.selection_choices`: {} when absent."""
+    try:
+        return dict(json.loads(path.read_text()).get("decided_early", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
