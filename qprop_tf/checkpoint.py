@@ -16,7 +16,8 @@ directory, fsynced, then renamed into place; a crash while writing leaves the pr
 intact. The replay (over 1 GB for Humanoid) is saved incrementally: each checkpoint appends
 one chunk file of the rows written since the previous one, gathered from the ring at save
 time (:meth:`qprop_tf.replay.ReplayBuffer.take_journal`; nothing is held in memory between
-checkpoints); chunks whose rows have all been overwritten in the ring are deleted.
+checkpoints), in files of at most :data:`CHUNK_BYTES`; chunks whose rows have all been
+overwritten in the ring are deleted.
 
 What goes into ``state.npz`` and ``meta.json`` is what the algorithm hands over (each
 component declares its own state: :mod:`qprop_tf.state`); the run shell
@@ -50,6 +51,12 @@ from qprop_tf.errors import NonFiniteError
 
 CHECKPOINT_DIR = "checkpoint"
 KEEP = 2
+CHUNK_BYTES = 64 * 2**20
+"""At most this many bytes of replay rows per chunk file. A checkpoint gathers and writes one
+chunk at a time, so it needs about twice this on top of the run's memory (the gathered rows
+and their NumPy copy), however many rows were written since the previous checkpoint: without
+the bound, a Humanoid run's first checkpoint (~400k rows in 5 minutes, 0.6 GB) took ~0.8 GB
+more (``python -m reproduce.bench.checkpoint_memory``). Resuming reads one chunk at a time too."""
 NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
 """Environment variables that change float round-off: recorded in each checkpoint, and a
 resume under other values is warned about (it would not be bit-identical)."""
@@ -136,8 +143,12 @@ class Loaded:
 class Checkpointer:
     """Writes and reads ``<run_dir>/checkpoint``; ``due()`` says when the next one is owed."""
 
-    def __init__(self, run_dir: str | Path, minutes: float, log: Any = print) -> None:
+    def __init__(self, run_dir: str | Path, minutes: float, log: Any = print,
+                 chunk_bytes: int | None = CHUNK_BYTES) -> None:
+        if chunk_bytes is not None and chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive or None, got {chunk_bytes}")
         self.dir = Path(run_dir) / CHECKPOINT_DIR
+        self.chunk_bytes = chunk_bytes  # None: one chunk file per checkpoint, however large
         self.minutes = float(minutes)
         self.log = log
         self.last_save = time.monotonic()
@@ -157,8 +168,9 @@ class Checkpointer:
         self.dir.mkdir(parents=True, exist_ok=True)
         chunks = list(self.chunks)
         if replay is not None:
-            span = replay.take_journal()
-            if span is not None:
+            max_rows = (None if self.chunk_bytes is None
+                        else max(1, self.chunk_bytes // replay.row_bytes))
+            while (span := replay.take_journal(max_rows)) is not None:
                 first, rows = span
                 replay_dir = self.dir / "replay"
                 replay_dir.mkdir(exist_ok=True)
@@ -166,6 +178,7 @@ class Checkpointer:
                 digest = write_npz_durably(replay_dir / name, rows)
                 chunks.append({"name": name, "first": first, "rows": int(rows["obs"].shape[0]),
                                "sha256": digest})
+                del rows, span  # free this chunk's rows before gathering the next
             total, cap = replay.rows_written, replay.capacity
             chunks = [c for c in chunks if c["first"] + c["rows"] > total - cap]
         name = f"ckpt-{iteration:06d}"

@@ -298,7 +298,14 @@ class ReplayBuffer:
         if self._journal_from is None:
             self._journal_from = self._rows_written
 
-    def take_journal(self) -> tuple[int, dict[str, np.ndarray]] | None:
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one row as :meth:`take_journal` returns it (float32 obs, act, rew, done
+        and the bool start flag)."""
+        return 4 * (self.obs_dim + self.act_dim + 2) + 1
+
+    def take_journal(self, max_rows: int | None = None
+                     ) -> tuple[int, dict[str, np.ndarray]] | None:
         """The rows written since the last call (or :meth:`start_journal`), as they are now.
 
         Returns (absolute row of the first, {"obs", "act", "rew", "done", "start"}) or None
@@ -306,16 +313,24 @@ class ReplayBuffer:
         already overwritten are left out. The rows are read back from the ring with a
         gather (no copy of the buffer, and no copy kept between checkpoints); an open
         path's provisional row rewritten since is read in its current form.
+
+        With ``max_rows``, only the oldest ``max_rows`` of them; call again for the rest
+        (until None). A checkpoint writes each span to its own chunk file, so the memory it
+        needs is bounded by ``max_rows``, not by the rows written since the previous one.
         """
+        if max_rows is not None and max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
         if self._journal_from is None or self._journal_from >= self._rows_written:
             return None
         first = max(self._journal_from, self._rows_written - self.capacity)
-        pos = np.arange(first, self._rows_written) % self.capacity
+        end = self._rows_written if max_rows is None else min(self._rows_written,
+                                                              first + max_rows)
+        pos = np.arange(first, end) % self.capacity
         idx = tf.constant(pos.astype(np.int64))
         rows = {name: tf.gather(var, idx).numpy() for name, var in
                 (("obs", self.obs), ("act", self.act), ("rew", self.rew), ("done", self.done))}
         rows["start"] = self._start[pos].copy()
-        self._journal_from = self._rows_written
+        self._journal_from = end
         return first, rows
 
     def get_state(self) -> dict[str, np.ndarray]:

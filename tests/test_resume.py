@@ -23,7 +23,6 @@ from qprop_tf.cli import main as cli_main
 from qprop_tf.config import load_config
 from qprop_tf.errors import NonFiniteError, RunLocked
 from qprop_tf.progress import TIME_COLUMNS
-from qprop_tf.replay import ReplayBuffer
 from qprop_tf.run import train
 from qprop_tf.rundir import DONE, LOCK, machines_so_far, run_lock
 
@@ -173,39 +172,6 @@ def test_corrupt_checkpoint_falls_back_then_starts_over(reference, tmp_path, cap
     text = capsys.readouterr().out
     assert "no valid checkpoint" in text and "starting over" in text
     _same_progress(reference["qprop-c"], out)
-
-
-def test_replay_chunks_restore_the_ring_exactly():
-    """Open paths, wrap-around and overwritten chunks: the restored buffer is identical."""
-    rng = np.random.default_rng(0)
-    cap, od, ad = 50, 3, 2
-    live = ReplayBuffer(od, ad, cap, seed=1)
-    live.start_journal()
-    ckpt_chunks: list[tuple[int, dict]] = []
-    obs = rng.standard_normal(od).astype(np.float32)
-    for step in range(40):
-        k = int(rng.integers(1, 6))
-        o = np.concatenate([obs[None], rng.standard_normal((k - 1, od)).astype(np.float32)])
-        ends = rng.random() < 0.3
-        last = rng.standard_normal((1, od)).astype(np.float32)
-        live.add_steps(o, rng.standard_normal((k, ad)), rng.standard_normal(k), [k], last,
-                       [ends], last_path_open=not ends)
-        obs = last[0] if not ends else rng.standard_normal(od).astype(np.float32)
-        if ends:
-            live.close_open_path()
-        if step % 7 == 6:
-            span = live.take_journal()
-            if span is not None:
-                ckpt_chunks.append(span)
-            restored = ReplayBuffer(od, ad, cap, seed=99)
-            restored.set_state(live.get_state(), ckpt_chunks)
-            for name in ("obs", "act", "rew", "done", "valid_rows"):
-                np.testing.assert_array_equal(getattr(live, name).numpy(),
-                                              getattr(restored, name).numpy())
-            assert int(restored.n_valid) == live.size and int(restored.valid_head) == live._head
-            np.testing.assert_array_equal(live.sample_rows(8).numpy(),
-                                          restored.sample_rows(8).numpy())
-    assert live.rows_written > 2 * cap  # wrapped around (chunks overwritten)
 
 
 def test_nan_state_is_never_checkpointed(tmp_path):
