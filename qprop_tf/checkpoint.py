@@ -55,8 +55,9 @@ CHUNK_BYTES = 64 * 2**20
 """At most this many bytes of replay rows per chunk file. A checkpoint gathers and writes one
 chunk at a time, so it needs about twice this on top of the run's memory (the gathered rows
 and their NumPy copy), however many rows were written since the previous checkpoint: without
-the bound, a Humanoid run's first checkpoint (~400k rows in 5 minutes, 0.6 GB) took ~0.8 GB
-more (``python -m reproduce.bench.checkpoint_memory``). Resuming reads one chunk at a time too."""
+the bound, 450k Humanoid rows (0.6 GB, about a run's first 5 minutes) took 1.26 GB more to
+save and 1.8 GB to restore; with it, 0.15 and 0.19 GB (``python -m
+reproduce.bench.checkpoint_memory``). Resuming reads one chunk at a time too."""
 NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
 """Environment variables that change float round-off: recorded in each checkpoint, and a
 resume under other values is warned about (it would not be bit-identical)."""
