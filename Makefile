@@ -10,6 +10,8 @@
 #                                           extra rows); write $(RESULTS)/$(PROFILE)/table*.md,
 #                                           figures/; no training
 # make bench                                speed benchmarks on this machine
+# make bench-memory                         extra memory of a checkpoint and a resume at
+#                                           Humanoid size -> results/bench/checkpoint_memory_*.md
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
 # make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
@@ -27,7 +29,7 @@ PEERS_VENV := .venv-peers
 PEERS_PY := $(PEERS_VENV)/bin/python
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install test bench bench-peers crosscheck parity lint clean-venv
+.PHONY: install test bench bench-memory bench-peers crosscheck parity lint clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m reproduce.bench.speed
+
+bench-memory: $(STAMP)
+	$(PY) -m reproduce.bench.checkpoint_memory
 
 # torch, stable-baselines3 and sb3-contrib live only in .venv-peers (requirements-peers.txt).
 $(PEERS_STAMP): requirements-peers.txt
