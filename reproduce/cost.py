@@ -6,14 +6,20 @@ from __future__ import annotations
 from reproduce.spec import RunSpec, profiles_file
 
 
-def rate_for(spec: RunSpec) -> float:
-    """Estimated whole-loop env steps/s of one run on one core (profiles.toml [rates])."""
+def rate(base_algo: str, domain: str) -> float:
+    """Estimated whole-loop env steps/s of a ``base_algo`` run on ``domain`` on one core
+    (profiles.toml [rates]: every Q-Prop variant shares the ``qprop`` table)."""
     from qprop_tf.config import QPROP_ALGOS
 
     rates = profiles_file().get("rates", {})
-    family = "qprop" if spec.base_algo in QPROP_ALGOS else spec.base_algo
+    family = "qprop" if base_algo in QPROP_ALGOS else base_algo
     table = rates.get(family, {})
-    return float(table.get(spec.domain, table.get("default", 5000)))
+    return float(table.get(domain, table.get("default", 5000)))
+
+
+def rate_for(spec: RunSpec) -> float:
+    """Estimated whole-loop env steps/s of one run on one core (profiles.toml [rates])."""
+    return rate(spec.base_algo, spec.domain)
 
 
 def startup_hours() -> float:

@@ -1,0 +1,114 @@
+"""The cost model against what runs measured: env steps per CPU-second, per domain and family.
+
+``python -m reproduce.cost_calibration --roots /var/tmp/qprop-campaign results
+[--out results/bench/cost_calibration.md]`` reads every run under ``<root>/<profile>/runs/``
+whose algorithm is one of the model's own (``trpo`` at batch 25000, ``qprop-c`` at 5000,
+``ddpg``: the Table 1 rows the rates in ``reproduce/configs/profiles.toml`` are for) and whose
+``progress.csv`` logs ``cpu_time`` (the process's own CPU seconds), finished or not. A run's
+rate is its last ``env_steps`` over its last ``cpu_time``, start-up included; a run found in
+several roots or profiles (collected copies, linked seeds) counts once. It prints, and writes,
+each (family, domain)'s median rate next to the model's, and their ratio: what to put in
+``[rates]`` when the machine changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from qprop_tf.progress import COLUMNS as C
+from qprop_tf.runtime import cpu_model, git_commit
+from reproduce.cost import rate
+
+MODEL_ALGOS = ("trpo", "qprop-c", "ddpg")
+MIN_CPU_SECONDS = 60.0  # shorter runs are mostly start-up
+
+
+def measured_rates(roots: list[Path]) -> pd.DataFrame:
+    """One row per run of :data:`MODEL_ALGOS` with ``cpu_time``: profile, domain, algo, seed,
+    env_steps, cpu_seconds, rate (env steps per CPU-second), model (the cost model's rate)."""
+    rows = []
+    for root in roots:
+        for spec_file in sorted(Path(root).glob("*/runs/*/*/seed*/spec.json")):
+            try:
+                spec = json.loads(spec_file.read_text())
+                if spec.get("algo") not in MODEL_ALGOS:
+                    continue
+                progress = pd.read_csv(spec_file.parent / "progress.csv",
+                                       usecols=lambda c: c in (C.env_steps, C.cpu_time))
+            except (OSError, ValueError, pd.errors.EmptyDataError):
+                continue
+            if C.cpu_time not in progress or progress[C.cpu_time].dropna().empty:
+                continue
+            last = progress.dropna(subset=[C.cpu_time]).iloc[-1]
+            if last[C.cpu_time] < MIN_CPU_SECONDS:
+                continue
+            model = rate(spec.get("base_algo", spec["algo"]), spec["domain"])
+            rows.append({"profile": spec_file.parents[4].name, "domain": spec["domain"],
+                         "algo": spec["algo"], "seed": int(spec["seed"]),
+                         "env_steps": int(last[C.env_steps]),
+                         "cpu_seconds": float(last[C.cpu_time]),
+                         "rate": float(last[C.env_steps]) / float(last[C.cpu_time]),
+                         "model": model})
+    cols = ["profile", "domain", "algo", "seed", "env_steps", "cpu_seconds", "rate", "model"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.drop_duplicates(subset=["domain", "algo", "seed", "env_steps", "cpu_seconds"])
+
+
+def calibration(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (algo, domain): runs, median/min/max measured rate, the model's rate, median/model."""
+    g = runs.groupby(["algo", "domain"])
+    out = pd.DataFrame({"runs": g.size(), "median": g["rate"].median(),
+                        "min": g["rate"].min(), "max": g["rate"].max(),
+                        "model": g["model"].first()})
+    out["measured_over_model"] = out["median"] / out["model"]
+    return out.reset_index()
+
+
+def render(cal: pd.DataFrame, roots: list[Path], command: str) -> str:
+    lines = ["# The cost model against the runs' own CPU time", "",
+             f"Command: `{command}`; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit "
+             f"{git_commit()[:7]}; this machine's CPU: {cpu_model()} (the runs record theirs "
+             "only from 618e368 on). Roots: " + ", ".join(f"`{r}`" for r in roots) + ".", "",
+             "Rate: a run's env steps over its process CPU seconds (start-up included; DDPG: "
+             "training steps, its evaluation rollouts in the CPU time). Model: "
+             "`reproduce/configs/profiles.toml` [rates].", "",
+             "| algorithm | domain | runs | measured steps per CPU-s: median [min–max] | model "
+             "| measured / model |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.algo} | {r.domain} | {r.runs} | {r.median:,.0f} [{r.min:,.0f}–{r.max:,.0f}]"
+              f" | {r.model:,.0f} | {r.measured_over_model:.2f} |"
+              for r in cal.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--roots", nargs="+", type=Path, required=True,
+                        help="results roots, each holding <profile>/runs/")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    missing = [str(r) for r in args.roots if not r.is_dir()]
+    if missing:
+        parser.error(f"no such directory: {', '.join(missing)}")
+    runs = measured_rates(args.roots)
+    if runs.empty:
+        print("no run of trpo, qprop-c or ddpg with cpu_time under "
+              + ", ".join(map(str, args.roots)), file=sys.stderr)
+        return 1
+    command = "python -m reproduce.cost_calibration " + " ".join(argv or sys.argv[1:])
+    text = render(calibration(runs), args.roots, command.strip())
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The cost model's calibration against the runs' own CPU time (reproduce.cost_calibration)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from reproduce.cost import rate
+from reproduce.cost_calibration import calibration, main, measured_rates
+
+
+def _run(root, profile, domain, algo, seed, steps, cpu):
+    d = root / profile / "runs" / domain / algo / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "spec.json").write_text(json.dumps({"domain": domain, "algo": algo, "seed": seed,
+                                             "base_algo": algo.split("-b")[0]}))
+    cols = {"env_steps": [steps // 2, steps]}
+    if cpu is not None:
+        cols["cpu_time"] = [cpu / 2, cpu]
+    pd.DataFrame(cols).to_csv(d / "progress.csv", index=False)
+
+
+def test_rates_per_cell_count_each_run_once_and_only_the_models_algorithms(tmp_path, capsys):
+    a, b = tmp_path / "campaign", tmp_path / "results"
+    _run(a, "table1", "Hopper", "trpo", 0, 1_000_000, 100.0)     # 10,000 steps per CPU-s
+    _run(a, "table1", "Hopper", "trpo", 1, 900_000, 300.0)       # 3,000
+    _run(b, "table1", "Hopper", "trpo", 1, 900_000, 300.0)       # the collected copy
+    _run(a, "bestbatch", "Hopper", "trpo", 1, 900_000, 300.0)    # linked into another tree
+    _run(a, "table1", "Hopper", "trpo", 2, 800_000, 200.0)       # 4,000
+    _run(a, "bestbatch", "Hopper", "trpo-b1000", 0, 500_000, 50.0)  # not the model's batch
+    _run(a, "table1", "Hopper", "ddpg", 0, 100_000, None)         # no cpu_time: wall only
+    _run(a, "table1", "Reacher", "qprop-c", 0, 50_000, 10.0)      # start-up dominated
+    runs = measured_rates([a, b])
+    assert sorted(runs["seed"]) == [0, 1, 2] and set(runs["algo"]) == {"trpo"}
+    cal = calibration(runs).set_index(["algo", "domain"])
+    row = cal.loc[("trpo", "Hopper")]
+    assert row["runs"] == 3 and row["median"] == pytest.approx(4000.0)
+    assert (row["min"], row["max"]) == (3000.0, 10000.0)
+    assert row["measured_over_model"] == pytest.approx(4000.0 / rate("trpo", "Hopper"))
+    out = tmp_path / "cal.md"
+    assert main(["--roots", str(a), str(b), "--out", str(out)]) == 0
+    assert "| trpo | Hopper | 3 | 4,000 [3,000–10,000] |" in out.read_text()
+
+
+def test_bad_roots_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--roots", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2 and "no such directory" in capsys.readouterr().err
+    assert main(["--roots", str(tmp_path)]) == 1
+    assert "no run of trpo, qprop-c or ddpg" in capsys.readouterr().err
