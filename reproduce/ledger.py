@@ -18,8 +18,10 @@ existed counts its wall time (``time``) instead: the same on a core of its own, 
 more runs than cores shared the machine. The estimate left is an upper bound (no early stop)
 made two ways: by the cost model (``reproduce.cost.run_hours``, the rates in
 ``profiles.toml``), and at the env steps per CPU-second this ledger's own runs of the same
-cell measured (a cell with no run yet takes the cost model's). A run to go costs its whole
-budget, an unfinished one what its budget has left, a done, stopped or failed one nothing.
+cell measured: the runs that logged ``cpu_time`` if the cell has any, else its wall-timed
+ones (an upper bound when runs outnumbered cores); a cell with no run yet takes the cost
+model's. A run to go costs its whole budget, an unfinished one what its budget has left, a
+done, stopped or failed one nothing.
 """
 
 from __future__ import annotations
@@ -65,23 +67,27 @@ class RunState:
     path: Path | None
     env_steps: int
     hours_spent: float  # CPU hours (wall hours for runs that predate cpu_time)
+    cpu_timed: bool  # hours_spent is the process's CPU time, not wall time
     hours_left: float  # by the cost model
     commit: str
 
 
-def _last_progress(run_dir: Path) -> tuple[int, float]:
-    """(env steps, training seconds) of the last row of ``progress.csv``: its process CPU
-    seconds (``cpu_time``) when it logged them, else its wall seconds; (0, 0) if none."""
+def _last_progress(run_dir: Path) -> tuple[int, float, bool]:
+    """(env steps, training seconds, CPU-timed) of the last row of ``progress.csv``: its
+    process CPU seconds (``cpu_time``) when it logged them, else its wall seconds; (0, 0,
+    False) if none."""
     try:
         df = pd.read_csv(run_dir / "progress.csv",
                          usecols=lambda c: c in (C.env_steps, C.time, C.cpu_time))
     except (OSError, ValueError, pd.errors.EmptyDataError):
-        return 0, 0.0
+        return 0, 0.0, False
     if df.empty or C.env_steps not in df or C.time not in df:
-        return 0, 0.0
+        return 0, 0.0, False
     last = df.iloc[-1]
     cpu = float(last[C.cpu_time]) if C.cpu_time in df else float("nan")
-    return int(last[C.env_steps]), cpu if np.isfinite(cpu) else float(last[C.time])
+    if np.isfinite(cpu):
+        return int(last[C.env_steps]), cpu, True
+    return int(last[C.env_steps]), float(last[C.time]), False
 
 
 def _commit(run_dir: Path) -> str:
@@ -103,10 +109,10 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
     dirs = [spec.run_dir(r) for r in roots if spec.run_dir(r).is_dir()]
     full = run_hours(spec)
     if not dirs:
-        return RunState(spec, "to go", None, 0, 0.0, full, "")
+        return RunState(spec, "to go", None, 0, 0.0, False, full, "")
     done = [d for d in dirs if (d / DONE).is_file()]
     run_dir = done[0] if done else dirs[0]
-    steps, seconds = _last_progress(run_dir)
+    steps, seconds, cpu_timed = _last_progress(run_dir)
     if done:
         status, left = "done", 0.0
     else:
@@ -114,15 +120,19 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
                   else "stopped (non-finite)" if stopped_nonfinite(run_dir)
                   else "failed" if _failed(run_dir) else "paused")
         left = 0.0 if status in ENDED else full * max(0.0, 1 - steps / spec.max_steps)
-    return RunState(spec, status, run_dir, steps, seconds / 3600, left, _commit(run_dir))
+    return RunState(spec, status, run_dir, steps, seconds / 3600, cpu_timed, left,
+                    _commit(run_dir))
 
 
 def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
     """Each run's hours left at the env steps per CPU-hour its cell's runs measured (summed
-    steps / summed hours over the cell's runs with progress); the cost model's estimate where
-    the cell has no such run. Runs to go also pay the start-up."""
+    steps / summed hours over the cell's CPU-timed runs with progress, or, with none, its
+    wall-timed ones); the cost model's estimate where the cell has no such run. Runs to go
+    also pay the start-up."""
     has = (runs["env_steps"] > 0) & (runs["hours_spent"] > 0)
-    sums = runs[has].groupby(["domain", "algo"])[["env_steps", "hours_spent"]].sum()
+    cell_has_cpu = runs[has].groupby(["domain", "algo"])["cpu_timed"].transform("any")
+    use = runs[has][runs[has]["cpu_timed"] | ~cell_has_cpu]
+    sums = use.groupby(["domain", "algo"])[["env_steps", "hours_spent"]].sum()
     rate = (sums["env_steps"] / sums["hours_spent"]).to_dict()
     left = []
     for row, spec in zip(runs.to_dict("records"), specs, strict=True):
@@ -144,6 +154,7 @@ def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
         rows.append({"domain": spec.domain, "algo": spec.algo, "seed": spec.seed,
                      "status": st.status, "env_steps": st.env_steps,
                      "budget_steps": spec.max_steps, "hours_spent": st.hours_spent,
+                     "cpu_timed": st.cpu_timed,
                      "hours_left": st.hours_left, "commit": st.commit})
     runs = pd.DataFrame(rows)
     runs["hours_left_measured"] = measured_hours_left(runs, specs) if rows else []

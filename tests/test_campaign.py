@@ -81,7 +81,9 @@ def test_cpu_time_counts_when_logged_and_measured_rates_estimate_what_is_left(tm
     _write_run(b.run_dir(r), a.max_steps // 4, 30.0)  # older code: no cpu_time, wall counts
     runs = ledger(specs[:3], [r])
     assert runs["hours_spent"].tolist() == pytest.approx([50 / 3600, 30 / 3600, 0.0])
-    rate = (a.max_steps + a.max_steps // 4) / (80 / 3600)  # the cell's steps per CPU-hour
+    # the cell's rate comes from its CPU-timed run alone (steps per CPU-hour)
+    assert runs["cpu_timed"].tolist() == [True, False, False]
+    rate = a.max_steps / (50 / 3600)
     assert runs["hours_left_measured"].iloc[0] == 0
     assert runs["hours_left_measured"].iloc[1] == pytest.approx(
         (b.max_steps - b.max_steps // 4) / rate)
@@ -89,6 +91,10 @@ def test_cpu_time_counts_when_logged_and_measured_rates_estimate_what_is_left(tm
     assert runs["hours_left_measured"].iloc[2] == pytest.approx(run_hours(c))
     assert cells(runs)["hours_left_measured"].sum() == pytest.approx(
         runs["hours_left_measured"].sum())
+    # without a CPU-timed run, the cell's wall-timed runs give the rate
+    runs = ledger(specs[1:2], [r])
+    assert runs["hours_left_measured"].iloc[0] == pytest.approx(
+        (b.max_steps - b.max_steps // 4) / ((b.max_steps // 4) / (30 / 3600)))
 
 
 def test_a_stale_lock_is_not_in_flight(root):
