@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from qprop_tf.progress import COLUMNS as C
 from qprop_tf.runtime import cpu_model, git_commit
 from reproduce.cost import rate
+from reproduce.ledger import last_progress
 
 MODEL_ALGOS = ("trpo", "qprop-c", "ddpg")
 MIN_CPU_SECONDS = 60.0  # shorter runs are mostly start-up
@@ -37,24 +37,18 @@ def measured_rates(roots: list[Path]) -> pd.DataFrame:
         for spec_file in sorted(Path(root).glob("*/runs/*/*/seed*/spec.json")):
             try:
                 spec = json.loads(spec_file.read_text())
-                if spec.get("algo") not in MODEL_ALGOS:
-                    continue
-                progress = pd.read_csv(spec_file.parent / "progress.csv",
-                                       usecols=lambda c: c in (C.env_steps, C.cpu_time))
-            except (OSError, ValueError, pd.errors.EmptyDataError):
+            except (OSError, ValueError):
                 continue
-            if C.cpu_time not in progress or progress[C.cpu_time].dropna().empty:
+            if spec.get("algo") not in MODEL_ALGOS:
                 continue
-            last = progress.dropna(subset=[C.cpu_time]).iloc[-1]
-            if last[C.cpu_time] < MIN_CPU_SECONDS:
+            steps, seconds, cpu_timed = last_progress(spec_file.parent)
+            if not cpu_timed or seconds < MIN_CPU_SECONDS:
                 continue
             model = rate(spec.get("base_algo", spec["algo"]), spec["domain"])
             rows.append({"profile": spec_file.parents[4].name, "domain": spec["domain"],
                          "algo": spec["algo"], "seed": int(spec["seed"]),
-                         "env_steps": int(last[C.env_steps]),
-                         "cpu_seconds": float(last[C.cpu_time]),
-                         "rate": float(last[C.env_steps]) / float(last[C.cpu_time]),
-                         "model": model})
+                         "env_steps": steps, "cpu_seconds": seconds,
+                         "rate": steps / seconds, "model": model})
     cols = ["profile", "domain", "algo", "seed", "env_steps", "cpu_seconds", "rate", "model"]
     df = pd.DataFrame(rows, columns=cols)
     return df.drop_duplicates(subset=["domain", "algo", "seed", "env_steps", "cpu_seconds"])

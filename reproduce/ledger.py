@@ -72,7 +72,7 @@ class RunState:
     commit: str
 
 
-def _last_progress(run_dir: Path) -> tuple[int, float, bool]:
+def last_progress(run_dir: Path) -> tuple[int, float, bool]:
     """(env steps, training seconds, CPU-timed) of the last row of ``progress.csv``: its
     process CPU seconds (``cpu_time``) when it logged them, else its wall seconds; (0, 0,
     False) if none."""
@@ -112,7 +112,7 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
         return RunState(spec, "to go", None, 0, 0.0, False, full, "")
     done = [d for d in dirs if (d / DONE).is_file()]
     run_dir = done[0] if done else dirs[0]
-    steps, seconds, cpu_timed = _last_progress(run_dir)
+    steps, seconds, cpu_timed = last_progress(run_dir)
     if done:
         status, left = "done", 0.0
     else:
@@ -129,9 +129,9 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
     steps / summed hours over the cell's CPU-timed runs with progress, or, with none, its
     wall-timed ones); the cost model's estimate where the cell has no such run. Runs to go
     also pay the start-up."""
-    has = (runs["env_steps"] > 0) & (runs["hours_spent"] > 0)
-    cell_has_cpu = runs[has].groupby(["domain", "algo"])["cpu_timed"].transform("any")
-    use = runs[has][runs[has]["cpu_timed"] | ~cell_has_cpu]
+    measured = runs[(runs["env_steps"] > 0) & (runs["hours_spent"] > 0)]
+    cell_has_cpu = measured.groupby(["domain", "algo"])["cpu_timed"].transform("any")
+    use = measured[measured["cpu_timed"] | ~cell_has_cpu]
     sums = use.groupby(["domain", "algo"])[["env_steps", "hours_spent"]].sum()
     rate = (sums["env_steps"] / sums["hours_spent"]).to_dict()
     left = []

@@ -14,7 +14,7 @@ def _run(root, profile, domain, algo, seed, steps, cpu):
     d.mkdir(parents=True)
     (d / "spec.json").write_text(json.dumps({"domain": domain, "algo": algo, "seed": seed,
                                              "base_algo": algo.split("-b")[0]}))
-    cols = {"env_steps": [steps // 2, steps]}
+    cols = {"env_steps": [steps // 2, steps], "time": [1.0, 2.0]}  # as every progress.csv
     if cpu is not None:
         cols["cpu_time"] = [cpu / 2, cpu]
     pd.DataFrame(cols).to_csv(d / "progress.csv", index=False)
