@@ -62,6 +62,7 @@ from pathlib import Path
 from qprop_tf.rundir import DONE
 from reproduce.campaign_collect import collect_profile
 from reproduce.campaign_drain import launch_drain
+from reproduce.campaign_losses import read_losses
 from reproduce.campaign_pins import (
     DRAIN,
     PID,
@@ -287,11 +288,12 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
                                          strict=True)))
     roots = [r for r in (root, results) if r.is_dir()]
     runs = ledger(specs, roots)
+    lost = read_losses(results, profile)
     if short:
-        print(f"  {brief(runs)}")
+        print(f"  {brief(runs, lost)}")
         return
     print(render(profile, runs, roots,
-                 f"python -m reproduce.campaign status --profile {profile}"))
+                 f"python -m reproduce.campaign status --profile {profile}", lost))
 
 
 def _each(profiles: list[str], act: Callable[[str], None]) -> int:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
+from reproduce.campaign_losses import LOST, read_losses, record_losses
 from reproduce.ledger import ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.spec import resolve_runs
@@ -49,6 +50,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
     new = partial = stopped = 0
+    lost = record_losses(profile, specs, root, results, inflight)  # before parking anew
     for s in specs:
         src, dst = s.run_dir(root), s.run_dir(results)
         parked = inflight / s.domain / s.algo / f"seed{s.seed}"
@@ -70,11 +72,15 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
             partial += 1
     runs = ledger(specs, [root, results])
     text = render(profile, runs, [root, results],
-                  f"python -m reproduce.campaign collect --profile {profile}")
+                  f"python -m reproduce.campaign collect --profile {profile}",
+                  read_losses(results, profile))
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"campaign: {profile}: {new} finished run(s) copied into {results}"
           + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
           + f"; {partial} "
-          f"unfinished progress file(s) under {inflight}; ledger in {out}")
+          f"unfinished progress file(s) under {inflight}; ledger in {out}"
+          + "".join(f"\n  LOST: {x.domain} {x.algo} seed {x.seed}: {x.lost_cpu_hours:.2f} "
+                    f"CPU-h, {x.lost_env_steps} env steps, {x.cause}; in {LOST}"
+                    for x in lost))

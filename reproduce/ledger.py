@@ -39,6 +39,7 @@ import pandas as pd
 
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.rundir import CONFIG, DONE, is_locked
+from reproduce.campaign_losses import lost_line, read_losses
 from reproduce.cost import run_hours, startup_hours
 from reproduce.results import stopped_nonfinite
 from reproduce.runner import LOG
@@ -185,17 +186,22 @@ def _git_head() -> str:
         return "?"
 
 
-def brief(runs: pd.DataFrame) -> str:
-    """The ledger's totals on one line: runs by status, CPU-hours spent and left."""
+def brief(runs: pd.DataFrame, lost: pd.DataFrame | None = None) -> str:
+    """The ledger's totals on one line: runs by status, CPU-hours spent (and lost) and left."""
     counts = runs["status"].value_counts()
     total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
-    return (f"{len(runs)} runs: {total}; CPU-h spent {runs['hours_spent'].sum():.1f}, left at "
+    lost_h = "" if lost is None or not len(lost) else (
+        f" (+{lost['lost_cpu_hours'].sum():.1f} lost to interruptions)")
+    return (f"{len(runs)} runs: {total}; CPU-h spent {runs['hours_spent'].sum():.1f}{lost_h}, "
+            "left at "
             f"most {runs['hours_left_measured'].sum():.1f} (measured rates) / "
             f"{runs['hours_left'].sum():.1f} (cost model)")
 
 
-def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) -> str:
-    """The ledger as Markdown: totals, then one line per cell."""
+def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
+           lost: pd.DataFrame | None = None) -> str:
+    """The ledger as Markdown: totals (with the work ``lost``, ``LOST.csv``'s rows, when there
+    is some), then one line per cell."""
     c = cells(runs)
     counts = runs["status"].value_counts()
     total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
@@ -207,6 +213,7 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str) ->
         f"- **CPU-hours spent**: {runs['hours_spent'].sum():.1f} (each run's own process CPU "
         "time, one TF thread each; runs that predate `progress.csv`'s `cpu_time` count their "
         "wall time, more than their CPU time when runs outnumbered cores).",
+        *([lost_line(lost)] if lost is not None and len(lost) else []),
         f"- **CPU-hours left (estimate)**: at most {runs['hours_left_measured'].sum():.1f} at "
         "the rates this profile's runs measured, cell by cell (cells with no run yet: the cost "
         f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
@@ -251,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runs = ledger(specs, roots)
     command = "python -m reproduce.ledger " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = render(args.profile, runs, roots, command.strip())
+    text = render(args.profile, runs, roots, command.strip(),
+                  read_losses(args.results, args.profile))
     out = args.out or ledger_path(args.results, args.profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
