@@ -62,7 +62,7 @@ from pathlib import Path
 from qprop_tf.rundir import DONE
 from reproduce.campaign_collect import collect_profile
 from reproduce.campaign_drain import launch_drain
-from reproduce.campaign_losses import read_losses
+from reproduce.campaign_losses import pending_losses, read_losses
 from reproduce.campaign_pins import (
     DRAIN,
     PID,
@@ -214,6 +214,10 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
         return
     wt = pin_worktree(root, profile, specs, repin)
     copied = seed_root(specs, results, root)
+    for x in pending_losses(profile, specs, root, results):
+        print(f"campaign: {profile}: WARNING: {x.domain} {x.algo} seed {x.seed} {x.cause}: "
+              f"{x.lost_cpu_hours:.2f} CPU-h of its committed progress is lost (`make "
+              "campaign-collect` records it in LOST.csv)")
     pid, log = launch(profile, wt, root, workers, nice)
     (root / profile / PID).write_text(f"{pid}\n")
     print(f"campaign: {profile}: started, {workers} worker(s)"

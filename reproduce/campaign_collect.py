@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
-from reproduce.campaign_losses import LOST, read_losses, record_losses
+from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
 from reproduce.ledger import ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.spec import resolve_runs
@@ -50,10 +50,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
     new = partial = stopped = 0
-    lost = record_losses(profile, specs, root, results, inflight)  # before parking anew
+    lost = record_losses(profile, specs, root, results)  # before parking anew
     for s in specs:
         src, dst = s.run_dir(root), s.run_dir(results)
-        parked = inflight / s.domain / s.algo / f"seed{s.seed}"
+        parked = parked_dir(results, profile, s)
         if (src / DONE).is_file():
             if not (dst / DONE).is_file():
                 (link_run(src, dst, root, results) if src.is_symlink() else copy_run(src, dst))

@@ -95,6 +95,16 @@ def loss(spec: RunSpec, parked_dir: Path, live_dir: Path) -> Loss | None:
         cpu_timed=bool(cpu_timed), cause=RECOMPUTED if kept else RESTARTED)
 
 
+def parked_dir(results: Path, profile: str, spec: RunSpec) -> Path:
+    """Where ``campaign collect`` parks an unfinished run's progress so far."""
+    return profile_dir(results, profile) / "inflight" / spec.domain / spec.algo / f"seed{spec.seed}"
+
+
+def pending_losses(profile: str, specs: list[RunSpec], root: Path, results: Path) -> list[Loss]:
+    """What the parked runs lose in ``root`` as it now stands (not recorded)."""
+    return [x for s in specs if (x := loss(s, parked_dir(results, profile, s), s.run_dir(root)))]
+
+
 def losses_path(results: Path, profile: str) -> Path:
     return profile_dir(results, profile) / LOST
 
@@ -107,19 +117,14 @@ def read_losses(results: Path, profile: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def record_losses(profile: str, specs: list[RunSpec], root: Path, results: Path,
-                  inflight: Path) -> list[Loss]:
-    """Append to ``LOST.csv`` what each parked run of ``inflight`` lost in ``root`` (a parked
-    copy already on record, same run and same rows, is not counted twice); the new losses."""
+def record_losses(profile: str, specs: list[RunSpec], root: Path, results: Path) -> list[Loss]:
+    """Append to ``LOST.csv`` what each parked run lost in ``root`` (a parked copy already on
+    record, same run and same rows, is not counted twice); the new losses."""
     old = read_losses(results, profile)
     seen = {(r.domain, r.algo, int(r.seed), int(r.parked_iterations), int(r.parked_env_steps))
             for r in old.itertuples()}
-    new = []
-    for s in specs:
-        found = loss(s, inflight / s.domain / s.algo / f"seed{s.seed}", s.run_dir(root))
-        if found and (s.domain, s.algo, s.seed, found.parked_iterations,
-                      found.parked_env_steps) not in seen:
-            new.append(found)
+    new = [x for x in pending_losses(profile, specs, root, results)
+           if (x.domain, x.algo, x.seed, x.parked_iterations, x.parked_env_steps) not in seen]
     if new:
         path = losses_path(results, profile)
         path.parent.mkdir(parents=True, exist_ok=True)

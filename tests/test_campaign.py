@@ -17,6 +17,7 @@ import pytest
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce import campaign, campaign_drain, campaign_pins
+from reproduce.campaign_losses import RESTARTED
 from reproduce.cost import run_hours
 from reproduce.ledger import cells, ledger
 from reproduce.ledger import main as ledger_main
@@ -638,3 +639,19 @@ def test_prune_removes_only_the_worktrees_no_pin_and_no_process_holds(repo, tmp_
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_start_on_a_machine_without_the_checkpoints_warns_of_the_loss(
+        repo, launches, tmp_path, capsys):
+    """A fresh machine: the committed progress of an unfinished run has no checkpoint here."""
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    spec = resolve_runs("smoke", results=results)[1]
+    parked = results / "smoke" / "inflight" / spec.domain / spec.algo / f"seed{spec.seed}"
+    parked.mkdir(parents=True)
+    pd.DataFrame({"env_steps": [1000, 2000], "time": [4000.0, 6000.0],
+                  "cpu_time": [3600.0, 5400.0]}).to_csv(parked / "progress.csv", index=False)
+    assert _start(root, results, "--profile", "smoke") == 0
+    out = capsys.readouterr().out
+    assert (f"WARNING: {spec.domain} {spec.algo} seed {spec.seed} {RESTARTED}: 1.50 CPU-h"
+            in out)
+    assert launches  # it warns, and starts all the same

@@ -86,3 +86,4 @@ def test_a_parked_row_copied_mid_write_is_not_counted_as_lost(setup):
     # the same copy against a run that has no progress at all: its whole rows are lost
     gone = loss(spec, parked, root / "nowhere")
     assert gone is not None and gone.lost_cpu_hours == pytest.approx(30 / 3600, abs=1e-4)
+
