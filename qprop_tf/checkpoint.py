@@ -58,7 +58,8 @@ and their NumPy copy), however many rows were written since the previous checkpo
 the bound, 450k Humanoid rows (0.6 GB, about a run's first 5 minutes) took 1.26 GB more to
 save and 1.8 GB to restore; with it, 0.15 and 0.19 GB (``python -m
 reproduce.bench.checkpoint_memory``). Resuming reads one chunk at a time too."""
-NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")
+NUMERICS_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS",
+                     "OPENBLAS_CORETYPE")
 """Environment variables that change float round-off: recorded in each checkpoint, and a
 resume under other values is warned about (it would not be bit-identical)."""
 

@@ -18,6 +18,8 @@ directory's life (:mod:`qprop_tf.rundir`). A finished run keeps its final policy
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +114,13 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
         max_return = float(loaded.meta["max_return"])
         elapsed0 = float(loaded.meta["elapsed"])
         cpu0 = float(loaded.meta.get("cpu_elapsed", float("nan")))  # older checkpoints: unknown
-    machines = machines_so_far(out, machine())
+    here = machine()
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if pinned and here["openblas"].lower() not in ("unknown", pinned.lower()):
+        print(f"qprop-tf: warning: OpenBLAS runs {here['openblas']}'s kernels, not the pinned "
+              f"{pinned}'s (NumPy loaded before qprop_tf): the round-off is another machine's; "
+              f"set OPENBLAS_CORETYPE={pinned} before starting Python", file=sys.stderr)
+    machines = machines_so_far(out, here)
     logger = RunLogger(out, resume_rows=None if loaded is None else int(loaded.meta["rows"]))
     logger.write_config({"machines": machines, "config": cfg.to_dict(), "env_id": runner.env_id,
                          "obs_dim": runner.obs_dim, "act_dim": runner.act_dim,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import re
@@ -100,10 +101,29 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def openblas_core() -> str:
+    """The kernels NumPy's OpenBLAS runs (its ``get_corename``; ``OPENBLAS_CORETYPE`` pins them
+    when it is set before NumPy loads, see ``qprop_tf.blas_coretype``), or ``unknown``."""
+    libs = sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("*openblas*.so*"))
+    for lib in libs:
+        try:
+            handle = ctypes.CDLL(str(lib))
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "unknown"
+
+
 def machine() -> dict[str, Any]:
-    """What the run ran on: the CPU model, its core count, the OS and Python. Round-off can
-    differ between CPUs (the README's "Determinism"), so a run records where it was made."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0,
+    """What the run ran on: the CPU model, its core count, OpenBLAS's kernels, the OS and
+    Python. Round-off can differ between CPUs and kernels (the README's "Determinism"), so a
+    run records where it was made."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0, "openblas": openblas_core(),
             "platform": platform.platform(), "python": platform.python_version()}
 
 

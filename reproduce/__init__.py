@@ -8,3 +8,5 @@
 
 Configs: ``reproduce/configs/*.toml``; published numbers: ``reproduce/published.csv``.
 """
+
+import qprop_tf  # noqa: F401, E402  (thread counts and OpenBLAS's kernels, before NumPy loads)
