@@ -49,11 +49,21 @@ def last_env_steps(progress_csv: Path) -> int:
 
 
 class Progress:
-    """A tqdm bar over the sweep's env steps; total shrinks when runs end early or fail."""
+    """A tqdm bar over the sweep's env steps; total shrinks when runs end early or fail.
 
-    def __init__(self, specs: list[RunSpec], enabled: bool) -> None:
+    Steps that resumed runs already hold (read from their progress.csv at the start) are the
+    bar's `initial`: tqdm's rate and ETA count only what this sweep trains, so a restart does
+    not show the held millions as if trained in the first seconds."""
+
+    def __init__(self, specs: list[RunSpec], enabled: bool,
+                 results: Path | str | None = None) -> None:
         self.budget = {s.key: s.max_steps for s in specs}
         self.steps = dict.fromkeys(self.budget, 0)
+        if results is not None:
+            for s in specs:
+                self.steps[s.key] = min(last_env_steps(s.run_dir(results) / "progress.csv"),
+                                        s.max_steps)
+        self.held = sum(self.steps.values())
         self.finished: set[str] = set()
         self.bar = None
         self.counts = {"running": 0, "done": 0, "failed": 0, "busy": 0, "interrupted": 0,
@@ -61,8 +71,8 @@ class Progress:
         if enabled and specs:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=sum(self.budget.values()), unit="step", unit_scale=True,
-                            dynamic_ncols=True, desc="sweep", smoothing=0.05)
+            self.bar = tqdm(total=sum(self.budget.values()), initial=self.held, unit="step",
+                            unit_scale=True, dynamic_ncols=True, desc="sweep", smoothing=0.05)
 
     def set_steps(self, key: str, steps: int) -> None:
         if key not in self.finished:

@@ -237,7 +237,7 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
                 log(f"  {spec.key}: unfinished and locked (running elsewhere, or stale)")
             else:
                 log(f"  {spec.key}: unfinished; resuming from its last checkpoint")
-    progress = Progress(todo, show_progress)
+    progress = Progress(todo, show_progress, results)
     stop = SweepSignals()
     t0 = time.perf_counter()
     try:

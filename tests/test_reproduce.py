@@ -643,3 +643,25 @@ def test_the_sweep_never_resumes_a_run_that_stopped_on_a_non_finite_value(tmp_pa
     assert sorted(s.key for s in todo) == sorted(s.key for s in specs[1:])
     todo, done, _ = plan(specs, tmp_path, force=True)
     assert len(todo) == 3 and not done
+
+
+def test_the_sweep_bar_counts_resumed_progress_as_held_not_as_speed(tmp_path):
+    """A restarted sweep's bar starts at the steps its runs already hold, and its rate and ETA
+    count only the steps this sweep trains (tqdm's `initial`)."""
+    from reproduce.outcomes import Progress
+
+    resumed, fresh = resolve_runs("smoke", ["Hopper", "Swimmer"], ["trpo"], 1)
+    held = resumed.max_steps // 2
+    write_run(tmp_path, resumed.domain, resumed.algo, resumed.seed, [held / 1000],
+              [1.0], profile=resumed.profile, done=False)
+    progress = Progress([resumed, fresh], True, tmp_path)
+    try:
+        assert progress.held == held and progress.bar is not None
+        assert progress.bar.initial == held and progress.bar.n == held
+        progress.set_steps(resumed.key, held + 100)
+        progress.refresh()
+        fmt = {**progress.bar.format_dict, "elapsed": 10.0, "ncols": 200}
+        line = progress.bar.format_meter(**fmt)
+        assert "10.0step/s" in line, line  # 100 steps trained in 10 s, not held + 100
+    finally:
+        progress.close()
