@@ -7,8 +7,10 @@ whose algorithm is one of the model's own (``trpo`` at batch 25000, ``qprop-c`` 
 ``progress.csv`` logs ``cpu_time`` (the process's own CPU seconds), finished or not. A run's
 rate is its last ``env_steps`` over its last ``cpu_time``, start-up included; a run found in
 several roots or profiles (collected copies, linked seeds) counts once. It prints, and writes,
-each (family, domain)'s median rate next to the model's, and their ratio: what to put in
-``[rates]`` when the machine changes.
+each (CPU, family, domain)'s median rate next to the model's, and their ratio: what to put in
+``[rates]`` when the machine changes. The CPU is what the run's ``config.json`` recorded
+(``machines[].cpu``; a run resumed across machines is "A + B", one that predates the record is
+"unrecorded"), so rates from different machines never share a median.
 """
 
 from __future__ import annotations
@@ -27,11 +29,23 @@ from reproduce.ledger import last_progress
 
 MODEL_ALGOS = ("trpo", "qprop-c", "ddpg")
 MIN_CPU_SECONDS = 60.0  # shorter runs are mostly start-up
+UNRECORDED = "unrecorded"
+
+
+def run_cpu(run_dir: Path) -> str:
+    """The CPU(s) a run ran on, from its ``config.json`` ``machines`` list (in order, each once)."""
+    try:
+        machines = json.loads((run_dir / "config.json").read_text()).get("machines") or []
+    except (OSError, ValueError):
+        return UNRECORDED
+    cpus = list(dict.fromkeys(str(m.get("cpu") or "?") for m in machines))
+    return " + ".join(cpus) if cpus else UNRECORDED
 
 
 def measured_rates(roots: list[Path]) -> pd.DataFrame:
-    """One row per run of :data:`MODEL_ALGOS` with ``cpu_time``: profile, domain, algo, seed,
-    env_steps, cpu_seconds, rate (env steps per CPU-second), model (the cost model's rate)."""
+    """One row per run of :data:`MODEL_ALGOS` with ``cpu_time``: profile, cpu, domain, algo,
+    seed, env_steps, cpu_seconds, rate (env steps per CPU-second), model (the cost model's
+    rate)."""
     rows = []
     for root in roots:
         for spec_file in sorted(Path(root).glob("*/runs/*/*/seed*/spec.json")):
@@ -45,18 +59,20 @@ def measured_rates(roots: list[Path]) -> pd.DataFrame:
             if not cpu_timed or seconds < MIN_CPU_SECONDS:
                 continue
             model = rate(spec.get("base_algo", spec["algo"]), spec["domain"])
-            rows.append({"profile": spec_file.parents[4].name, "domain": spec["domain"],
+            rows.append({"profile": spec_file.parents[4].name,
+                         "cpu": run_cpu(spec_file.parent), "domain": spec["domain"],
                          "algo": spec["algo"], "seed": int(spec["seed"]),
                          "env_steps": steps, "cpu_seconds": seconds,
                          "rate": steps / seconds, "model": model})
-    cols = ["profile", "domain", "algo", "seed", "env_steps", "cpu_seconds", "rate", "model"]
+    cols = ["profile", "cpu", "domain", "algo", "seed", "env_steps", "cpu_seconds", "rate", "model"]
     df = pd.DataFrame(rows, columns=cols)
     return df.drop_duplicates(subset=["domain", "algo", "seed", "env_steps", "cpu_seconds"])
 
 
 def calibration(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (algo, domain): runs, median/min/max measured rate, the model's rate, median/model."""
-    g = runs.groupby(["algo", "domain"])
+    """Per (cpu, algo, domain): runs, median/min/max measured rate, the model's rate,
+    median/model."""
+    g = runs.groupby(["cpu", "algo", "domain"])
     out = pd.DataFrame({"runs": g.size(), "median": g["rate"].median(),
                         "min": g["rate"].min(), "max": g["rate"].max(),
                         "model": g["model"].first()})
@@ -72,11 +88,16 @@ def render(cal: pd.DataFrame, roots: list[Path], command: str) -> str:
              "Rate: a run's env steps over its process CPU seconds (start-up included; DDPG: "
              "training steps, its evaluation rollouts in the CPU time). Model: "
              "`reproduce/configs/profiles.toml` [rates].", "",
-             "| algorithm | domain | runs | measured steps per CPU-s: median [min–max] | model "
-             "| measured / model |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.algo} | {r.domain} | {r.runs} | {r.median:,.0f} [{r.min:,.0f}–{r.max:,.0f}]"
-              f" | {r.model:,.0f} | {r.measured_over_model:.2f} |"
+             "| CPU | algorithm | domain | runs | measured steps per CPU-s: median [min–max] "
+             "| model | measured / model |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.cpu} | {r.algo} | {r.domain} | {r.runs} | {r.median:,.0f} "
+              f"[{r.min:,.0f}–{r.max:,.0f}] | {r.model:,.0f} | {r.measured_over_model:.2f} |"
               for r in cal.itertuples()]
+    if cal["cpu"].nunique() > 1:
+        lines += ["", "Per CPU, the median over its cells of measured / model:", ""]
+        lines += [f"- {cpu}: {ratio:.2f} ({n} cells)" for cpu, ratio, n in
+                  cal.groupby("cpu")["measured_over_model"].agg(["median", "size"])
+                  .itertuples()]
     return "\n".join(lines) + "\n"
 
 

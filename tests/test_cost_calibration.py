@@ -9,9 +9,11 @@ from reproduce.cost import rate
 from reproduce.cost_calibration import calibration, main, measured_rates
 
 
-def _run(root, profile, domain, algo, seed, steps, cpu):
+def _run(root, profile, domain, algo, seed, steps, cpu, machines=None):
     d = root / profile / "runs" / domain / algo / f"seed{seed}"
     d.mkdir(parents=True)
+    if machines is not None:
+        (d / "config.json").write_text(json.dumps({"machines": [{"cpu": m} for m in machines]}))
     (d / "spec.json").write_text(json.dumps({"domain": domain, "algo": algo, "seed": seed,
                                              "base_algo": algo.split("-b")[0]}))
     cols = {"env_steps": [steps // 2, steps], "time": [1.0, 2.0]}  # as every progress.csv
@@ -32,14 +34,30 @@ def test_rates_per_cell_count_each_run_once_and_only_the_models_algorithms(tmp_p
     _run(a, "table1", "Reacher", "qprop-c", 0, 50_000, 10.0)      # start-up dominated
     runs = measured_rates([a, b])
     assert sorted(runs["seed"]) == [0, 1, 2] and set(runs["algo"]) == {"trpo"}
-    cal = calibration(runs).set_index(["algo", "domain"])
-    row = cal.loc[("trpo", "Hopper")]
+    cal = calibration(runs).set_index(["cpu", "algo", "domain"])
+    row = cal.loc[("unrecorded", "trpo", "Hopper")]
     assert row["runs"] == 3 and row["median"] == pytest.approx(4000.0)
     assert (row["min"], row["max"]) == (3000.0, 10000.0)
     assert row["measured_over_model"] == pytest.approx(4000.0 / rate("trpo", "Hopper"))
     out = tmp_path / "cal.md"
     assert main(["--roots", str(a), str(b), "--out", str(out)]) == 0
-    assert "| trpo | Hopper | 3 | 4,000 [3,000–10,000] |" in out.read_text()
+    assert "| unrecorded | trpo | Hopper | 3 | 4,000 [3,000–10,000] |" in out.read_text()
+
+
+def test_rates_from_different_cpus_never_share_a_median(tmp_path, capsys):
+    model = rate("qprop-c", "Humanoid")
+    _run(tmp_path, "table1", "Humanoid", "qprop-c", 0, int(model * 1000), 1000.0, ["Xeon"])
+    _run(tmp_path, "table1", "Humanoid", "qprop-c", 1, int(model * 1350), 1000.0, ["EPYC"])
+    _run(tmp_path, "table1", "Humanoid", "qprop-c", 2, int(model * 1200), 1000.0,
+         ["Xeon", "EPYC", "Xeon"])  # resumed across machines: a CPU of its own
+    cal = calibration(measured_rates([tmp_path])).set_index("cpu")
+    assert sorted(cal.index) == ["EPYC", "Xeon", "Xeon + EPYC"]
+    assert (cal["runs"] == 1).all()
+    assert cal.loc["EPYC", "measured_over_model"] == pytest.approx(1.35, rel=1e-3)
+    assert cal.loc["Xeon", "measured_over_model"] == pytest.approx(1.0, rel=1e-3)
+    assert main(["--roots", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "- EPYC: 1.35 (1 cells)" in text and "- Xeon: 1.00 (1 cells)" in text
 
 
 def test_bad_roots_are_refused(tmp_path, capsys):
