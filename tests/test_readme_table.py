@@ -20,19 +20,44 @@ def test_splice_replaces_only_the_marked_table_and_refuses_bad_markers():
             rt.splice(bad, "| t |")
 
 
+LEDGER = ("# Campaign ledger: profile `table1`\n\nWritten today.\n\n- **Runs**: 63: 40 done.\n"
+          "- **CPU-hours spent**: 24.0.\n- **Statuses**: done = `DONE`.\n\n"
+          "| Domain | Algorithm |\n|---|---|\n| Ant | trpo |\n")
+
+
+def test_the_ledger_block_is_its_totals_without_title_legend_or_table():
+    head = rt.ledger_head(LEDGER)
+    assert head.strip() == ("Written today.\n\n- **Runs**: 63: 40 done.\n"
+                            "- **CPU-hours spent**: 24.0.")
+    for bad in ("no title\n- **Runs**: 1\n", "# Campaign ledger\n\n| Domain |\n- **Runs**: 1\n"):
+        with pytest.raises(rt.ReadmeTableError):
+            rt.ledger_head(bad)
+
+
 def test_the_command_writes_then_checks(tmp_path: Path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{rt.BEGIN}\n| stale |\n{rt.END}\n")
-    src = tmp_path / "results" / rt.SOURCE
+    c_begin, c_end = rt.BLOCKS[1].markers
+    readme.write_text(f"# x\n{rt.BEGIN}\n| stale |\n{rt.END}\n\n{c_begin}\n- old totals\n"
+                      f"{c_end}\nend\n")
+    src, ledger = tmp_path / "results" / rt.SOURCE, tmp_path / "results" / rt.LEDGER
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
     assert rt.main([*args, "--check"]) == 2  # no table written yet
     assert "run `make table` first" in capsys.readouterr().err
     src.parent.mkdir(parents=True)
     src.write_text("| fresh |\n")
+    assert rt.main([*args, "--check"]) == 2  # no ledger yet
+    assert "run `make campaign-collect` first" in capsys.readouterr().err
+    ledger.write_text(LEDGER)
     assert rt.main([*args, "--check"]) == 1
-    assert rt.main(args) == 0 and "| fresh |" in readme.read_text()
-    assert "stale" not in readme.read_text()
+    assert "table1 (from" in capsys.readouterr().out
+    assert rt.main(args) == 0
+    text = readme.read_text()
+    assert "| fresh |" in text and "- **Runs**: 63: 40 done." in text and text.endswith("end\n")
+    assert "stale" not in text and "old totals" not in text and "Statuses" not in text
     assert rt.main([*args, "--check"]) == 0
+    ledger.write_text(LEDGER.replace("40 done", "41 done"))  # collected again, table not redone
+    assert rt.main([*args, "--check"]) == 1
+    assert "campaign (from" in capsys.readouterr().out
 
 
 def test_the_committed_readme_shows_the_committed_table():
