@@ -100,9 +100,13 @@ reproduce-table: $(STAMP)
 		$(if $(SEEDS),--seeds $(SEEDS)); \
 	exit $$status
 
+# For table1 in results/, also TR-c-Q-Prop against TRPO with bootstrap CIs, and the README's
+# generated blocks (reproduce.readme_table).
 table: $(STAMP)
 	$(PY) -m reproduce.table --results $(RESULTS) --profile $(PROFILE)
-	@if [ "$(PROFILE)" = table1 ] && [ "$(RESULTS)" = results ]; then $(PY) -m reproduce.readme_table; fi
+	@if [ "$(PROFILE)" = table1 ] && [ "$(RESULTS)" = results ]; then \
+		$(PY) -m reproduce.compare --results $(RESULTS) --profile table1 --a qprop-c --b trpo \
+			> /dev/null && $(PY) -m reproduce.readme_table; fi
 
 plot: $(STAMP)
 	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(PROFILE)
@@ -166,6 +170,6 @@ campaign-status: $(STAMP)
 campaign-collect: $(STAMP)
 	$(PY) -m reproduce.campaign collect $(CAMPAIGN_ARGS)
 	st=0; for p in $$($(PY) -m reproduce.campaign profiles $(CAMPAIGN_ARGS)); do \
-		$(PY) -m reproduce.table --results $(RESULTS) --profile $$p || st=1; \
+		$(MAKE) --no-print-directory table PROFILE=$$p || st=1; \
 		$(PY) -m reproduce.plot --results $(RESULTS) --profile $$p || st=1; \
 	done; exit $$st

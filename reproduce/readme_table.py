@@ -8,7 +8,10 @@ The README shows two generated blocks, each between a pair of marker lines:
   (``make table``);
 - ``<!-- campaign:begin -->`` ... ``<!-- campaign:end -->``: the totals at the head of
   ``<results>/table1/CAMPAIGN.md`` (``make campaign-collect``): its lines between the title and
-  the table, without the legend of statuses.
+  the table, without the legend of statuses;
+- ``<!-- qprop-vs-trpo:begin -->`` ... ``<!-- qprop-vs-trpo:end -->``: the table of
+  ``<results>/table1/compare_qprop-c_vs_trpo.md`` (``make table`` runs ``reproduce.compare``
+  on ``table1`` first): TR-c-Q-Prop against TRPO at Table 1's settings, with bootstrap CIs.
 
 This module copies them in (``make table`` calls it for the ``table1`` profile), or with
 ``--check`` exits 1 and says which differ, so a regenerated table or ledger cannot leave stale
@@ -26,6 +29,7 @@ from pathlib import Path
 BEGIN, END = "<!-- table1:begin -->", "<!-- table1:end -->"
 SOURCE = Path("table1") / "table_compact.md"
 LEDGER = Path("table1") / "CAMPAIGN.md"
+COMPARISON = Path("table1") / "compare_qprop-c_vs_trpo.md"
 LEGEND = "- **Statuses**"
 
 
@@ -50,6 +54,19 @@ def ledger_head(ledger: str) -> str:
     return "\n".join(head)
 
 
+def table_rows(report: str) -> str:
+    """A report's first Markdown table (its consecutive ``|`` lines)."""
+    rows: list[str] = []
+    for line in report.splitlines():
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    if len(rows) < 2:
+        raise ReadmeTableError("the report has no Markdown table")
+    return "\n".join(rows)
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -63,7 +80,8 @@ class Block:
 
 
 BLOCKS = (Block("table1", SOURCE, lambda text: text, "make table"),
-          Block("campaign", LEDGER, ledger_head, "make campaign-collect"))
+          Block("campaign", LEDGER, ledger_head, "make campaign-collect"),
+          Block("qprop-vs-trpo", COMPARISON, table_rows, "make table"))
 
 
 def splice(readme: str, table: str, markers: tuple[str, str] = (BEGIN, END)) -> str:

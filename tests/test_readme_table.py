@@ -36,10 +36,11 @@ def test_the_ledger_block_is_its_totals_without_title_legend_or_table():
 
 def test_the_command_writes_then_checks(tmp_path: Path, capsys):
     readme = tmp_path / "README.md"
-    c_begin, c_end = rt.BLOCKS[1].markers
+    (c_begin, c_end), (q_begin, q_end) = rt.BLOCKS[1].markers, rt.BLOCKS[2].markers
     readme.write_text(f"# x\n{rt.BEGIN}\n| stale |\n{rt.END}\n\n{c_begin}\n- old totals\n"
-                      f"{c_end}\nend\n")
+                      f"{c_end}\n{q_begin}\n| old ratio |\n{q_end}\nend\n")
     src, ledger = tmp_path / "results" / rt.SOURCE, tmp_path / "results" / rt.LEDGER
+    comparison = tmp_path / "results" / rt.COMPARISON
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
     assert rt.main([*args, "--check"]) == 2  # no table written yet
     assert "run `make table` first" in capsys.readouterr().err
@@ -48,12 +49,17 @@ def test_the_command_writes_then_checks(tmp_path: Path, capsys):
     assert rt.main([*args, "--check"]) == 2  # no ledger yet
     assert "run `make campaign-collect` first" in capsys.readouterr().err
     ledger.write_text(LEDGER)
+    assert rt.main([*args, "--check"]) == 2  # no comparison yet
+    assert "run `make table` first" in capsys.readouterr().err
+    comparison.write_text("# A vs B\n\n- rules\n\n| Domain | Ratio |\n|---|---|\n"
+                          "| Hopper | 0.32 |\n\n## Runs not counted\n\n| not | this |\n")
     assert rt.main([*args, "--check"]) == 1
     assert "table1 (from" in capsys.readouterr().out
     assert rt.main(args) == 0
     text = readme.read_text()
     assert "| fresh |" in text and "- **Runs**: 63: 40 done." in text and text.endswith("end\n")
-    assert "stale" not in text and "old totals" not in text and "Statuses" not in text
+    assert "| Hopper | 0.32 |" in text and "| not | this |" not in text
+    assert "stale" not in text and "old" not in text and "Statuses" not in text
     assert rt.main([*args, "--check"]) == 0
     ledger.write_text(LEDGER.replace("40 done", "41 done"))  # collected again, table not redone
     assert rt.main([*args, "--check"]) == 1
