@@ -49,15 +49,31 @@ def last_env_steps(progress_csv: Path) -> int:
 
 
 class Progress:
-    """A tqdm bar over the sweep's env steps; total shrinks when runs end early or fail.
+    """A tqdm bar over the sweep's work, in estimated CPU-hours; total shrinks when runs end
+    early or fail.
 
-    Steps that resumed runs already hold (read from their progress.csv at the start) are the
-    bar's `initial`: tqdm's rate and ETA count only what this sweep trains, so a restart does
-    not show the held millions as if trained in the first seconds."""
+    A run's env steps are weighted by the cost model's hours per step for its algorithm and
+    domain (``reproduce.cost.rate_for``), plus its start-up once begun: a Humanoid
+    TR-c-Q-Prop step costs about 16 times a HalfCheetah TRPO step, so a bar over raw steps
+    gives an ETA that is wrong by as much. Work that resumed runs already hold (their
+    progress.csv at the start) is the bar's ``initial``: tqdm's ETA counts only what this
+    sweep trains, so a restart does not show the held millions as if trained in its first
+    seconds. The postfix keeps the env steps."""
+
+    BAR_FORMAT = ("{{desc}}: {{percentage:3.0f}}%|{{bar}}| {{n:.2f}}/{{total:.2f}} {unit} (est.) "
+                  "[{{elapsed}}<{{remaining}}{{postfix}}]")
+    UNITS = ((1.0, "CPU-h"), (60.0, "CPU-min"), (3600.0, "CPU-s"))  # the first that shows >= 1
 
     def __init__(self, specs: list[RunSpec], enabled: bool,
                  results: Path | str | None = None) -> None:
+        from reproduce.cost import rate_for, startup_hours
+
         self.budget = {s.key: s.max_steps for s in specs}
+        self.hours_per_step = {s.key: 1.0 / (rate_for(s) * 3600.0) for s in specs}
+        self.startup = startup_hours()
+        total = self.hours(self.budget)
+        self.scale, unit = next(((f, u) for f, u in self.UNITS if total * f >= 1),
+                                self.UNITS[-1])
         self.steps = dict.fromkeys(self.budget, 0)
         if results is not None:
             for s in specs:
@@ -71,8 +87,16 @@ class Progress:
         if enabled and specs:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=sum(self.budget.values()), initial=self.held, unit="step",
-                            unit_scale=True, dynamic_ncols=True, desc="sweep", smoothing=0.05)
+            self.bar = tqdm(total=total * self.scale,
+                            initial=self.hours(self.steps) * self.scale,
+                            bar_format=self.BAR_FORMAT.format(unit=unit), dynamic_ncols=True,
+                            desc="sweep")
+
+    def hours(self, steps: dict[str, int]) -> float:
+        """Estimated CPU-hours of ``steps`` env steps per run (the cost model's rates, and its
+        start-up for each run that has begun)."""
+        return sum(n * self.hours_per_step.get(k, 0.0) + (self.startup if n else 0.0)
+                   for k, n in steps.items())
 
     def set_steps(self, key: str, steps: int) -> None:
         if key not in self.finished:
@@ -87,10 +111,11 @@ class Progress:
     def refresh(self) -> None:
         if self.bar is None:
             return
-        self.bar.total = max(1, sum(self.budget.values()))
-        self.bar.n = sum(self.steps.values())
-        self.bar.set_postfix({k: v for k, v in self.counts.items() if v or k == "running"},
-                             refresh=False)
+        self.bar.total = max(1e-9, self.hours(self.budget) * self.scale)
+        self.bar.n = self.hours(self.steps) * self.scale
+        postfix = {"steps": f"{sum(self.steps.values()):,}/{sum(self.budget.values()):,}"}
+        postfix.update((k, v) for k, v in self.counts.items() if v or k == "running")
+        self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 
     def write(self, line: str) -> None:

@@ -645,23 +645,39 @@ def test_the_sweep_never_resumes_a_run_that_stopped_on_a_non_finite_value(tmp_pa
     assert len(todo) == 3 and not done
 
 
-def test_the_sweep_bar_counts_resumed_progress_as_held_not_as_speed(tmp_path):
-    """A restarted sweep's bar starts at the steps its runs already hold, and its rate and ETA
-    count only the steps this sweep trains (tqdm's `initial`)."""
+def test_the_sweep_bar_counts_cost_and_resumed_work_as_held_not_as_speed(tmp_path):
+    """The sweep's bar is in the cost model's CPU-hours, so a dear run's step counts for more;
+    it starts at the work its runs already hold, and its ETA counts only what this sweep
+    trains (tqdm's `initial`)."""
+    from reproduce.cost import rate_for, startup_hours
     from reproduce.outcomes import Progress
 
-    resumed, fresh = resolve_runs("smoke", ["Hopper", "Swimmer"], ["trpo"], 1)
+    resumed, fresh = resolve_runs("smoke", ["Hopper", "Swimmer"], ["qprop-c"], 1)
     held = resumed.max_steps // 2
     write_run(tmp_path, resumed.domain, resumed.algo, resumed.seed, [held / 1000],
               [1.0], profile=resumed.profile, done=False)
     progress = Progress([resumed, fresh], True, tmp_path)
     try:
+        h = {s.key: 1 / rate_for(s) / 3600 for s in (resumed, fresh)}
+        up = startup_hours()  # each run's start-up, counted once it has begun
         assert progress.held == held and progress.bar is not None
-        assert progress.bar.initial == held and progress.bar.n == held
+        total = resumed.max_steps * h[resumed.key] + fresh.max_steps * h[fresh.key] + 2 * up
+        assert total * 60 < 1 and progress.scale == 3600  # a smoke sweep: CPU-seconds
+        assert progress.bar.initial == pytest.approx((held * h[resumed.key] + up) * 3600)
+        assert progress.bar.total == pytest.approx(total * 3600)
         progress.set_steps(resumed.key, held + 100)
+        progress.set_steps(fresh.key, 300)
         progress.refresh()
+        trained = (100 * h[resumed.key] + 300 * h[fresh.key] + up) * 3600
+        assert progress.bar.n - progress.bar.initial == pytest.approx(trained)
         fmt = {**progress.bar.format_dict, "elapsed": 10.0, "ncols": 200}
+        assert fmt["rate"] is None  # tqdm's rate is then (n - initial) / elapsed
+        left = progress.bar.total - progress.bar.n
+        eta = left / (trained / 10.0)
         line = progress.bar.format_meter(**fmt)
-        assert "10.0step/s" in line, line  # 100 steps trained in 10 s, not held + 100
+        assert f"<{progress.bar.format_interval(eta)}" in line, line
+        assert "CPU-s (est.)" in line and f"steps={held + 400:,}/" in line
+        big = Progress(resolve_runs("table1", ["Humanoid"], ["qprop-c"], 1), False)
+        assert big.scale == 1.0  # hours when there are hours to show
     finally:
         progress.close()
