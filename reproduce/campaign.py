@@ -42,11 +42,14 @@ the campaign chose (e.g. the long Table 1 sweep behind an issue's short profile)
 command's ``--workers`` overrides K; its ``--nice`` can only raise N.
 
 ``python -m reproduce.campaign drain --profile P`` moves P's pin to HEAD without mixing
-commits and without losing a run: with unfinished runs it records the target
+commits and without losing a run: with unfinished runs it records the target and those runs
 (``<root>/<profile>/DRAIN.json``), and the next ``start`` resumes just those runs at the old
-pin (one sweep each, ``drain.sh``, its pid in ``sweep.pid``: stop it with ``kill -TERM
--<pid>``), starts no new one, then repins and starts the profile at the target. A run that
-fails there stops the drain (it is kept, and named in the log).
+pin (one sweep each, in ``workers`` lanes, ``drain.sh``, its pid in ``sweep.pid``: stop it
+with ``kill -TERM -<pid>``); a lane whose drained runs are done sweeps the profile at the
+target with one worker, the drained runs excluded, so no core waits for the slowest drained
+run. Then it repins (runs started at the target are no obstacle) and starts the profile at
+the target. A drained run that fails stops its lane and the repin (it is kept, and named in
+the log).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE
 from reproduce.campaign_collect import collect_profile
-from reproduce.campaign_drain import launch_drain
+from reproduce.campaign_drain import knows_exclude, launch_drain
 from reproduce.campaign_losses import pending_losses, read_losses
 from reproduce.campaign_pins import (
     DRAIN,
@@ -80,6 +83,7 @@ from reproduce.campaign_pins import (
     read_settings,
     running_pid,
     unfinished,
+    worktree_at,
     write_settings,
 )
 from reproduce.ledger import brief, ledger, render
@@ -191,16 +195,23 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
         return
     drain = read_drain(root, profile)
     if drain is not None:
-        left = unfinished(specs, root)
+        # the runs unfinished when the drain began (not those started at the target since)
+        drained = drain.get("unfinished")
+        left = [k for k in unfinished(specs, root) if drained is None or k in drained]
         if left:
             wt = pin_worktree(root, profile, specs, repin=False)
+            target_wt = worktree_at(root, drain["target"])
+            new_runs = knows_exclude(target_wt)
             pid, log = launch_drain(profile, wt, root, results,
-                                    [s for s in specs if s.key in left], workers, nice)
+                                    [s for s in specs if s.key in left], workers, nice,
+                                    target_wt)
             (root / profile / PID).write_text(f"{pid}\n")
             print(f"campaign: {profile}: draining to {drain['target'][:7]}: resuming its "
-                  f"{len(left)} unfinished run(s) at {_pin_line(root, profile)}, no new one; "
-                  f"then it repins and goes on\n  pid:    {pid} (stop: kill -TERM -{pid})\n"
-                  f"  log:    {log}")
+                  f"{len(left)} unfinished run(s) at {_pin_line(root, profile)}, "
+                  + (f"and new ones at {drain['target'][:7]} on the cores they free"
+                     if new_runs else "no new one")
+                  + f"; then it repins and goes on\n  pid:    {pid} (stop: kill -TERM -{pid})"
+                  f"\n  log:    {log}")
             return
         pin_worktree(root, profile, specs, repin=True, commit=drain["target"])
         (root / profile / DRAIN).unlink()
@@ -238,8 +249,9 @@ def pin_profile(profile: str, root: Path, repin: bool) -> None:
 
 def drain_profile(profile: str, root: Path) -> None:
     """Move the pin to HEAD without mixing commits: with no unfinished run, at once; else
-    record the target (``DRAIN.json``), so that ``start`` resumes the unfinished runs at the
-    old pin, starts no new one, and then repins and goes on."""
+    record the target and the unfinished runs (``DRAIN.json``), so that ``start`` resumes
+    those at the old pin, starts new runs at the target on the cores they free
+    (:mod:`reproduce.campaign_drain`), and then repins and goes on."""
     pid = running_pid(root, profile)
     if pid is not None:
         raise CampaignError(f"{profile}: its sweep is running; stop it first (kill -TERM {pid}: "
@@ -258,8 +270,8 @@ def drain_profile(profile: str, root: Path) -> None:
         {"target": head, "since": datetime.now(UTC).isoformat(timespec="seconds"),
          "unfinished": left}, indent=1) + "\n")
     print(f"campaign: {profile}: draining to {head[:7]}: the next `start` resumes its "
-          f"{len(left)} unfinished run(s) at {pin['commit'][:7]} and starts no new one, then "
-          "repins and goes on")
+          f"{len(left)} unfinished run(s) at {pin['commit'][:7]}, and starts new ones at "
+          f"{head[:7]} on the cores they free; then it repins and goes on")
 
 
 def group_nice_note(pid: int, profile: str, root: Path) -> str:

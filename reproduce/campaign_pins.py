@@ -48,6 +48,15 @@ def unfinished(specs: list[RunSpec], root: Path) -> list[str]:
             and not stopped_nonfinite(s.run_dir(root))]
 
 
+def run_commit(run_dir: Path) -> str | None:
+    """The commit a run last ran at (its ``config.json``'s ``git_commit``, rewritten at every
+    start and resume); None when it has none."""
+    try:
+        return json.loads((run_dir / "config.json").read_text()).get("git_commit")
+    except (OSError, ValueError):
+        return None
+
+
 def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
                  commit: str | None = None) -> Path:
     """The profile's pinned worktree, created (at ``commit``, default HEAD, or at its
@@ -55,7 +64,9 @@ def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
     pin = read_pin(root, profile)
     head = commit or git("rev-parse", "HEAD")
     if pin is not None and repin and pin["commit"] != head:
-        left = unfinished(specs, root)
+        # runs a drain started at the target already run at the commit the pin moves to
+        left = [k for k in unfinished(specs, root)
+                if run_commit(next(s for s in specs if s.key == k).run_dir(root)) != head]
         if left:
             raise CampaignError(f"cannot repin {profile}: {len(left)} unfinished run(s) would "
                                 f"resume under another commit ({', '.join(left[:4])}...); "
@@ -64,12 +75,19 @@ def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
     if pin is None:
         pin = {"commit": head, "worktree": str(root / f"wt-{head[:7]}"),
                "pinned": datetime.now(UTC).isoformat(timespec="seconds")}
-    wt = Path(pin["worktree"])
-    if not wt.is_dir():
-        git("worktree", "prune")
-        git("worktree", "add", "--detach", str(wt), pin["commit"])
+    wt = worktree_at(root, pin["commit"], Path(pin["worktree"]))
     (root / profile).mkdir(parents=True, exist_ok=True)
     (root / profile / PIN).write_text(json.dumps(pin, indent=1) + "\n")
+    return wt
+
+
+def worktree_at(root: Path, commit: str, wt: Path | None = None) -> Path:
+    """The detached worktree of ``commit`` (default ``<root>/wt-<sha7>``), created when
+    missing; no pin changes."""
+    wt = wt or root / f"wt-{commit[:7]}"
+    if not wt.is_dir():
+        git("worktree", "prune")
+        git("worktree", "add", "--detach", str(wt), commit)
     return wt
 
 

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
     p.add_argument("--dry-run", action="store_true", help="list runs and estimated cost, exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--exclude", default=None, metavar="KEYS",
+                   help="comma list of run keys (Domain/algo/seedK) this sweep must not touch: "
+                        "a campaign's drain leaves them to their old pin")
     return p
 
 
@@ -293,6 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"reproduce.sweep: error: {exc}", file=sys.stderr)
         return 2
+    excluded = set(_csv_list(args.exclude) or [])
+    unknown = sorted(excluded - {s.key for s in specs})
+    if unknown:
+        print(f"reproduce.sweep: error: --exclude names runs this sweep does not have: "
+              f"{', '.join(unknown)} (keys look like {specs[0].key})" if specs else
+              "reproduce.sweep: error: --exclude given to a sweep without runs", file=sys.stderr)
+        return 2
+    if excluded:
+        specs = [s for s in specs if s.key not in excluded]
+        print(f"{len(excluded)} run(s) excluded (--exclude): {', '.join(sorted(excluded))}")
     if args.backend == "ray":
         try:
             import ray  # noqa: F401

@@ -373,13 +373,16 @@ def test_a_selection_profile_takes_the_checkouts_file_into_the_root(
 def drains(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path, list[str]]]:
     """Record the drains `start` launches: (profile, worktree, unfinished run keys)."""
     calls: list[tuple[str, Path, list[str]]] = []
+    targets: list[Path | None] = []
 
     def fake(profile: str, wt: Path, root: Path, results: Path, specs: list, workers: int,
-             nice: int) -> tuple[int, Path]:
+             nice: int, target_wt: Path | None = None) -> tuple[int, Path]:
         calls.append((profile, wt, [s.key for s in specs]))
+        targets.append(target_wt)
         return 2**22 + 4322, root / "logs" / "drain_fake.out"  # no such process
 
     monkeypatch.setattr(campaign, "launch_drain", fake)
+    monkeypatch.setattr(campaign, "drain_targets", targets, raising=False)
     return calls
 
 
@@ -405,18 +408,28 @@ def test_drain_resumes_the_unfinished_runs_at_the_old_pin_then_repins(
     # start resumes just the unfinished runs, at the old pin, and no sweep of the profile
     assert _start(root, results, "--profile", "smoke") == 0
     assert drains == [("smoke", Path(old["worktree"]), [specs[1].key, specs[2].key])]
+    target_wt = campaign.drain_targets[0]  # the target's worktree, for the new runs
+    assert target_wt == root / f"wt-{new[:7]}" and target_wt.is_dir()
+    assert subprocess.run(["git", "-C", str(target_wt), "rev-parse", "HEAD"], text=True,
+                          capture_output=True).stdout.strip() == new
     assert len(launches) == 1 and campaign.read_pin(root, "smoke") == old
     assert "draining to " + new[:7] in capsys.readouterr().out
     assert campaign.main(["status", *args]) == 0
     assert f"pinned at {old['commit'][:7]}, draining to {new[:7]}" in capsys.readouterr().out
-    # once they are finished, start repins to the target (not to a newer HEAD) and goes on
-    for s in specs[1:3]:
-        (s.run_dir(root) / DONE).write_text("{}")
+    # a run the drain's lanes started at the target, then interrupted: not drained again
+    _write_run(specs[3].run_dir(root), 300, 9.0)
+    (specs[3].run_dir(root) / "config.json").write_text(json.dumps({"git_commit": new}))
+    (specs[1].run_dir(root) / DONE).write_text("{}")
+    assert _start(root, results, "--profile", "smoke") == 0
+    assert drains[-1] == ("smoke", Path(old["worktree"]), [specs[2].key])
+    # once the drained runs are finished, start repins to the target (not to a newer HEAD),
+    # the target's unfinished run no obstacle, and goes on
+    (specs[2].run_dir(root) / DONE).write_text("{}")
     _commit(repo, "three")
     assert _start(root, results, "--profile", "smoke") == 0
     pin = campaign.read_pin(root, "smoke")
     assert pin["commit"] == new and not (root / "smoke" / campaign.DRAIN).exists()
-    assert launches[-1] == ("smoke", Path(pin["worktree"])) and len(drains) == 1
+    assert launches[-1] == ("smoke", Path(pin["worktree"])) and len(drains) == 2
     assert "drained; pinned at " + new[:7] in capsys.readouterr().out
 
 
@@ -429,29 +442,76 @@ def test_drain_without_unfinished_runs_repins_at_once(repo, launches, drains, tm
     assert not (root / "smoke" / campaign.DRAIN).exists()
 
 
-def test_the_drain_script_runs_one_sweep_per_run_then_starts(
-        tmp_path, monkeypatch: pytest.MonkeyPatch):
+def _fake_tree(where: Path, module: str, calls: Path, fail_on: str = "") -> Path:
+    """A directory whose ``python -m reproduce.<module>`` appends its cwd and arguments to
+    ``calls`` (and exits 1 when they contain ``fail_on``)."""
+    (where / "reproduce").mkdir(parents=True)
+    (where / "reproduce" / "__init__.py").write_text("")
+    (where / "reproduce" / f"{module}.py").write_text(
+        "import os, sys\n"
+        "# p.add_argument(\"--first-seed\"); p.add_argument(\"--exclude\")\n"
+        f"open({str(calls)!r}, 'a').write(os.getcwd() + ' ' + ' '.join(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit(1 if {fail_on!r} and {fail_on!r} in ' '.join(sys.argv) else 0)\n")
+    return where
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_drain_script_runs_lanes_old_runs_then_the_targets_then_starts(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, fail):
+    """Run the script itself, on fake sweeps: each of the 2 lanes resumes its drained runs at
+    the old pin (one sweep each), then sweeps the profile at the target with 1 worker and
+    every drained run excluded; then `campaign start`. A drained run that fails stops its
+    lane before the target's sweep, and the start."""
     monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)  # tests may run niced
+    calls = tmp_path / "calls.txt"
+    specs = resolve_runs("smoke")[1:4]
+    wt = _fake_tree(tmp_path / "wt-old", "sweep", calls,
+                    fail_on=f"--algos {specs[0].algo} --first-seed" if fail else "")
+    target = _fake_tree(tmp_path / "wt-new", "sweep", calls)
+    repo = _fake_tree(tmp_path / "repo", "campaign", calls)
+    monkeypatch.setattr(campaign_drain, "REPO_ROOT", repo)
+    root = tmp_path / "root"
+    (root / "smoke").mkdir(parents=True)
+    (root / "smoke" / campaign.PID).write_text("1\n")
+    text = campaign_drain.drain_script("smoke", wt, root, tmp_path / "res", specs, workers=2,
+                                       nice=0, target_wt=target)
+    done = subprocess.run(["bash", "-c", text], capture_output=True, text=True, timeout=120)
+    lines = calls.read_text().splitlines()
+    old = [x for x in lines if x.startswith(f"{wt} ")]
+    new = [x for x in lines if x.startswith(f"{target} ")]
+    starts = [x for x in lines if x.startswith(f"{repo} ")]
+    swept = [s for s in specs if any(
+        f"--domains {s.domain} --algos {s.algo} --first-seed {s.seed} --seeds 1" in x
+        for x in old)]
+    assert all("--workers 1" in x for x in old) and len(swept) == len(old)
+    excluded = "--exclude " + ",".join(s.key for s in specs)
+    assert all(excluded in x and "--workers 1" in x for x in new)
+    if fail:  # lane 0 (runs 0 and 2) failed on run 0: its run 2 and target sweep never ran
+        assert swept == specs[:2] and len(new) == 1 and starts == []
+        assert done.returncode == 1
+        assert (root / "smoke" / campaign.PID).is_file()
+    else:
+        assert swept == specs
+        assert done.returncode == 0, done.stderr
+        assert len(new) == 2
+        assert len(starts) == 1 and "start --profile smoke" in starts[0]
+        assert not (root / "smoke" / campaign.PID).exists()  # else: start skips itself
+
+
+def test_the_drain_script_without_a_target_that_can_exclude_starts_no_new_run(
+        tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)
     specs = resolve_runs("smoke")
     wt = tmp_path / "wt"
     (wt / "reproduce").mkdir(parents=True)
-    (wt / "reproduce" / "sweep.py").write_text('p.add_argument("--first-seed")')
-    text = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res",
-                                 specs[1:4], workers=2, nice=0)
-    lines = text.splitlines()
-    sweeps = [x for x in lines if "reproduce.sweep" in x]
-    assert len(sweeps) == 3 and all(x.endswith("& p0=$!") or x.endswith("& p1=$!")
-                                    for x in sweeps)
-    assert "--domains Hopper --algos qprop-c --first-seed 1 --seeds 1" in sweeps[0]
-    assert lines.count("wait $p0 && wait $p1 || exit 1") == 1  # two at a time
-    assert lines.count("wait $p0 || exit 1") == 1
-    assert "reproduce.campaign start --profile smoke" in lines[-1] and \
-        lines[-1].startswith("exec ")
-    assert lines[-2] == f"rm -f {tmp_path / 'root' / 'smoke' / campaign.PID}"  # else: skipped
     (wt / "reproduce" / "sweep.py").write_text("no such flag")  # an older pin's sweep
-    old = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res", specs[1:2],
-                                workers=1, nice=10)
+    target = tmp_path / "target"
+    (target / "reproduce").mkdir(parents=True)
+    (target / "reproduce" / "sweep.py").write_text('p.add_argument("--first-seed")')
+    old = campaign_drain.drain_script("smoke", wt, tmp_path / "root", tmp_path / "res",
+                                      specs[1:2], workers=1, nice=10, target_wt=target)
     assert "--algos qprop-c --seeds 2" in old and old.count("nice -n 10") == 1
+    assert "--exclude" not in old and "exec " in old.splitlines()[-1]
 
 
 def test_an_old_pins_sweep_may_not_start_a_lower_seed_in_a_drain(tmp_path):

@@ -490,6 +490,31 @@ def test_the_sweep_prints_its_plan_with_the_dry_run_figures(tmp_path, capsys, mo
     assert "to train:" not in out and not trained
 
 
+def test_a_sweep_never_touches_the_runs_it_excludes(tmp_path, capsys, monkeypatch):
+    """`--exclude` (a drain's lanes at the target leave the drained runs to the old pin)."""
+    import reproduce.sweep as sw
+
+    trained: list[str] = []
+
+    def fake_local(todo, results, workers, progress, stop):
+        trained.extend(s.key for s in todo)
+        return [{"key": s.key, "status": "done", "stopped": "budget", "env_steps": 0,
+                 "seconds": 0.0, "error": None, "log": ""} for s in todo]
+
+    monkeypatch.setattr(sw, "run_local", fake_local)
+    args = ["--profile", "smoke", "--domains", "Hopper", "--algos", "trpo,qprop-c",
+            "--results", str(tmp_path), "--no-progress", "--workers", "1"]
+    keys = [s.key for s in resolve_runs("smoke", ["Hopper"], ["trpo", "qprop-c"])]
+    assert sw.main([*args, "--exclude", f"{keys[0]}, {keys[2]}"]) == 0
+    assert "2 run(s) excluded (--exclude)" in capsys.readouterr().out
+    assert sorted(trained) == sorted(k for k in keys if k not in (keys[0], keys[2]))
+    trained.clear()
+    assert sw.main([*args, "--exclude", "Hopper/trpo/seed9,Ant/trpo/seed0"]) == 2
+    err = capsys.readouterr().err
+    assert "--exclude names runs this sweep does not have: Ant/trpo/seed0, Hopper/trpo/seed9" \
+        in err and not trained
+
+
 def _ray_available() -> bool:
     try:
         import ray  # noqa: F401
