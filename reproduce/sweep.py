@@ -181,14 +181,23 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
 
 
-def cost_line(specs: list[RunSpec], workers: int) -> str:
+def cost_line(specs: list[RunSpec], workers: int, results: Path | None = None) -> str:
     """"N runs, at most H CPU-hours at full budget (~W wall on K workers)": the cost model
     of profiles.toml (one core a run). The wall time is the longer of the CPU time shared
-    by the workers and the longest single run."""
+    by the workers and the longest single run. With ``results``, an unfinished run counts
+    only the steps it has left (its progress.csv's last env_steps are held)."""
     hours = [run_hours(s) for s in specs]
+    held = 0
+    if results is not None:
+        for i, s in enumerate(specs):
+            steps = min(last_env_steps(s.run_dir(results) / "progress.csv"), s.max_steps)
+            hours[i] -= steps / rate_for(s) / 3600
+            held += steps > 0
     total = sum(hours)
     wall = max(total / max(1, workers), max(hours, default=0.0))
-    return (f"{len(specs)} run{'s' if len(specs) != 1 else ''}, at most {total:.2f} CPU-hours "
+    return (f"{len(specs)} run{'s' if len(specs) != 1 else ''}"
+            + (f" ({held} resumed)" if held else "")
+            + f", at most {total:.2f} CPU-hours "
             f"at full budget (~{_duration(wall)} wall on {workers} worker"
             f"{'s' if workers != 1 else ''})")
 
@@ -210,9 +219,10 @@ def estimate(specs: list[RunSpec], workers: int) -> str:
     return "\n".join(lines)
 
 
-def plan_line(todo: list[RunSpec], workers: int) -> str:
-    """What a sweep is about to train, printed before it starts (the dry run's figures)."""
-    return f"to train: {cost_line(todo, workers)}; early stopping ends runs sooner"
+def plan_line(todo: list[RunSpec], workers: int, results: Path | None = None) -> str:
+    """What a sweep is about to train, printed before it starts (the dry run's figures):
+    with ``results``, resumed runs count what they have left."""
+    return f"to train: {cost_line(todo, workers, results)}; early stopping ends runs sooner"
 
 
 # ---------------------------------------------------------------------- main
@@ -228,7 +238,7 @@ def sweep(specs: list[RunSpec], results: Path, workers: int | None, backend: str
         + (f", {len(mismatched)} finished with another spec (skipped)" if mismatched else "")
         + ("" if todo else ": nothing to train"))
     if todo:
-        log(plan_line(todo, n_workers))
+        log(plan_line(todo, n_workers, results))
     for spec, why in mismatched:
         log(f"  skipped {spec.key}: {why} (use --force to re-run, or another --results)")
     for spec in todo:
@@ -321,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(estimate(specs, workers or os.cpu_count() or 1))
         print(f"{len(todo)} of them not finished in {profile_dir(results, args.profile)}/runs")
         if todo:
-            print(plan_line(todo, workers or os.cpu_count() or 1))
+            print(plan_line(todo, workers or os.cpu_count() or 1, results))
         return 0
     try:
         summary = sweep(specs, results, workers, args.backend, not args.no_progress,

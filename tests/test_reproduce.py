@@ -490,6 +490,20 @@ def test_the_sweep_prints_its_plan_with_the_dry_run_figures(tmp_path, capsys, mo
     assert "to train:" not in out and not trained
 
 
+def test_the_plan_counts_only_what_resumed_runs_have_left(tmp_path):
+    from reproduce.cost import rate_for
+    from reproduce.sweep import cost_line
+
+    specs = resolve_runs("table1", ["Humanoid"], ["qprop-c", "trpo"], 1)
+    held = specs[0].max_steps // 2
+    write_run(tmp_path, specs[0].domain, specs[0].algo, 0, [held / 1000], [1.0],
+              profile="table1", done=False)
+    full = sum(run_hours(s) for s in specs)
+    left = full - held / rate_for(specs[0]) / 3600
+    assert f"2 runs, at most {full:.2f} CPU-hours" in cost_line(specs, 2)
+    assert f"2 runs (1 resumed), at most {left:.2f} CPU-hours" in cost_line(specs, 2, tmp_path)
+
+
 def test_a_sweep_never_touches_the_runs_it_excludes(tmp_path, capsys, monkeypatch):
     """`--exclude` (a drain's lanes at the target leave the drained runs to the old pin)."""
     import reproduce.sweep as sw
