@@ -202,14 +202,17 @@ def _cwds() -> list[Path]:
 
 
 def prunable(root: Path) -> list[Path]:
-    """The campaign root's ``wt-*`` worktrees no profile pins (``PIN.json``) and no live
-    process works in (a sweep runs from its worktree, a draining one from its old pin's):
-    left behind by repins, safe to remove."""
+    """The campaign root's ``wt-*`` worktrees no profile pins (``PIN.json``) or drains to
+    (``DRAIN.json``) and no live process works in (a sweep runs from its worktree, a
+    draining one from its old pin's): left behind by repins, safe to remove."""
     pinned = set()
     for pin_file in root.glob(f"*/{PIN}"):
         pin = read_pin(root, pin_file.parent.name)
         if pin and pin.get("worktree"):
             pinned.add(Path(pin["worktree"]).resolve())
+        drain = read_drain(root, pin_file.parent.name)
+        if drain and drain.get("target"):  # a drain's lanes start new runs there
+            pinned.add((root / f"wt-{drain['target'][:7]}").resolve())
     busy = _cwds()
     out = []
     for wt in sorted(p for p in root.glob("wt-*") if p.is_dir()):

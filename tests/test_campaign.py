@@ -683,6 +683,9 @@ def test_prune_removes_only_the_worktrees_no_pin_and_no_process_holds(repo, tmp_
     (root / "wt-ddd" / "stray.txt").write_text("not committed")  # git refuses to remove it
     busy = subprocess.Popen(["sleep", "60"], cwd=root / "wt-ccc")
     try:
+        (root / "smoke" / campaign.DRAIN).write_text(json.dumps({"target": "bbb"}))
+        assert [p.name for p in campaign_pins.prunable(root)] == ["wt-ddd"]  # bbb: drain's
+        (root / "smoke" / campaign.DRAIN).unlink()
         assert [p.name for p in campaign_pins.prunable(root)] == ["wt-bbb", "wt-ddd"]
         assert campaign.main(["prune", "--root", str(root), "--dry-run"]) == 0
         assert "would remove 2 worktree(s)" in capsys.readouterr().out
