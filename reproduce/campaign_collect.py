@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
-from reproduce.ledger import ledger, ledger_path, render
+from reproduce.ledger import brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.spec import resolve_runs
 
@@ -77,6 +77,13 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    if len(runs):
+        from reproduce.ledger_plot import plot_ledger  # matplotlib: only when collecting
+
+        plot_ledger(runs, f"Campaign {profile}: {brief(runs).split(';')[0]}; CPU-h spent "
+                    f"{runs['hours_spent'].sum():.1f}, left at most "
+                    f"{runs['hours_left_measured'].sum():.1f}",
+                    results / profile / "figures")
     print(f"campaign: {profile}: {new} finished run(s) copied into {results}"
           + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
           + f"; {partial} "

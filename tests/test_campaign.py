@@ -120,10 +120,16 @@ def test_collect_copies_finished_runs_and_parks_unfinished_progress(root, tmp_pa
         assert (parked / "progress.csv").is_file()
     ledger_text = (results / "smoke" / "CAMPAIGN.md").read_text()
     assert "1 done, 1 stopped (non-finite), 1 in flight, 1 paused, 1 failed" in ledger_text
+    figure = results / "smoke" / "figures" / "campaign.svg"  # the ledger as a picture
+    assert figure.is_file() and (results / "smoke" / "figures" / "campaign.png").is_file()
+    first = figure.read_bytes()
+    campaign.collect("smoke", r, results)
+    assert figure.read_bytes() == first  # nothing changed: the same bytes
     # once the run finishes, the next collect copies it and drops its parked progress
     (specs[3].run_dir(r) / DONE).write_text("{}")
     campaign.collect("smoke", r, results)
     assert (specs[3].run_dir(results) / DONE).is_file()
+    assert figure.read_bytes() != first  # a paused run became a done one
     assert not (results / "smoke" / "inflight" / specs[3].domain / specs[3].algo
                 / f"seed{specs[3].seed}").exists()
 
