@@ -65,15 +65,16 @@ def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
     head = commit or git("rev-parse", "HEAD")
     if pin is not None and repin and pin["commit"] != head:
         # runs a drain started at the target already run at the commit the pin moves to
-        left = [k for k in unfinished(specs, root)
-                if run_commit(next(s for s in specs if s.key == k).run_dir(root)) != head]
+        open_runs = set(unfinished(specs, root))
+        left = [s.key for s in specs
+                if s.key in open_runs and run_commit(s.run_dir(root)) != head]
         if left:
             raise CampaignError(f"cannot repin {profile}: {len(left)} unfinished run(s) would "
                                 f"resume under another commit ({', '.join(left[:4])}...); "
                                 "let them finish")
         pin = None
     if pin is None:
-        pin = {"commit": head, "worktree": str(root / f"wt-{head[:7]}"),
+        pin = {"commit": head, "worktree": str(worktree_path(root, head)),
                "pinned": datetime.now(UTC).isoformat(timespec="seconds")}
     wt = worktree_at(root, pin["commit"], Path(pin["worktree"]))
     (root / profile).mkdir(parents=True, exist_ok=True)
@@ -81,10 +82,15 @@ def pin_worktree(root: Path, profile: str, specs: list[RunSpec], repin: bool,
     return wt
 
 
+def worktree_path(root: Path, commit: str) -> Path:
+    """Where the campaign keeps ``commit``'s worktree: ``<root>/wt-<sha7>``."""
+    return root / f"wt-{commit[:7]}"
+
+
 def worktree_at(root: Path, commit: str, wt: Path | None = None) -> Path:
-    """The detached worktree of ``commit`` (default ``<root>/wt-<sha7>``), created when
+    """The detached worktree of ``commit`` (default :func:`worktree_path`), created when
     missing; no pin changes."""
-    wt = wt or root / f"wt-{commit[:7]}"
+    wt = wt or worktree_path(root, commit)
     if not wt.is_dir():
         git("worktree", "prune")
         git("worktree", "add", "--detach", str(wt), commit)
@@ -212,7 +218,7 @@ def prunable(root: Path) -> list[Path]:
             pinned.add(Path(pin["worktree"]).resolve())
         drain = read_drain(root, pin_file.parent.name)
         if drain and drain.get("target"):  # a drain's lanes start new runs there
-            pinned.add((root / f"wt-{drain['target'][:7]}").resolve())
+            pinned.add(worktree_path(root, drain["target"]).resolve())
     busy = _cwds()
     out = []
     for wt in sorted(p for p in root.glob("wt-*") if p.is_dir()):
