@@ -6,6 +6,8 @@
 # make reproduce-table PROFILE=smoke        seconds per run, in results/smoke/ (git-ignored)
 # make reproduce-table PROFILE=paper SEEDS=5 DOMAINS=Hopper,Walker ALGOS=qprop-c,trpo
 # make reproduce-table BACKEND=ray          same runs as Ray tasks (RAY_ADDRESS=... for a cluster)
+# make reference-returns                   what a zero action and random actions earn per domain
+#                                           -> results/reference_returns.md/.csv (seconds)
 # make table / make plot                    re-read $(RESULTS)/$(PROFILE)/runs (and the profile's
 #                                           extra rows); write $(RESULTS)/$(PROFILE)/table*.md,
 #                                           figures/; no training
@@ -88,7 +90,7 @@ SWEEP_ARGS = --profile $(PROFILE) --backend $(BACKEND) --results $(RESULTS) \
 	$(if $(DOMAINS),--domains $(DOMAINS)) $(if $(ALGOS),--algos $(ALGOS)) \
 	$(if $(SEEDS),--seeds $(SEEDS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: reproduce-table sweep table plot sweep-dry-run
+.PHONY: reproduce-table sweep table plot sweep-dry-run reference-returns
 
 sweep: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS)
@@ -110,6 +112,9 @@ table: $(STAMP)
 
 plot: $(STAMP)
 	$(PY) -m reproduce.plot --results $(RESULTS) --profile $(PROFILE)
+
+reference-returns: $(STAMP)
+	$(PY) -m reproduce.reference_returns --out $(RESULTS)/reference_returns
 
 sweep-dry-run: $(STAMP)
 	$(PY) -m reproduce.sweep $(SWEEP_ARGS) --dry-run

@@ -9,7 +9,9 @@ tree, plus the extra rows of its ``extra_rows_from``):
   over seeds with a 95% band (percentile bootstrap of the mean over seeds, ``mean_ci``),
   the threshold, and the paper's crossing
   point per algorithm (a star on the threshold line; an arrow at the edge when it lies
-  beyond our runs);
+  beyond our runs), and, when ``<results>/reference_returns.csv`` exists
+  (``python -m reproduce.reference_returns``), grey dotted lines at what a zero action and
+  uniform random actions earn;
 - ``curves_all.png/.svg``: the seven domains in one grid, Table 1's three algorithms only
   (the extra rows are in ``curves_<Domain>``);
 - ``diagnostics_<Domain>.png/.svg`` for Q-Prop runs: variance of the learning signal before
@@ -46,6 +48,7 @@ from reproduce.plot_style import (
     save,
     sns,
 )
+from reproduce.reference_returns import load_reference
 from reproduce.results import Collection, Run, load_runs, load_table_runs
 from reproduce.spec import (
     TABLE1_ALGOS,
@@ -78,17 +81,48 @@ def draw_unfinished(ax: plt.Axes, runs: list[Run], colors: dict) -> float:
     return end
 
 
+def draw_reference(ax: plt.Axes, domain: str, refs: pd.DataFrame | None) -> pd.DataFrame:
+    """What policies that learn nothing earn (:mod:`reproduce.reference_returns`): a grey
+    dotted line per policy (drawn before the limits are set, so they stay in view). Returns
+    the domain's rows, lowest first, for :func:`label_reference`."""
+    if refs is None:
+        return pd.DataFrame(columns=["policy", "mean"])
+    rows = refs[refs["domain"] == domain].sort_values("mean")
+    for r in rows.itertuples():
+        ax.axhline(r.mean, color="0.55", ls=":", lw=1, zorder=1)
+    return rows
+
+
+def label_reference(ax: plt.Axes, rows: pd.DataFrame, thresh: float, notes: int) -> None:
+    """Label the reference lines at the right edge, where learning curves are high (the lowest
+    line's label below it, the others' above), or at the left edge when the right is taken by
+    the ``notes`` "paper crosses at" notes under the threshold line (12 + 11 points each)."""
+    to_pt = 72.0 / ax.figure.dpi
+    thresh_px = ax.transData.transform((0.0, thresh))[1]
+    for i, r in enumerate(rows.itertuples()):
+        below_pt = (thresh_px - ax.transData.transform((0.0, r.mean))[1]) * to_pt
+        left = notes > 0 and -6 < below_pt < 12 + 11 * notes + 6
+        value = f"{r.mean:,.0f}" if abs(r.mean) >= 10 else f"{r.mean:.1f}"
+        ax.annotate(f"{r.policy}: {value}", xy=(0.01 if left else 0.99, r.mean),
+                    xycoords=ax.get_yaxis_transform(), xytext=(0, -3 if i == 0 else 3),
+                    textcoords="offset points", fontsize=7, color="0.4",
+                    ha="left" if left else "right", va="top" if i == 0 else "bottom")
+
+
 def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legend: bool,
-                 title: str | None = None, unfinished: list[Run] | None = None) -> None:
+                 title: str | None = None, unfinished: list[Run] | None = None,
+                 refs: pd.DataFrame | None = None) -> None:
     thresh = threshold(domain)
     unfinished = unfinished or []
     ax.set_title(title or f"{domain} ({domains_env(domain)})", fontsize=11)
     ax.set_xlabel("episodes (1 = 1000 env steps)")
     ax.set_ylabel("average return")
     ax.axhline(thresh, color="0.35", ls="--", lw=1)
+    ref_rows = draw_reference(ax, domain, refs)
     if not runs and not unfinished:
         ax.text(0.5, 0.75, "no runs", ha="center", va="center", transform=ax.transAxes,
                 color="0.5")
+        label_reference(ax, ref_rows, thresh, 0)
         return
     present = algo_order({r.algo for r in runs})
     xmin, xmax = 0.0, draw_unfinished(ax, unfinished, colors)
@@ -135,6 +169,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
                         fontweight="bold", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
                                                  "ec": "none", "alpha": 0.8})
             beyond += 1
+    label_reference(ax, ref_rows, thresh, beyond)
     ax.grid(alpha=0.3)
     if any(r.metric == C.eval_return for r in [*runs, *unfinished]):
         ax.set_ylabel("average return (DDPG: noise-free eval)")
@@ -144,9 +179,10 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
                   frameon=False)
 
 
-def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None) -> list[Path]:
+def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None,
+                refs: pd.DataFrame | None = None) -> list[Path]:
     """``curves_<Domain>`` and ``curves_all``; ``inflight``: unfinished runs drawn dotted
-    (:func:`draw_unfinished`)."""
+    (:func:`draw_unfinished`); ``refs``: reference returns (:func:`draw_reference`)."""
     written: list[Path] = []
     colors = palette([r.algo for r in coll.runs])
     doms = list(domains())
@@ -156,7 +192,7 @@ def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None) 
         if not by_domain[d] and not going[d]:
             continue
         fig, ax = plt.subplots(figsize=(9, 4.8))
-        curves_panel(ax, d, by_domain[d], colors, legend=True, unfinished=going[d])
+        curves_panel(ax, d, by_domain[d], colors, legend=True, unfinished=going[d], refs=refs)
         fig.suptitle("Learning curves: mean over seeds, 95% band; star = paper's crossing",
                      fontsize=9, y=0.995, color="0.3")
         written += save(fig, out, f"curves_{d}")
@@ -165,7 +201,8 @@ def plot_curves(coll: Collection, out: Path, inflight: list[Run] | None = None) 
     main = [r for r in [*coll.runs, *(inflight or [])] if r.algo in TABLE1_ALGOS]
     for ax, d in zip(flat, doms, strict=False):
         curves_panel(ax, d, [r for r in by_domain[d] if r.algo in TABLE1_ALGOS], colors,
-                     legend=False, unfinished=[r for r in going[d] if r.algo in TABLE1_ALGOS])
+                     legend=False, unfinished=[r for r in going[d] if r.algo in TABLE1_ALGOS],
+                     refs=refs)
     present = algo_order({r.algo for r in main})
     legend_ax = flat[-1]
     legend_ax.axis("off")
@@ -206,7 +243,7 @@ def make_plots(results: str | Path, profile: str = DEFAULT_PROFILE,
     if not coll.runs:
         print(f"reproduce.plot: no finished runs under {out.parent / 'runs'}", file=sys.stderr)
         return []
-    return (plot_curves(coll, out, inflight_runs(results, profile, coll))
+    return (plot_curves(coll, out, inflight_runs(results, profile, coll), load_reference(results))
             + plot_diagnostics(coll, out) + plot_figure_groups(coll, out))
 
 
