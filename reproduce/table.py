@@ -286,7 +286,9 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
             "verdict_max_return": v_mx, "verdict_max_return_reason": why_mx,
             "budget_episodes_min": min(budgets) if budgets else math.nan,
             "budget_episodes_max": max(budgets) if budgets else math.nan,
-            "ended_episodes_max": max((s.end_episodes for s in stats), default=math.nan),
+            # where the runs that stopped early had all ended (not the full-budget ones')
+            "early_ended_episodes_max": max((s.end_episodes for s in stats if s.stopped_early),
+                                            default=math.nan),
             "stopped_early": sum(s.stopped_early for s in stats),
             "budget_capped": capped_budget(p_ep, stats) is not None,
         })

@@ -79,7 +79,7 @@ def _budget_cell(r: pd.Series) -> str:
     lo, hi = r.budget_episodes_min, r.budget_episodes_max
     text = fmt_num(lo) if lo == hi else f"{fmt_num(lo)}–{fmt_num(hi)}"
     if r.stopped_early:
-        text += f", {r.stopped_early} stopped early by {fmt_num(r.ended_episodes_max)}"
+        text += f", {r.stopped_early} stopped early by {fmt_num(r.early_ended_episodes_max)}"
     return text
 
 

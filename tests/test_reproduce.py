@@ -25,6 +25,7 @@ from reproduce.runner import (  # noqa: E402
 )
 from reproduce.spec import EarlyStop, RunSpec, resolve_runs  # noqa: E402
 from reproduce.table import build_table, spread, write_table  # noqa: E402
+from reproduce.table_format import _budget_cell  # noqa: E402
 
 # ---------------------------------------------------------------------- synthetic runs
 
@@ -221,6 +222,7 @@ def test_table_from_synthetic_runs(synthetic):
 
     s = _cell(df, "Swimmer", "qprop-c")
     assert s.episodes_median == 20 and s.stopped_early == 1 and s.budget_episodes_max == 3100
+    assert s.early_ended_episodes_max == 40
     assert s.verdict_max_return == "better"  # 120 > 103 even at a shorter budget
     s2 = _cell(df, "Swimmer", "trpo")
     assert s2.episodes_median == 50 and s2.verdict_episodes == "better"
@@ -720,3 +722,16 @@ def test_the_sweep_bar_counts_cost_and_resumed_work_as_held_not_as_speed(tmp_pat
         assert big.scale == 1.0  # hours when there are hours to show
     finally:
         progress.close()
+
+
+def test_the_budget_says_where_the_runs_that_stopped_early_ended(tmp_path):
+    """A cell with one run stopped early (at 400) and one that ran its budget (3,100): "stopped
+    early by" is the early run's end, not the full-budget run's."""
+    r = tmp_path / "results"
+    write_run(r, "Swimmer", "qprop-c", 0, [100, 200, 300, 400], [10, 95, 120, 100],
+              budget_episodes=3100, stopped="early")
+    write_run(r, "Swimmer", "qprop-c", 1, [10, 1000, 3100], [10, 50, 60], budget_episodes=3100)
+    df, _ = build_table(r, "quick")
+    cell = _cell(df, "Swimmer", "qprop-c")
+    assert (cell.stopped_early, cell.early_ended_episodes_max) == (1, 400)
+    assert _budget_cell(cell) == "3,100, 1 stopped early by 400"
