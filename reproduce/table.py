@@ -6,9 +6,10 @@ Reads the profile's runs (``<results>/<profile>/runs``, plus the extra rows its
 ``extra_rows_from`` names), writes ``<results>/<profile>/table.md``, ``table_compact.md`` and
 ``table.csv`` and prints the table. Per domain
 and algorithm: episodes to the threshold in the paper's unit (1000 env steps), median over
-the seeds that crossed with a bootstrap 95% CI (>= 3 seeds) or min-max; how many seeds
-crossed; the same crossing in env steps and real episodes; the max average return (median
-over seeds); the paper's numbers; and a verdict per cell with its reason.
+every seed, a seed that never crossed censored where it ended (+inf: "> x" when half or more
+never crossed), with a bootstrap 95% CI (>= 3 seeds) or min-max; how many seeds crossed;
+the same crossing in env steps and real episodes; the max average return (median over
+seeds); the paper's numbers; and a verdict per cell with its reason.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 from qprop_tf.divergence import diverged_stretches, during_divergence
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
+from reproduce.compare_stats import median_ci
 from reproduce.results import Collection, Run, load_table_runs
 from reproduce.spec import (
     EPISODE_STEPS,
@@ -69,6 +71,10 @@ class RunStats:
     budget_episodes: float
     stopped_early: bool
     crossed_diverged: bool = False  # the crossing's row lies in a critic-divergence stretch
+    # where a run that never crossed is censored: its last row within the first 30000 episodes
+    censor_episodes: float = math.nan
+    censor_env_steps: float = math.nan
+    censor_real_episodes: float = math.nan
 
 
 def run_stats(run: Run, thresh: float) -> RunStats:
@@ -89,19 +95,24 @@ def run_stats(run: Run, thresh: float) -> RunStats:
                  float(row[C.real_episodes]))
     diverged = (not above.empty
                 and during_divergence(diverged_stretches(df), cross[1]))
+    last = window.iloc[-1]  # censored at its budget or where it ended, as reproduce.compare
+    censor_ep = min(float(last[C.paper_episodes]), budget_ep)
     return RunStats(not above.empty, *cross, float(window[run.metric].max()),
                     float(df[C.paper_episodes].max()), full, budget_ep, run.stopped_early,
-                    diverged)
+                    diverged, censor_ep,
+                    min(float(last[C.env_steps]), censor_ep * EPISODE_STEPS),
+                    float(last[C.real_episodes]))
 
 
 # ---------------------------------------------------------------------- spread
 
 @dataclass
 class Spread:
-    median: float
+    median: float  # inf when half or more of the seeds are censored (never crossed)
     lo: float
-    hi: float
+    hi: float  # inf when censoring reaches the upper end
     kind: str  # "bootstrap 95% CI", "min-max", "single seed", ""
+    bound: float = math.nan  # the median with censored seeds at their censoring points
 
     @property
     def ok(self) -> bool:
@@ -128,6 +139,21 @@ def spread(values: list[float]) -> Spread:
     return Spread(med, float(ci.low), float(ci.high), "bootstrap 95% CI")
 
 
+def crossing_spread(stats: list[RunStats], field: str = "episodes") -> Spread:
+    """Median over every seed of the crossing (``field``: episodes, env_steps or
+    real_episodes), a seed that never crossed right-censored where it ended: +inf in the
+    median, so the median is "> bound" when half or more never crossed (``bound``: the median
+    with them at their censoring points). Spread as ``reproduce.compare``'s
+    (``compare_stats.median_ci``); with no seed censored it is ``spread`` of the crossings."""
+    values = [getattr(s, ("cross_" if s.crossed else "censor_") + field) for s in stats]
+    censored = [not s.crossed for s in stats]
+    if not any(censored):
+        sp = spread(values)
+        return Spread(sp.median, sp.lo, sp.hi, sp.kind, sp.median)
+    m = median_ci(values, censored)
+    return Spread(m.median, m.lo, m.hi, m.kind, m.bound)
+
+
 # ---------------------------------------------------------------------- verdicts
 
 def capped_budget(paper: tuple[float, str] | None, stats: list[RunStats]) -> float | None:
@@ -137,6 +163,13 @@ def capped_budget(paper: tuple[float, str] | None, stats: list[RunStats]) -> flo
         return None
     budget = max(s.budget_episodes for s in stats)
     return budget if budget < PAPER_BUDGET_EPISODES else None
+
+
+def _ep(x: float, bound: float = math.nan) -> str:
+    """Episodes in a verdict's reason: "> bound" for a censored median, "inf" as ∞."""
+    if math.isinf(x):
+        return f"> {bound:,.0f}" if math.isfinite(bound) else "∞"
+    return f"{x:,.0f}"
 
 
 def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
@@ -166,7 +199,8 @@ def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
                                           f"{cap:,.0f}")
             return "not comparable", (f"no seed crossed, but runs ended at {min_end:,.0f} < 30000 "
                                       f"episodes (paper {printed})")
-        return "not comparable", (f"only {k}/{n} seeds crossed (paper {printed})"
+        return "not comparable", (f"only {k}/{n} seeds crossed (censored median "
+                                  f"{_ep(sp.median, sp.bound)}; paper {printed})"
                                   + (f"; capped at {cap:,.0f} episodes" if cap else ""))
     if k == 0:
         if min_end >= value:
@@ -174,10 +208,16 @@ def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
                              f"at {value:,.0f}")
         return "not comparable", (f"no seed crossed, but our runs ended at {min_end:,.0f} "
                                   f"episodes, before the paper's crossing point {value:,.0f}")
-    if k < n:
-        return "not comparable", (f"only {k}/{n} seeds crossed (those at median "
-                                  f"{sp.median:,.0f}; paper {value:,.0f})")
-    note = f"paper {value:,.0f}, ours {sp.median:,.0f} [{sp.lo:,.0f}-{sp.hi:,.0f}, {sp.kind}]"
+    note = (f"paper {value:,.0f}, ours {_ep(sp.median, sp.bound)} [{_ep(sp.lo)}-{_ep(sp.hi)}, "
+            f"{sp.kind}"
+            + (f"; {n - k} of {n} seeds never crossed, censored where they ended" if k < n
+               else "") + "]")
+    if k < n:  # the censored seeds count as +inf: only a bound on our side can decide
+        if value < sp.lo:
+            return "worse", note + ": more episodes, censored seeds included"
+        if value > sp.hi:
+            return "better", note + ": fewer episodes, censored seeds included"
+        return "not comparable", f"only {k}/{n} seeds crossed; " + note
     if value > sp.hi:
         return "better", note + ": fewer episodes"
     if value < sp.lo:
@@ -244,9 +284,8 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
         runs = coll.select(domain, algo)
         stats = [run_stats(r, thresh) for r in runs]
         crossed = [s for s in stats if s.crossed]
-        ep = spread([s.cross_episodes for s in crossed])
-        steps = spread([s.cross_env_steps for s in crossed])
-        real = spread([s.cross_real_episodes for s in crossed])
+        ep, steps, real = (crossing_spread(stats, f)
+                           for f in ("episodes", "env_steps", "real_episodes"))
         mx = spread([s.max_return for s in stats])
         p_ep = published_cell(domain, algo, "episodes")
         p_mx = published_cell(domain, algo, "max_return")
@@ -271,11 +310,13 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
             "seeds_unfinished": unfinished[(domain, algo)] if not include_unfinished else sum(
                 not r.finished for r in runs),
             "seeds_missing": missing, "seeds": ",".join(str(r.seed) for r in runs),
-            "episodes_median": ep.median, "episodes_lo": ep.lo, "episodes_hi": ep.hi,
-            "episodes_interval": ep.kind,
-            "env_steps_median": steps.median, "env_steps_lo": steps.lo, "env_steps_hi": steps.hi,
-            "real_episodes_median": real.median, "real_episodes_lo": real.lo,
-            "real_episodes_hi": real.hi,
+            # medians over every seed, censored ones as +inf; *_bound: censored at their ends
+            "episodes_median": ep.median, "episodes_bound": ep.bound, "episodes_lo": ep.lo,
+            "episodes_hi": ep.hi, "episodes_interval": ep.kind,
+            "env_steps_median": steps.median, "env_steps_bound": steps.bound,
+            "env_steps_lo": steps.lo, "env_steps_hi": steps.hi,
+            "real_episodes_median": real.median, "real_episodes_bound": real.bound,
+            "real_episodes_lo": real.lo, "real_episodes_hi": real.hi,
             "max_return_median": mx.median, "max_return_lo": mx.lo, "max_return_hi": mx.hi,
             "max_return_interval": mx.kind,
             "paper_episodes": p_ep[0] if p_ep else math.nan,

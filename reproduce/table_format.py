@@ -51,6 +51,23 @@ def _with_spread(med: float, lo: float, hi: float, kind: str, small: bool = Fals
     return f"{fmt_num(med, small)} {bracket}" + ("" if kind.startswith("bootstrap") else " (range)")
 
 
+def _crossing(x: float, bound: float = math.nan) -> str:
+    """A crossing: "> bound" when censored (inf), "∞" for an unbounded CI end."""
+    if math.isinf(x):
+        return f"> {fmt_num(bound)}" if math.isfinite(bound) else "∞"
+    return fmt_num(x)
+
+
+def _crossing_cell(med: float, bound: float, lo: float, hi: float, kind: str) -> str:
+    """The censored median of the crossings with its spread."""
+    if math.isnan(med):
+        return "-"
+    if kind in ("single seed", "") or (lo == med == hi and kind != "min-max"):
+        return _crossing(med, bound)
+    return (f"{_crossing(med, bound)} [{_crossing(lo)}–{_crossing(hi)}]"
+            + ("" if kind.startswith("bootstrap") else " (range)"))
+
+
 def _seeds_cell(r: pd.Series) -> str:
     if r.seeds_run == 0 and not (r.seeds_corrupt or r.seeds_unfinished):
         return "missing" + (f" (0/{int(r.seeds_missing)})" if r.seeds_missing else "")
@@ -95,9 +112,11 @@ def _episodes_cells(r: pd.Series) -> tuple[str, str, str]:
         ours = "missing"
     elif r.budget_capped and r.seeds_crossed == 0:
         ours = f"not crossed by {fmt_num(r.budget_episodes_max)}"
+    elif r.seeds_crossed == 0:
+        ours = _crossing(r.episodes_median, r.episodes_bound)  # its spread says no more
     else:
-        ours = _with_spread(r.episodes_median, r.episodes_lo, r.episodes_hi,
-                            r.episodes_interval)
+        ours = _crossing_cell(r.episodes_median, r.episodes_bound, r.episodes_lo,
+                              r.episodes_hi, r.episodes_interval)
     paper = _paper(r.paper_episodes, r.paper_episodes_qualifier) if r.table1_column else "-"
     if r.budget_capped and r.paper_episodes_qualifier == "N/A":
         paper += f" in {PAPER_BUDGET_EPISODES:,}"
@@ -121,8 +140,10 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             "Episodes (ours)": ours,
             "Episodes (paper)": paper,
             "Episodes verdict": verdict,
-            "Env steps (ours)": "missing" if missing else fmt_num(r.env_steps_median),
-            "Real episodes (ours)": "missing" if missing else fmt_num(r.real_episodes_median),
+            "Env steps (ours)": "missing" if missing else _crossing(r.env_steps_median,
+                                                                    r.env_steps_bound),
+            "Real episodes (ours)": "missing" if missing else _crossing(
+                r.real_episodes_median, r.real_episodes_bound),
             "MaxReturn (ours)": "missing" if missing else _with_spread(
                 r.max_return_median, r.max_return_lo, r.max_return_hi, r.max_return_interval,
                 small),
@@ -242,8 +263,11 @@ def header(coll: Collection, profile: str) -> list[str]:
         "iteration x batch size / 1000), not real episodes. The crossing is also given in env "
         "steps and in real (completed) episodes.",
         "- **Crossing**: the first iteration whose return is > the threshold (no smoothing), "
-        "within the first 30000 episodes; median over the seeds that crossed. **MaxReturn**: "
-        "the best return within the first 30000 episodes, median over seeds.",
+        "within the first 30000 episodes; median over every seed, a seed that never crossed "
+        "censored where it ended and counted as +inf, so the median reads \"> x\" when half or "
+        "more never crossed (x: the median with them at their ends) and a CI end reads ∞ when "
+        "censoring reaches it (as `reproduce.compare`). **MaxReturn**: the best return within "
+        "the first 30000 episodes, median over seeds.",
         "- **Spread**: [bootstrap 95% CI of the median] (scipy.stats.bootstrap, percentile, "
         f"{BOOTSTRAP_RESAMPLES} resamples) with >= 3 seeds; [min–max] (range) with 2.",
         "- **Returns**: TR-c-Q-Prop and TRPO report the mean return of their own stochastic "
@@ -254,7 +278,8 @@ def header(coll: Collection, profile: str) -> list[str]:
         f"{', '.join(map(str, seeds)) if seeds else 'none'}; budgets per row (last column; the "
         f"paper's is 30000 episodes = 30M env steps; a cell the paper never crossed may be "
         f"capped lower, and then says so). Early stop rule: {early}.",
-        "- **Verdicts**: Episodes *better* = fewer episodes than the paper beyond our spread; "
+        "- **Verdicts**: Episodes *better* = fewer episodes than the paper beyond our spread "
+        "(censored seeds included, so a split cell is decided only when its spread is); "
         "MaxReturn *better* = higher. *within* = the paper's number lies in our spread. "
         "*not comparable* says why below.",
         f"- **Code**: runs from git commit {commits}; table written at {git_head()}.",

@@ -209,7 +209,8 @@ def test_table_from_synthetic_runs(synthetic):
     assert q.verdict_max_return == "within", q.verdict_max_return_reason  # 2957 in the CI
 
     t = _cell(df, "Hopper", "trpo")
-    assert (t.seeds_run, t.seeds_crossed) == (1, 0) and math.isnan(t.episodes_median)
+    assert (t.seeds_run, t.seeds_crossed) == (1, 0) and math.isinf(t.episodes_median)
+    assert t.episodes_bound == 30000  # censored at its budget: "> 30,000", never "missing"
     assert t.max_return_median == 500 and t.max_return_interval == "single seed"
     assert t.verdict_episodes == "worse"  # ran all 30000 episodes, never crossed; paper 5715
     assert t.verdict_max_return == "worse"
@@ -735,3 +736,42 @@ def test_the_budget_says_where_the_runs_that_stopped_early_ended(tmp_path):
     cell = _cell(df, "Swimmer", "qprop-c")
     assert (cell.stopped_early, cell.early_ended_episodes_max) == (1, 400)
     assert _budget_cell(cell) == "3,100, 1 stopped early by 400"
+
+
+def test_seeds_that_never_crossed_are_censored_in_the_episodes_median(tmp_path):
+    """Runs that did not cross count as censored (+inf, at their budget), not as missing:
+    Swimmer TRPO crossed on 1 seed of 3 at 4,550 and the other two ran out at 4,600, past the
+    paper's 3,025: the median is "> 4,600" and the cell is *worse*, where the median over the
+    crossed seed alone (4,550, "not comparable") hid the two. A split whose spread holds the
+    paper's number stays *not comparable*; enough seeds make a split cell decidable."""
+    from reproduce.table_format import display_frame
+
+    r = tmp_path / "results"
+    write_run(r, "Swimmer", "trpo", 0, [1000, 4550, 5000], [10, 95, 96], budget_episodes=4600,
+              stopped="early")
+    for seed in (1, 2):  # the last batch runs past the budget: censored at 4,600 all the same
+        write_run(r, "Swimmer", "trpo", seed, [1000, 4620], [10, 60], budget_episodes=4600)
+    write_run(r, "Walker", "qprop-c", 0, [1000, 2156, 2400], [10, 3100, 500],
+              budget_episodes=5600, stopped="early")
+    write_run(r, "Walker", "qprop-c", 1, [1000, 5600], [10, 1120], budget_episodes=5600)
+    for seed in range(9):  # Hopper TRPO: 9 seeds cross by 1,800, one never does
+        write_run(r, "Hopper", "trpo", seed, [1000 + 100 * seed, 2000], [2100, 2200],
+                  budget_episodes=8600, stopped="early")
+    write_run(r, "Hopper", "trpo", 9, [1000, 8600], [10, 1500], budget_episodes=8600)
+    df, _ = build_table(r, "quick")
+    shown = display_frame(df).set_index(["Domain", "Algorithm"])["Episodes (ours)"]
+
+    sw = _cell(df, "Swimmer", "trpo")
+    assert math.isinf(sw.episodes_median) and sw.episodes_bound == 4600
+    assert (sw.episodes_lo, sw.episodes_hi) == (4550, math.inf)
+    assert sw.verdict_episodes == "worse", sw.verdict_episodes_reason
+    assert "2 of 3 seeds never crossed" in sw.verdict_episodes_reason
+    assert shown["Swimmer", "TRPO"] == "> 4,600 [4,550–∞]"
+
+    wq = _cell(df, "Walker", "qprop-c")
+    assert wq.verdict_episodes == "not comparable" and wq.episodes_bound == (2156 + 5600) / 2
+    assert shown["Walker", "TR-c-Q-Prop"] == "> 3,878 [2,156–∞] (range)"
+
+    ht = _cell(df, "Hopper", "trpo")
+    assert ht.episodes_median == 1450 and math.isfinite(ht.episodes_hi) and ht.episodes_hi < 5715
+    assert ht.verdict_episodes == "better", ht.verdict_episodes_reason
