@@ -5,6 +5,9 @@
 Writes ``<results>/<profile>/figures/`` from the runs the profile's table reads (its own
 tree, plus the extra rows of its ``extra_rows_from``):
 
+- ``table1.png/.svg``: Table 1 at a glance (``reproduce.table_plot``): each seed's
+  episodes to threshold for the three algorithms, censored seeds as open markers, the
+  paper's crossing, and the verdict of each cell;
 - ``curves_<Domain>.png/.svg``: return against the paper's episodes (1000 env steps), mean
   over seeds with a 95% band (percentile bootstrap of the mean over seeds, ``mean_ci``),
   the threshold, and the paper's crossing
@@ -49,7 +52,7 @@ from reproduce.plot_style import (
     sns,
 )
 from reproduce.reference_returns import load_reference
-from reproduce.results import Collection, Run, load_runs, load_table_runs
+from reproduce.results import Collection, Run, load_runs
 from reproduce.spec import (
     TABLE1_ALGOS,
     SpecError,
@@ -59,6 +62,8 @@ from reproduce.spec import (
     profile_dir,
     threshold,
 )
+from reproduce.table import build_table
+from reproduce.table_plot import plot_table1
 
 DEFAULT_PROFILE = "table1"
 
@@ -236,14 +241,15 @@ def make_plots(results: str | Path, profile: str = DEFAULT_PROFILE,
     """The profile's figures, in ``<results>/<profile>/figures/``."""
     results = Path(results)
     sns.set_theme(style="whitegrid", context="notebook")
-    coll = load_table_runs(results, profile, include_unfinished)
+    table, coll = build_table(results, profile, include_unfinished=include_unfinished)
     for p in coll.problems:
         print(f"reproduce.plot: skipped {p.path}: {p.message}", file=sys.stderr)
     out = profile_dir(results, profile) / "figures"
     if not coll.runs:
         print(f"reproduce.plot: no finished runs under {out.parent / 'runs'}", file=sys.stderr)
         return []
-    return (plot_curves(coll, out, inflight_runs(results, profile, coll), load_reference(results))
+    return (plot_table1(table, coll, out)
+            + plot_curves(coll, out, inflight_runs(results, profile, coll), load_reference(results))
             + plot_diagnostics(coll, out) + plot_figure_groups(coll, out))
 
 

@@ -310,7 +310,7 @@ def test_plots_from_synthetic_runs(synthetic):
     assert {p.parent for p in written} == {synthetic / "quick/figures"}
     names = {p.name for p in written}
     assert {"curves_all.png", "curves_all.svg", "curves_Hopper.png", "curves_Humanoid.svg",
-            "fig2a.png", "fig2a.svg"} <= names
+            "fig2a.png", "fig2a.svg", "table1.png", "table1.svg"} <= names
     assert "fig3a.png" not in names  # only one of its algorithms has runs
     assert all(p.stat().st_size > 1000 for p in written)
 
@@ -775,3 +775,25 @@ def test_seeds_that_never_crossed_are_censored_in_the_episodes_median(tmp_path):
     ht = _cell(df, "Hopper", "trpo")
     assert ht.episodes_median == 1450 and math.isfinite(ht.episodes_hi) and ht.episodes_hi < 5715
     assert ht.verdict_episodes == "better", ht.verdict_episodes_reason
+
+
+def test_the_table_figure_draws_each_seed_where_the_table_counts_it(synthetic, tmp_path):
+    """Table 1 at a glance: a seed that crossed sits at its crossing, one that never did at
+    its censoring point (the table's), flagged; a tree without Table 1 runs draws nothing."""
+    from reproduce.table_plot import plot_table1, seed_crossings
+
+    df, coll = build_table(synthetic, "quick")
+    values, censored = seed_crossings(coll, "Hopper", "qprop-c", 2000)
+    assert sorted(values) == [10, 20, 30] and not censored.any()
+    values, censored = seed_crossings(coll, "Hopper", "trpo", 2000)  # never crossed
+    assert list(values) == [30000] and list(censored) == [True]
+    values, censored = seed_crossings(coll, "Swimmer", "trpo", 90)  # crossed at 50
+    assert list(values) == [50] and list(censored) == [False]
+    written = plot_table1(df, coll, tmp_path / "fig")
+    assert [p.name for p in written] == ["table1.png", "table1.svg"]
+    assert written[0].stat().st_size > 10000
+
+    empty = tmp_path / "empty"
+    write_run(empty, "Hopper", "vpg", 0, [5, 10], [10, 20])  # no Table 1 column
+    df, coll = build_table(empty, "quick")
+    assert plot_table1(df, coll, tmp_path / "none") == []

@@ -1,0 +1,109 @@
+"""Table 1 at a glance: one panel per domain, each seed's episodes to threshold for the three
+algorithms of the paper's Table 1, beside the paper's crossing and our verdict.
+
+Drawn by ``make plot`` (``reproduce.plot``) as ``<profile>/figures/table1.png`` from the same
+numbers as ``reproduce.table``: a filled dot per seed that crossed, an open one with an up
+arrow per seed that never did (censored at its budget), the censored median (dashed, "> x",
+when half or more never crossed), the paper's crossing as a black diamond (open, with an up
+arrow, at 30000 where the paper never crossed), and the cell's episodes verdict under its
+column.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reproduce.compare_plot import SEED_LABELS, draw_seeds, log_episodes_axis, seed_handles
+from reproduce.compare_stats import median_ci
+from reproduce.plot_style import palette, plt, save, sns
+from reproduce.results import Collection
+from reproduce.spec import PAPER_BUDGET_EPISODES, TABLE1_ALGOS, domains
+from reproduce.table import run_stats
+
+VERDICT_COLORS = {"better": "tab:green", "within": "tab:blue", "worse": "tab:red"}
+NAME = "table1"
+STEP = 1.25  # between columns: room for a median's "> x" label before the next diamond
+
+
+def seed_crossings(coll: Collection, domain: str, algo: str, thresh: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(episodes, censored) per seed: the first crossing, or where a run that never crossed
+    was censored (as ``reproduce.table``)."""
+    stats = [run_stats(r, thresh) for r in coll.select(domain, algo)]
+    values = [s.cross_episodes if s.crossed else s.censor_episodes for s in stats]
+    return np.asarray(values, dtype=float), np.asarray([not s.crossed for s in stats], bool)
+
+
+def draw_paper(ax: plt.Axes, i: float, value: float, qual: str) -> float:
+    """The paper's crossing at column ``i``: a diamond at its value, or an open one with an
+    up arrow at 30000 episodes where it never crossed (N/A, >x). Returns the y drawn at."""
+    never = qual in ("N/A", ">") or math.isnan(value)
+    y = float(PAPER_BUDGET_EPISODES) if never else value
+    x = i - 0.4  # left of the median line, clear of its "> x" label
+    ax.scatter([x], [y], marker="D", s=42, zorder=4, ec="black", lw=1.2,
+               fc="none" if never else "black")
+    if never:
+        ax.annotate("", xy=(x, y * 1.5), xytext=(x, y),
+                    arrowprops={"arrowstyle": "->", "color": "black", "lw": 1.1})
+    return y
+
+
+def plot_table1(df: pd.DataFrame, coll: Collection, out: Path, name: str = NAME
+                ) -> list[Path]:
+    """The figure of ``reproduce.table.build_table``'s Table 1 cells (``df``) and their runs
+    (``coll``); nothing when no Table 1 cell has a run."""
+    cells = df[df.table1_column & df.domain.isin(domains())]
+    if not cells.seeds_run.any():
+        return []
+    sns.set_theme(style="whitegrid", context="notebook")
+    colors = palette(list(TABLE1_ALGOS))
+    doms = [d for d in domains() if d in set(cells.domain)]
+    ncols = min(len(doms), 4)
+    nrows = math.ceil(len(doms) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 4.6 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(doms):]:
+        ax.axis("off")
+    for ax, domain in zip(axes.ravel(), doms, strict=False):
+        ys: list[float] = []
+        for i, algo in enumerate(TABLE1_ALGOS):
+            row = cells[(cells.domain == domain) & (cells.algo == algo)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            values, censored = seed_crossings(coll, domain, algo, r.threshold)
+            x = i * STEP
+            draw_seeds(ax, x, values, censored, median_ci(values, censored), colors[algo])
+            ys += [*values, draw_paper(ax, x, r.paper_episodes, r.paper_episodes_qualifier)]
+            verdict = r.verdict_episodes or "-"
+            ax.text(x, -0.13, verdict.replace("not comparable", "not\ncomparable"),
+                    transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+                    color=VERDICT_COLORS.get(verdict, "0.35"), fontweight="bold")
+        log_episodes_axis(ax, np.asarray(ys, dtype=float))
+        ax.set_xlim(-0.65, (len(TABLE1_ALGOS) - 1) * STEP + 0.8)
+        ax.set_xticks([i * STEP for i in range(len(TABLE1_ALGOS))],
+                      [_short(a, cells) for a in TABLE1_ALGOS], fontsize=8)
+        ax.set_ylabel("episodes to threshold (1 = 1000 env steps)", fontsize=9)
+        ax.set_title(f"{domain} (> {cells[cells.domain == domain].threshold.iloc[0]:g})",
+                     fontsize=10)
+    from matplotlib.lines import Line2D
+
+    handles = [*seed_handles(),
+               Line2D([], [], marker="D", color="black", ls="none"),
+               Line2D([], [], marker="D", mfc="none", mec="black", ls="none")]
+    labels = [*SEED_LABELS, "paper's crossing (Table 1)",
+              "paper: never crossed within 30000 (N/A, >30000)"]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, -0.03))
+    fig.suptitle("Table 1 at a glance: episodes to threshold per seed, beside the paper's "
+                 "(verdict under each column; the table has the reasons)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save(fig, out, name)
+
+
+def _short(algo: str, cells: pd.DataFrame) -> str:
+    names = cells.loc[cells.algo == algo, "algorithm"]
+    return str(names.iloc[0]) if not names.empty else algo
