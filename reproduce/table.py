@@ -210,7 +210,7 @@ def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
                                   f"episodes, before the paper's crossing point {value:,.0f}")
     note = (f"paper {value:,.0f}, ours {_ep(sp.median, sp.bound)} [{_ep(sp.lo)}-{_ep(sp.hi)}, "
             f"{sp.kind}"
-            + (f"; {n - k} of {n} seeds never crossed, censored where they ended" if k < n
+            + (f"; {n - k} of {n} seeds never crossed, each censored where its run ended" if k < n
                else "") + "]")
     if k < n:  # the censored seeds count as +inf: only a bound on our side can decide
         if value < sp.lo:
