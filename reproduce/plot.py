@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--include-unfinished", action="store_true",
                    help="also plot runs without DONE (in progress)")
     args = p.parse_args(argv)
+    if not Path(args.results).is_dir():
+        print(f"reproduce.plot: error: no results directory {args.results!r}", file=sys.stderr)
+        return 2
     try:
         written = make_plots(args.results, args.profile, args.include_unfinished)
     except SpecError as exc:

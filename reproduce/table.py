@@ -377,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"reproduce.table: error: {exc}", file=sys.stderr)
         return 2
+    if not Path(args.results).is_dir():  # a mistyped path must not grow a table of "missing"
+        print(f"reproduce.table: error: no results directory {args.results!r} (make "
+              "reproduce-table or make campaign-collect fills one)", file=sys.stderr)
+        return 2
+    if args.seeds is not None and args.seeds < 1:
+        print(f"reproduce.table: error: --seeds must be >= 1, not {args.seeds}", file=sys.stderr)
+        return 2
     write_table(args.results, args.profile, args.seeds, args.include_unfinished)
     return 0
 

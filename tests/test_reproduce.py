@@ -299,6 +299,20 @@ def test_empty_results_give_a_table_of_missing_cells(tmp_path):
     assert len(df) == 21 and (df.verdict_episodes == "missing").all()
 
 
+def test_the_table_cli_refuses_a_results_path_that_does_not_exist(tmp_path, capsys):
+    from reproduce.table import main
+
+    assert main(["--results", str(tmp_path / "typo")]) == 2
+    assert "no results directory" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+    assert main(["--results", str(tmp_path), "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    from reproduce.plot import main as plot_main
+
+    assert plot_main(["--results", str(tmp_path / "typo")]) == 2
+    assert "no results directory" in capsys.readouterr().err
+
+
 def test_plots_from_synthetic_runs(synthetic):
     from reproduce.plot import make_plots
 
