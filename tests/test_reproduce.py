@@ -811,3 +811,24 @@ def test_the_table_figure_draws_each_seed_where_the_table_counts_it(synthetic, t
     write_run(empty, "Hopper", "vpg", 0, [5, 10], [10, 20])  # no Table 1 column
     df, coll = build_table(empty, "quick")
     assert plot_table1(df, coll, tmp_path / "none") == []
+
+
+def test_the_table_and_the_compare_report_agree_on_every_censored_median(synthetic):
+    """Two modules print a cell's median episodes: the table and ``reproduce.compare``. They
+    use one rule (censored at the budget or the end, +inf in the median), so they agree."""
+    from reproduce.compare import episodes_to_threshold
+    from reproduce.compare_stats import median_ci
+
+    write_run(synthetic, "Walker", "trpo", 0, [1000, 2156, 2400], [10, 3100, 500],
+              budget_episodes=5600, stopped="early")
+    write_run(synthetic, "Walker", "trpo", 1, [1000, 5650], [10, 1120], budget_episodes=5600)
+    df, coll = build_table(synthetic, "quick")
+    checked = 0
+    for _, r in df[df.seeds_run > 0].iterrows():
+        if r.domain not in rspec.domains():
+            continue
+        cs = [episodes_to_threshold(x) for x in coll.select(r.domain, r.algo)]
+        m = median_ci([c.episodes for c in cs], [c.censored for c in cs])
+        assert (m.median, m.bound) == (r.episodes_median, r.episodes_bound), (r.domain, r.algo)
+        checked += 1
+    assert checked >= 8
