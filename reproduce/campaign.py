@@ -305,11 +305,12 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
     roots = [r for r in (root, results) if r.is_dir()]
     runs = ledger(specs, roots)
     lost = read_losses(results, profile)
+    workers = effective(read_settings(root, profile), None, 0)[0]
     if short:
-        print(f"  {brief(runs, lost)}")
+        print(f"  {brief(runs, lost, workers)}")
         return
     print(render(profile, runs, roots,
-                 f"python -m reproduce.campaign status --profile {profile}", lost))
+                 f"python -m reproduce.campaign status --profile {profile}", lost, workers))
 
 
 def _each(profiles: list[str], act: Callable[[str], None]) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
+from reproduce.campaign_pins import effective, read_settings
 from reproduce.ledger import brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.spec import resolve_runs
@@ -71,9 +72,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
                     shutil.copy2(src / name, parked / name)
             partial += 1
     runs = ledger(specs, [root, results])
+    workers = effective(read_settings(root, profile), None, 0)[0]
     text = render(profile, runs, [root, results],
                   f"python -m reproduce.campaign collect --profile {profile}",
-                  read_losses(results, profile))
+                  read_losses(results, profile), workers)
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

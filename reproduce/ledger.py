@@ -21,12 +21,16 @@ made two ways: by the cost model (``reproduce.cost.run_hours``, the rates in
 cell measured: the runs that logged ``cpu_time`` if the cell has any, else its wall-timed
 ones (an upper bound when runs outnumbered cores); a cell with no run yet takes the cost
 model's. A run to go costs its whole budget, an unfinished one what its budget has left, a
-done, stopped or failed one nothing.
+done, stopped or failed one nothing. Given the workers (``campaign status`` and ``collect``
+pass the profile's), the ledger also gives the wall-clock hours left (:func:`wall_hours`): the
+runs left on that many one-core lanes in the sweep's start order, which counts the tail where
+one long run has the machine to itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import subprocess
 import sys
@@ -148,7 +152,10 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
 
 def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
     """One row per run: domain, algo, seed, status, env steps, budget, hours spent, hours left
-    (cost model, and at measured rates), commit."""
+    (cost model, and at measured rates), commit, and its place in the sweep's start order."""
+    from reproduce.sweep import order_runs
+
+    place = {s.key: i for i, s in enumerate(order_runs(list(specs)))}
     rows = []
     for spec in specs:
         st = run_state(spec, roots)
@@ -156,10 +163,28 @@ def ledger(specs: list[RunSpec], roots: list[Path]) -> pd.DataFrame:
                      "status": st.status, "env_steps": st.env_steps,
                      "budget_steps": spec.max_steps, "hours_spent": st.hours_spent,
                      "cpu_timed": st.cpu_timed,
-                     "hours_left": st.hours_left, "commit": st.commit})
+                     "hours_left": st.hours_left, "commit": st.commit,
+                     "order": place[spec.key]})
     runs = pd.DataFrame(rows)
     runs["hours_left_measured"] = measured_hours_left(runs, specs) if rows else []
     return runs
+
+
+def wall_hours(runs: pd.DataFrame, workers: int) -> float:
+    """Wall-clock hours until every run left has ended, on ``workers`` lanes of one core
+    each, at the measured rates and full budget: the runs in flight hold lanes first, then
+    the others start in the sweep's order (``reproduce.sweep.order_runs``) as lanes free up.
+    Unlike CPU-hours / workers it counts the tail, where one long run has the machine to
+    itself while the other lanes idle."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers}")
+    left = runs[~runs["status"].isin(ENDED)]
+    queue = pd.concat([left[left["status"] == "in flight"].sort_values("order"),
+                       left[left["status"] != "in flight"].sort_values("order")])
+    lanes = [0.0] * workers
+    for hours in queue["hours_left_measured"]:
+        heapq.heapreplace(lanes, lanes[0] + float(hours))
+    return max(lanes)
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -186,8 +211,17 @@ def _git_head() -> str:
         return "?"
 
 
-def brief(runs: pd.DataFrame, lost: pd.DataFrame | None = None) -> str:
-    """The ledger's totals on one line: runs by status, CPU-hours spent (and lost) and left."""
+def wall_text(runs: pd.DataFrame, workers: int | None) -> str:
+    """", wall at most X h on W workers" (``wall_hours``), or nothing without ``workers``."""
+    if workers is None or "order" not in runs:
+        return ""
+    return f"; wall-clock at most {wall_hours(runs, workers):.1f} h on {workers} worker(s)"
+
+
+def brief(runs: pd.DataFrame, lost: pd.DataFrame | None = None,
+          workers: int | None = None) -> str:
+    """The ledger's totals on one line: runs by status, CPU-hours spent (and lost) and left,
+    and with ``workers`` the wall-clock hours left (``wall_hours``)."""
     counts = runs["status"].value_counts()
     total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
     lost_h = "" if lost is None or not len(lost) else (
@@ -195,13 +229,13 @@ def brief(runs: pd.DataFrame, lost: pd.DataFrame | None = None) -> str:
     return (f"{len(runs)} runs: {total}; CPU-h spent {runs['hours_spent'].sum():.1f}{lost_h}, "
             "left at "
             f"most {runs['hours_left_measured'].sum():.1f} (measured rates) / "
-            f"{runs['hours_left'].sum():.1f} (cost model)")
+            f"{runs['hours_left'].sum():.1f} (cost model)" + wall_text(runs, workers))
 
 
 def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
-           lost: pd.DataFrame | None = None) -> str:
+           lost: pd.DataFrame | None = None, workers: int | None = None) -> str:
     """The ledger as Markdown: totals (with the work ``lost``, ``LOST.csv``'s rows, when there
-    is some), then one line per cell."""
+    is some, and with ``workers`` the wall-clock hours left), then one line per cell."""
     c = cells(runs)
     counts = runs["status"].value_counts()
     total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
@@ -219,6 +253,12 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
         f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
         "`reproduce/configs/profiles.toml` alone. Both at full budget: early stopping ends "
         "most runs sooner.",
+        *([f"- **Wall-clock hours left (estimate)**: at most {wall_hours(runs, workers):.1f} "
+           f"on {workers} worker(s) of one core each: the runs left, in the sweep's order, at "
+           "the measured rates and full budget (CPU-hours / workers would say "
+           f"{runs['hours_left_measured'].sum() / workers:.1f}; the difference is the tail, "
+           "where one long run has the machine to itself)."]
+          if workers is not None and "order" in runs else []),
         "- **Statuses**: done = `DONE`; stopped (non-finite) = stopped on a NonFiniteError: a "
         "result, which the tables count (not crossed after it), never resumed; in flight = a "
         "live sweep holds its `LOCK`; paused = unfinished, resumes from its checkpoint on the "
@@ -245,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaign", type=Path, action="append", default=[],
                         help="a results root where the campaign runs (repeatable)")
     parser.add_argument("--out", type=Path, help="default: <results>/<profile>/CAMPAIGN.md")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="estimate the wall-clock hours left on this many workers")
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        print(f"ledger: --workers must be >= 1, not {args.workers}", file=sys.stderr)
+        return 2
     roots = [*args.campaign, args.results]
     missing = [r for r in roots if not r.is_dir()]
     if missing:
@@ -259,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = ledger(specs, roots)
     command = "python -m reproduce.ledger " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(args.profile, runs, roots, command.strip(),
-                  read_losses(args.results, args.profile))
+                  read_losses(args.results, args.profile), args.workers)
     out = args.out or ledger_path(args.results, args.profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -301,6 +301,30 @@ def test_collect_and_status_cover_every_pinned_profile_with_a_ledger_each(tmp_pa
     assert smoke.startswith("  12 runs: 1 done, 0 stopped (non-finite), 0 in flight, "
                             "0 paused, 0 failed, 11 to go; "
                             "CPU-h spent 0.0, left at most")
+    assert smoke.endswith("h on 2 worker(s)") and "wall-clock at most" in smoke
+    assert "**Wall-clock hours left (estimate)**" in (results / "smoke" / "CAMPAIGN.md"
+                                                      ).read_text()
+
+
+def test_the_wall_clock_left_counts_the_tail_and_follows_the_sweeps_order():
+    """In-flight runs hold lanes first; the rest start in the sweep's order as lanes free
+    up; ended runs cost nothing. One long run started last is a tail that CPU-h / workers
+    does not see."""
+    from reproduce.ledger import wall_hours
+
+    def runs(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=["status", "order", "hours_left_measured"])
+
+    cheap_first = runs([("in flight", 9, 3.0), ("to go", 1, 1.0), ("paused", 2, 1.0),
+                        ("to go", 3, 1.0), ("to go", 4, 5.0), ("done", 0, 0.0)])
+    assert wall_hours(cheap_first, 2) == 8.0  # lanes 3 | 1+1+1, then 5 after the 3: 3+5
+    dear_first = runs([("in flight", 9, 3.0), ("to go", 1, 5.0), ("to go", 2, 1.0),
+                       ("to go", 3, 1.0), ("to go", 4, 1.0)])
+    assert wall_hours(dear_first, 2) == 6.0  # 3+1+1+1 | 5
+    assert wall_hours(cheap_first, 1) == 11.0  # one lane: the CPU-hours
+    assert wall_hours(runs([("done", 0, 0.0)]), 2) == 0.0
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        wall_hours(cheap_first, 0)
 
 
 def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
@@ -309,9 +333,14 @@ def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
     results.mkdir()
     assert ledger_main(["--profile", "smoke", "--results", str(results),
                         "--campaign", str(r)]) == 0
-    assert "1 done, 1 stopped (non-finite), 1 in flight" in (
-        results / "smoke" / "CAMPAIGN.md").read_text()
+    text = (results / "smoke" / "CAMPAIGN.md").read_text()
+    assert "1 done, 1 stopped (non-finite), 1 in flight" in text
+    assert "Wall-clock" not in text  # no workers given: no wall-clock estimate
     assert not (results / "CAMPAIGN.md").exists()
+    assert ledger_main(["--profile", "smoke", "--results", str(results), "--campaign", str(r),
+                        "--workers", "2"]) == 0
+    assert "on 2 worker(s) of one core each" in (results / "smoke" / "CAMPAIGN.md").read_text()
+    assert ledger_main(["--profile", "smoke", "--results", str(results), "--workers", "0"]) == 2
 
 
 def test_an_unknown_pinned_profile_is_one_error_and_does_not_stop_the_others(
