@@ -4,18 +4,22 @@ header that says what made the table (profile, runs, versions, commits)."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from typing import Any
 
 import pandas as pd
 
+from reproduce.algo_names import paper_name
 from reproduce.results import Collection
 from reproduce.spec import (
     PAPER_BUDGET_EPISODES,
     REPO_ROOT,
+    TABLE1_ALGOS,
     RunSpec,
     SpecError,
     algos,
+    domains,
     extra_rows_from,
     resolve_runs,
 )
@@ -228,7 +232,9 @@ def header(coll: Collection, profile: str) -> list[str]:
     cfgs = [r.config or {} for r in coll.runs]
     versions = [c.get("versions", {}) for c in cfgs]
     ddpg = [c.get("config", {}) for c in cfgs if c.get("config", {}).get("algo") == "ddpg"]
-    early = _distinct([(r.done or {}).get("early_stop") or "none (full budget)"
+    early = _distinct([re.sub(r"crossing of -?[\d.]+ \(\w+\)",  # one rule, not one per domain
+                              "crossing of the domain's threshold",
+                              (r.done or {}).get("early_stop") or "none (full budget)")
                        for r in coll.runs])
     seeds = sorted({r.seed for r in coll.runs})
     commits = _distinct([c.get("git_commit") for c in cfgs])
@@ -288,8 +294,28 @@ def header(coll: Collection, profile: str) -> list[str]:
     ]
 
 
+VERDICTS = ["better", "within", "worse", "not comparable", "missing"]
+
+
+def tally(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's cells (its three columns, its seven domains) counted by episodes verdict,
+    per algorithm and in all."""
+    cells = df[df.table1_column & df.domain.isin(domains())]
+    t = pd.crosstab(cells.algorithm, pd.Categorical(cells.verdict_episodes, VERDICTS),
+                    dropna=False)
+    t = t.reindex([paper_name(a) for a in TABLE1_ALGOS]).fillna(0).astype(int)
+    t.loc["all"] = t.sum()
+    return t
+
+
 def notes(df: pd.DataFrame, coll: Collection) -> list[str]:
-    out = ["", "## Why each verdict", ""]
+    t = tally(df)
+    out = ["", "## Episodes verdicts, counted", "",
+           "| Algorithm | " + " | ".join(t.columns) + " |",
+           "|---" * (len(t.columns) + 1) + "|"]
+    out += [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+            for name, row in t.iterrows()]
+    out += ["", "## Why each verdict", ""]
     for _, r in df.iterrows():
         if r.seeds_run == 0:
             continue

@@ -832,3 +832,20 @@ def test_the_table_and_the_compare_report_agree_on_every_censored_median(synthet
         assert (m.median, m.bound) == (r.episodes_median, r.episodes_bound), (r.domain, r.algo)
         checked += 1
     assert checked >= 8
+
+
+def test_the_verdicts_are_counted_per_algorithm_over_table1s_cells(synthetic):
+    from reproduce.table_format import tally
+
+    df, coll = build_table(synthetic, "quick")
+    t = tally(df)  # Hopper vpg (no Table 1 column) is not counted
+    assert t.loc["TR-c-Q-Prop"].to_dict() == {"better": 2, "within": 0, "worse": 0,
+                                              "not comparable": 1, "missing": 4}
+    assert t.loc["TRPO"].to_dict() == {"better": 1, "within": 1, "worse": 1,
+                                       "not comparable": 0, "missing": 4}
+    assert t.loc["DDPG"].to_dict() == {"better": 2, "within": 0, "worse": 0,
+                                       "not comparable": 0, "missing": 5}
+    assert t.loc["all"].sum() == 21
+    written = write_table(synthetic, "quick", echo=False)
+    text = (synthetic / "quick" / "table.md").read_text()
+    assert "| all | 5 | 1 | 1 | 1 | 13 |" in text and len(written) == len(df)
