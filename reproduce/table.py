@@ -181,7 +181,7 @@ def verdict_episodes(paper: tuple[float, str] | None, stats: list[RunStats],
     if paper is None:
         return "", "no published number"
     value, qual = paper
-    min_end = min(min(s.end_episodes, PAPER_BUDGET_EPISODES) for s in stats)
+    min_end = min(s.censor_episodes for s in stats)  # (used when no seed crossed)
     if qual in ("N/A", ">"):
         printed = "N/A" if qual == "N/A" else f">{value:,.0f}"
         if k == n:
