@@ -637,13 +637,15 @@ def test_a_detached_sweep_gets_its_niceness_as_a_scheduling_group(tmp_path: Path
 
 def test_status_warns_when_a_sweeps_group_runs_at_another_niceness(monkeypatch, tmp_path: Path):
     campaign_pins.write_settings(tmp_path, "table1", nice=15)
-    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: 0)  # started by older code
+    from reproduce import campaign_status
+
+    monkeypatch.setattr(campaign_status, "autogroup_nice", lambda pid: 0)  # by older code
     assert "group nice 0, NOT its 15: `echo 15 > /proc/123/autogroup`" in \
-        campaign.group_nice_note(123, "table1", tmp_path)
-    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: 15)
-    assert campaign.group_nice_note(123, "table1", tmp_path) == ", group nice 15"
-    monkeypatch.setattr(campaign, "autogroup_nice", lambda pid: None)  # no autogroups
-    assert campaign.group_nice_note(123, "table1", tmp_path) == ""
+        campaign_status.group_nice_note(123, "table1", tmp_path)
+    monkeypatch.setattr(campaign_status, "autogroup_nice", lambda pid: 15)
+    assert campaign_status.group_nice_note(123, "table1", tmp_path) == ", group nice 15"
+    monkeypatch.setattr(campaign_status, "autogroup_nice", lambda pid: None)  # no autogroups
+    assert campaign_status.group_nice_note(123, "table1", tmp_path) == ""
 
 
 def test_a_complete_profile_starts_no_sweep(repo, launches, tmp_path, capsys):
