@@ -52,16 +52,24 @@ def draw_paper(ax: plt.Axes, i: float, value: float, qual: str) -> float:
     return y
 
 
+def panel_domains(df: pd.DataFrame) -> list[str]:
+    """The domains drawn: those where at least one Table 1 cell has a finished run (a
+    profile's own domains), in Table 1's order."""
+    cells = df[df.table1_column & df.domain.isin(domains())]
+    ran = cells.groupby("domain").seeds_run.sum()
+    return [d for d in domains() if ran.get(d, 0) > 0]
+
+
 def plot_table1(df: pd.DataFrame, coll: Collection, out: Path, name: str = NAME
                 ) -> list[Path]:
     """The figure of ``reproduce.table.build_table``'s Table 1 cells (``df``) and their runs
     (``coll``); nothing when no Table 1 cell has a run."""
     cells = df[df.table1_column & df.domain.isin(domains())]
-    if not cells.seeds_run.any():
+    doms = panel_domains(df)
+    if not doms:
         return []
     sns.set_theme(style="whitegrid", context="notebook")
     colors = palette(list(TABLE1_ALGOS))
-    doms = [d for d in domains() if d in set(cells.domain)]
     ncols = min(len(doms), 4)
     nrows = math.ceil(len(doms) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 4.6 * nrows), squeeze=False)

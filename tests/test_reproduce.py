@@ -803,6 +803,9 @@ def test_the_table_figure_draws_each_seed_where_the_table_counts_it(synthetic, t
     assert list(values) == [30000] and list(censored) == [True]
     values, censored = seed_crossings(coll, "Swimmer", "trpo", 90)  # crossed at 50
     assert list(values) == [50] and list(censored) == [False]
+    from reproduce.table_plot import panel_domains
+
+    assert panel_domains(df) == ["Hopper", "Humanoid", "Reacher", "Swimmer"]  # ran there
     written = plot_table1(df, coll, tmp_path / "fig")
     assert [p.name for p in written] == ["table1.png", "table1.svg"]
     assert written[0].stat().st_size > 10000
