@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from qprop_tf.envs import resolve_env_id
+from qprop_tf.envs import ACTION_SCALES, resolve_env_id
 from qprop_tf.errors import ConfigError
 
 ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
@@ -76,6 +76,10 @@ class Config:
     gamma: float = 0.99
     gae_lambda: float = 0.97
     bootstrap_truncation: bool = True
+    # "env": the agent acts in the env's own bounds (ours so far); "unit": in [-1, 1]^d,
+    # mapped linearly onto them, as rllab's normalize wrapper in the authors' launcher does.
+    # The same on every domain but Humanoid (bounds +-0.4; README, "Deviations")
+    action_scale: str = "env"
     # "paths": whole episodes until the batch holds >= batch_size steps (authors, rllab);
     # "fixed": exactly batch_size steps, episodes continue across batches and the piece cut
     # at the batch's end is bootstrapped with V (sb3, OpenAI baselines)
@@ -188,7 +192,7 @@ class Config:
         if self.baseline not in BASELINES:
             raise ConfigError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
         for name, valid in (("vf_target", VF_TARGETS), ("init", INITS),
-                            ("rollout", ROLLOUTS)):
+                            ("rollout", ROLLOUTS), ("action_scale", ACTION_SCALES)):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; valid: "
                                   f"{', '.join(valid)}")

@@ -232,8 +232,9 @@ class DDPGRunner:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.env_id = resolve_env_id(cfg.env)
-        self.env = make_env(self.env_id, cfg.seed * 1000)
-        self.eval_env = make_env(self.env_id, cfg.seed * 1000 + EVAL_SEED_OFFSET)
+        self.env = make_env(self.env_id, cfg.seed * 1000, cfg.action_scale)
+        self.eval_env = make_env(self.env_id, cfg.seed * 1000 + EVAL_SEED_OFFSET,
+                                 cfg.action_scale)
         self.obs_dim = int(self.env.observation_space.shape[0])
         self.act_dim = int(self.env.action_space.shape[0])
         space = self.env.action_space
@@ -248,7 +249,9 @@ class DDPGRunner:
                                  cfg.reward_scale,
                                  truncation_is_terminal=not cfg.bootstrap_truncation)
         self.policy = self.agent.actor  # what on_iteration hooks are shown, and is saved
-        self.action_bounds = (space.low, space.high)
+        self.action_bounds = (space.low, space.high)  # the actor's (action_scale)
+        raw = self.env.unwrapped.action_space
+        self.env_bounds = (raw.low, raw.high)  # the env's own
         self.replay = self.agent.replay
         self.divergence = DivergenceMonitor()
 

@@ -7,6 +7,7 @@ The paper ran Gym -v1 on an old MuJoCo; this project runs the v5 ids (see the RE
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 
 from qprop_tf.errors import ConfigError
 
@@ -57,21 +58,43 @@ def domain_name(env_id: str) -> str:
     return env_id
 
 
-def make_env(name: str, seed: int) -> gym.Env:
+ACTION_SCALES = ("env", "unit")
+"""The space the agent acts in (config field ``action_scale``): ``"env"``, the env's own
+bounds; ``"unit"``, [-1, 1] per dimension mapped linearly onto the bounds, as rllab's
+``normalize`` wrapper, which the authors' launcher puts around every env, does."""
+
+
+def unit_bounds(space: gym.spaces.Box) -> bool:
+    """Whether a Box is already [-1, 1] in every dimension (six of the seven domains)."""
+    return bool(np.all(space.low == -1.0) and np.all(space.high == 1.0))
+
+
+def make_env(name: str, seed: int, action_scale: str = "env") -> gym.Env:
     """One seeded env with its default time limit (1000 steps; Reacher 50).
 
     The first ``reset`` is seeded with ``seed``; later resets continue the env's own RNG,
     so a run's episodes are a deterministic function of the seed. Actions are clipped to
     the bounds by the sampler (batched, in NumPy) before they reach ``step``.
+
+    ``action_scale="unit"``: the agent acts in [-1, 1]^d, and Gymnasium's ``RescaleAction``
+    maps a to low + (a + 1) (high - low) / 2 (rllab's ``normalize``: the authors' setting).
+    Only an env whose bounds are not [-1, 1] is wrapped (Humanoid's are +-0.4), so on the
+    others both settings step the same env with the same actions, bit for bit.
     """
+    if action_scale not in ACTION_SCALES:
+        raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "
+                          f"{', '.join(ACTION_SCALES)}")
     env = gym.make(resolve_env_id(name), disable_env_checker=True)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ConfigError(f"{name}: only continuous (Box) action spaces are supported")
+    if action_scale == "unit" and not unit_bounds(env.action_space):
+        ones = np.ones(env.action_space.shape, dtype=env.action_space.dtype)
+        env = gym.wrappers.RescaleAction(env, -ones, ones)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
     return env
 
 
-def make_envs(name: str, n: int, seed: int) -> list[gym.Env]:
+def make_envs(name: str, n: int, seed: int, action_scale: str = "env") -> list[gym.Env]:
     """``n`` independently seeded copies (seeds seed*1000 + i, so runs never share streams)."""
-    return [make_env(name, seed * 1000 + i) for i in range(n)]
+    return [make_env(name, seed * 1000 + i, action_scale) for i in range(n)]

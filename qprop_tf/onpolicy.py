@@ -165,11 +165,14 @@ class OnPolicyRunner:
     def __init__(self, cfg: Config, envs: list[gym.Env] | None = None) -> None:
         self.cfg = cfg
         self.env_id = resolve_env_id(cfg.env)
-        self.envs = make_envs(self.env_id, cfg.n_envs, cfg.seed) if envs is None else envs
+        self.envs = (make_envs(self.env_id, cfg.n_envs, cfg.seed, cfg.action_scale)
+                     if envs is None else envs)
         space = self.envs[0].action_space
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.act_dim = space.shape[0]
-        self.action_bounds = (space.low, space.high)
+        self.action_bounds = (space.low, space.high)  # the policy's (action_scale)
+        raw = self.envs[0].unwrapped.action_space
+        self.env_bounds = (raw.low, raw.high)  # the env's own
         self.policy = GaussianMLPPolicy(self.obs_dim, self.act_dim, cfg.policy_hidden,
                                         cfg.init_std, init=cfg.init)
         self.mirror = NumpyPolicy(self.policy)

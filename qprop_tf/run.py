@@ -7,7 +7,7 @@
     iterate(iteration, steps_left) -> progress.Iteration    one iteration (DDPG: epoch)
     label, summary(row) -> str                              its line under the progress bar
     get_state() -> dict, set_state(state, replay_chunks)    everything it needs to resume
-    policy, action_bounds, replay, env_id, obs_dim, act_dim, close()
+    policy, action_bounds, env_bounds, replay, env_id, obs_dim, act_dim, close()
 
 The shell keeps the counters (iterations, env steps, episodes, the best return so far,
 elapsed time), builds each row of progress.csv (:func:`qprop_tf.progress.make_row`), and
@@ -169,7 +169,7 @@ def _run(cfg: Config, out: Path, on_iteration: OnIteration | None, verbose: bool
             bar.close()
         logger.close()
         runner.close()
-    save_policy(runner.policy, out, runner.env_id, *runner.action_bounds)
+    save_policy(runner.policy, out, runner.env_id, *runner.action_bounds, runner.env_bounds)
     write_done(out, {"stopped": stopped, "env_steps": env_steps, "iterations": iteration,
                      "checkpoints": ckpt.saves,
                      "checkpoint_seconds": round(ckpt.save_seconds, 3),

@@ -86,14 +86,39 @@ def policy_path(path: str | Path) -> Path:
     return path if path.is_file() or path.suffix == ".npz" else path / POLICY_FILE
 
 
+def to_env_bounds(spec: dict[str, Any], low: np.ndarray, high: np.ndarray,
+                  env_low: np.ndarray, env_high: np.ndarray) -> dict[str, Any]:
+    """``spec`` (``model.export()``, acting in [low, high]) re-expressed in the env's own
+    bounds: the linear map a -> env_mid + env_half (a - mid) / half folded into the output's
+    center and scale (and the log-std), so the saved policy acts on the raw env, and clipping
+    to the env's bounds is clipping to [low, high] mapped (the map is increasing)."""
+    ratio = (env_high - env_low) / (high - low)
+    out = dict(spec)
+    out["center"] = (env_low + env_high) / 2 + ratio * (np.asarray(spec["center"], np.float64)
+                                                        - (low + high) / 2)
+    out["scale"] = ratio * np.asarray(spec["scale"], np.float64)
+    if spec.get("log_std") is not None:
+        out["log_std"] = np.asarray(spec["log_std"], np.float64) + np.log(ratio)
+    return out
+
+
 def save_policy(model: Any, path: str | Path, env_id: str, low: Sequence[float] | np.ndarray,
-                high: Sequence[float] | np.ndarray) -> Path:
+                high: Sequence[float] | np.ndarray,
+                env_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Write ``model.export()`` (a :class:`~qprop_tf.policy.GaussianMLPPolicy` or a
     :class:`~qprop_tf.actor.DeterministicActor`) to ``path`` (a run directory or a
-    ``.npz`` file), atomically; return the file's path."""
+    ``.npz`` file), atomically; return the file's path. ``env_bounds``: the env's own
+    bounds when the model acted in others (``action_scale=unit``): the file then holds the
+    policy in the env's bounds (:func:`to_env_bounds`)."""
     spec = model.export()
     if spec["kind"] not in KINDS:
         raise ValueError(f"unknown policy kind {spec['kind']!r}")
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if env_bounds is not None and not (np.array_equal(env_bounds[0], low)
+                                       and np.array_equal(env_bounds[1], high)):
+        env_low, env_high = (np.asarray(b, np.float64) for b in env_bounds)
+        spec = to_env_bounds(spec, low, high, env_low, env_high)
+        low, high = env_low, env_high
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT), "kind": np.array(spec["kind"]), "env_id": np.array(env_id),
         "activations": np.array([act for _, _, act in spec["layers"]]),

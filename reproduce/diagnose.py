@@ -174,7 +174,7 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
         cfg = cfg.with_overrides(overrides).validate()
     limit_threads(cfg.tf_threads)
     seed_everything(cfg.seed)
-    recorder = StateRecorder(make_envs(env_id, 1, cfg.seed)[0])
+    recorder = StateRecorder(make_envs(env_id, 1, cfg.seed, cfg.action_scale)[0])
     runner = OnPolicyRunner(cfg, envs=[recorder])
     cv, mirror = runner.control_variate, runner.mirror
     oracle_rng = np.random.default_rng([cfg.seed, 7919])

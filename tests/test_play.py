@@ -181,3 +181,19 @@ def test_no_gl_backend_stops_only_the_video(trpo_run, tmp_path):
     assert not (tmp_path / "v.gif").exists()
     proc = _play("--run", run_dir, "--episodes", "1", env=broken)  # no video: no GL at all
     assert proc.returncode == 0 and "over 1 episodes" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("algo, overrides", [("trpo", ON_POLICY), ("ddpg", DDPG)])
+def test_a_unit_scaled_humanoid_policy_is_saved_in_the_envs_bounds(tmp_path, algo, overrides):
+    """action_scale=unit: the run acts in [-1, 1], its saved policy on the raw env (bounds
+    +-0.4): the run's clipped action, mapped by 0.4, is what the saved policy does."""
+    out, model = _train(tmp_path / algo, algo, "Humanoid",
+                        [*overrides, "action_scale=unit"])
+    saved = load_policy(out)
+    assert np.allclose(saved.low, -0.4) and np.allclose(saved.high, 0.4)
+    obs = _obs(saved)
+    mean = NumpyPolicy(model).mean(obs) if algo == "trpo" else NumpyActor(model)(obs)
+    run_action = np.clip(mean, -1.0, 1.0)
+    np.testing.assert_allclose(saved.act(obs), 0.4 * run_action, atol=1e-5)
+    result = evaluate(saved, "Humanoid-v5", 1, 0)  # the raw env: no wrapper needed
+    assert result.returns.shape == (1,)
