@@ -71,6 +71,7 @@ class StateRecorder:
                               f"MuJoCo env (set_state); use one of the paper's domains")
         self.env = env
         self.base = base
+        self.unwrapped = base
         self.states: list[tuple[np.ndarray, np.ndarray]] = []
         self.action_space = env.action_space
         self.observation_space = env.observation_space
@@ -174,7 +175,12 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
         cfg = cfg.with_overrides(overrides).validate()
     limit_threads(cfg.tf_threads)
     seed_everything(cfg.seed)
-    recorder = StateRecorder(make_envs(env_id, 1, cfg.seed, cfg.action_scale)[0])
+    env0 = make_envs(env_id, 1, cfg.seed, cfg.action_scale)[0]
+    if env0.action_space is not env0.unwrapped.action_space:
+        raise ConfigError(f"the CRN oracle steps raw {env_id} envs with the policy's actions: "
+                          "action_scale=unit is not supported where the bounds are not "
+                          "[-1, 1]")
+    recorder = StateRecorder(env0)
     runner = OnPolicyRunner(cfg, envs=[recorder])
     cv, mirror = runner.control_variate, runner.mirror
     oracle_rng = np.random.default_rng([cfg.seed, 7919])

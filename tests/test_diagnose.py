@@ -79,3 +79,13 @@ def test_diagnose_end_to_end_writes_one_row_per_diagnosed_iteration(tmp_path):
     assert (df["states"] == 6).all()
     with pytest.raises(ConfigError, match="Q-Prop algo"):
         diagnose("Hopper", "trpo", 0, 1, 1, 2, 2, 2, tmp_path, verbose=False)
+
+
+def test_the_oracle_refuses_unit_actions_where_the_bounds_are_not_unit(tmp_path):
+    """Its raw replay envs would take [-1, 1] actions as Humanoid's own (+-0.4)."""
+    from qprop_tf.errors import ConfigError
+    from reproduce.diagnose import diagnose
+
+    with pytest.raises(ConfigError, match="action_scale=unit is not supported"):
+        diagnose("Humanoid", "qprop-c", 0, 1, 1, 1, 1, 5, tmp_path / "x.csv",
+                 overrides=["action_scale=unit"], verbose=False)
