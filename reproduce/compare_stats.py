@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import bootstrap
 
-from reproduce.table_format import fmt_num
+from reproduce.table_format import fmt_episodes  # noqa: F401 (re-exported: the cells)
 
 N_RESAMPLES = 10000
 MIN_SEEDS = 3
@@ -164,14 +164,6 @@ def verdict(ratio: float, lo: float, hi: float, n_a: int, n_b: int) -> str:
 
 
 # ---------------------------------------------------------------------- formatting
-
-def fmt_episodes(x: float, bound: float | None = None) -> str:
-    if math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return f"> {fmt_num(bound)}" if bound is not None and math.isfinite(bound) else "∞"
-    return fmt_num(x)
-
 
 def fmt_median(m: MedianCI) -> str:
     if math.isnan(m.median):

@@ -55,11 +55,19 @@ def _with_spread(med: float, lo: float, hi: float, kind: str, small: bool = Fals
     return f"{fmt_num(med, small)} {bracket}" + ("" if kind.startswith("bootstrap") else " (range)")
 
 
-def _crossing(x: float, bound: float = math.nan) -> str:
-    """A crossing: "> bound" when censored (inf), "∞" for an unbounded CI end."""
+def fmt_episodes(x: float, bound: float | None = None) -> str:
+    """Episodes to threshold: "> bound" for a censored median (inf), "∞" for an unbounded
+    CI end, "-" for none (the table's and ``reproduce.compare``'s cells)."""
+    if math.isnan(x):
+        return "-"
     if math.isinf(x):
-        return f"> {fmt_num(bound)}" if math.isfinite(bound) else "∞"
+        return f"> {fmt_num(bound)}" if bound is not None and math.isfinite(bound) else "∞"
     return fmt_num(x)
+
+
+def table1_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a table frame that are Table 1's cells (its three columns, seven domains)."""
+    return df[df.table1_column & df.domain.isin(domains())]
 
 
 def _crossing_cell(med: float, bound: float, lo: float, hi: float, kind: str) -> str:
@@ -67,8 +75,8 @@ def _crossing_cell(med: float, bound: float, lo: float, hi: float, kind: str) ->
     if math.isnan(med):
         return "-"
     if kind in ("single seed", "") or (lo == med == hi and kind != "min-max"):
-        return _crossing(med, bound)
-    return (f"{_crossing(med, bound)} [{_crossing(lo)}–{_crossing(hi)}]"
+        return fmt_episodes(med, bound)
+    return (f"{fmt_episodes(med, bound)} [{fmt_episodes(lo)}–{fmt_episodes(hi)}]"
             + ("" if kind.startswith("bootstrap") else " (range)"))
 
 
@@ -117,7 +125,7 @@ def _episodes_cells(r: pd.Series) -> tuple[str, str, str]:
     elif r.budget_capped and r.seeds_crossed == 0:
         ours = f"not crossed by {fmt_num(r.budget_episodes_max)}"
     elif r.seeds_crossed == 0:
-        ours = _crossing(r.episodes_median, r.episodes_bound)  # its spread says no more
+        ours = fmt_episodes(r.episodes_median, r.episodes_bound)  # its spread says no more
     else:
         ours = _crossing_cell(r.episodes_median, r.episodes_bound, r.episodes_lo,
                               r.episodes_hi, r.episodes_interval)
@@ -144,9 +152,9 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             "Episodes (ours)": ours,
             "Episodes (paper)": paper,
             "Episodes verdict": verdict,
-            "Env steps (ours)": "missing" if missing else _crossing(r.env_steps_median,
+            "Env steps (ours)": "missing" if missing else fmt_episodes(r.env_steps_median,
                                                                     r.env_steps_bound),
-            "Real episodes (ours)": "missing" if missing else _crossing(
+            "Real episodes (ours)": "missing" if missing else fmt_episodes(
                 r.real_episodes_median, r.real_episodes_bound),
             "MaxReturn (ours)": "missing" if missing else _with_spread(
                 r.max_return_median, r.max_return_lo, r.max_return_hi, r.max_return_interval,
@@ -300,7 +308,7 @@ VERDICTS = ["better", "within", "worse", "not comparable", "missing"]
 def tally(df: pd.DataFrame) -> pd.DataFrame:
     """Table 1's cells (its three columns, its seven domains) counted by episodes verdict,
     per algorithm and in all."""
-    cells = df[df.table1_column & df.domain.isin(domains())]
+    cells = table1_cells(df)
     t = pd.crosstab(cells.algorithm, pd.Categorical(cells.verdict_episodes, VERDICTS),
                     dropna=False)
     t = t.reindex([paper_name(a) for a in TABLE1_ALGOS]).fillna(0).astype(int)

@@ -23,6 +23,7 @@ from reproduce.plot_style import palette, plt, save, sns
 from reproduce.results import Collection
 from reproduce.spec import PAPER_BUDGET_EPISODES, TABLE1_ALGOS, domains
 from reproduce.table import run_stats
+from reproduce.table_format import table1_cells
 
 VERDICT_COLORS = {"better": "tab:green", "within": "tab:blue", "worse": "tab:red"}
 NAME = "table1"
@@ -55,7 +56,7 @@ def draw_paper(ax: plt.Axes, i: float, value: float, qual: str) -> float:
 def panel_domains(df: pd.DataFrame) -> list[str]:
     """The domains drawn: those where at least one Table 1 cell has a finished run (a
     profile's own domains), in Table 1's order."""
-    cells = df[df.table1_column & df.domain.isin(domains())]
+    cells = table1_cells(df)
     ran = cells.groupby("domain").seeds_run.sum()
     return [d for d in domains() if ran.get(d, 0) > 0]
 
@@ -64,7 +65,7 @@ def plot_table1(df: pd.DataFrame, coll: Collection, out: Path, name: str = NAME
                 ) -> list[Path]:
     """The figure of ``reproduce.table.build_table``'s Table 1 cells (``df``) and their runs
     (``coll``); nothing when no Table 1 cell has a run."""
-    cells = df[df.table1_column & df.domain.isin(domains())]
+    cells = table1_cells(df)
     doms = panel_domains(df)
     if not doms:
         return []
