@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from qprop_tf.envs import ACTION_SCALES, resolve_env_id
+from qprop_tf.envs import ACTION_SCALES, action_scale_matters, resolve_env_id
 from qprop_tf.errors import ConfigError
 
 ETA_RULES = ("ones", "conservative", "aggressive", "adaptive")
@@ -76,10 +76,11 @@ class Config:
     gamma: float = 0.99
     gae_lambda: float = 0.97
     bootstrap_truncation: bool = True
-    # "env": the agent acts in the env's own bounds (ours so far); "unit": in [-1, 1]^d,
-    # mapped linearly onto them, as rllab's normalize wrapper in the authors' launcher does.
-    # The same on every domain but Humanoid (bounds +-0.4; README, "Deviations")
-    action_scale: str = "env"
+    # "unit" (authors'): the agent acts in [-1, 1]^d, mapped linearly onto the env's bounds,
+    # as rllab's normalize wrapper in the authors' launcher does; "env": in the env's own
+    # bounds (our first Humanoid runs). The same on every domain but Humanoid (bounds +-0.4;
+    # README, "Deviations")
+    action_scale: str = "unit"
     # "paths": whole episodes until the batch holds >= batch_size steps (authors, rllab);
     # "fixed": exactly batch_size steps, episodes continue across batches and the piece cut
     # at the batch's end is bootstrapped with V (sb3, OpenAI baselines)
@@ -252,14 +253,17 @@ class Config:
         """``"key: old -> new"`` for every field where ``old`` (a config.json's "config",
         perhaps written by an older version: missing keys take today's defaults) differs
         from this config, the fields that change no result (:data:`IGNORED_CONFIG_KEYS`)
-        aside."""
+        aside. ``action_scale`` counts only where it changes the env, and a config.json
+        without it (older than the field) acted in the env's bounds."""
         before = Config().to_dict()
+        before["action_scale"] = "env"
         before.update(old)
         before["eta"] = before["eta"] or eta_preset(before["algo"])  # older config.json
         now = self.to_dict()
         diffs = []
         for key in sorted(set(before) | set(now)):
-            if key in IGNORED_CONFIG_KEYS:
+            if key in IGNORED_CONFIG_KEYS or (key == "action_scale"
+                                              and not action_scale_matters(self.env)):
                 continue
             a, b = before.get(key), now.get(key)
             if isinstance(a, list | tuple) and isinstance(b, list | tuple):

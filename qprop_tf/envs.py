@@ -24,6 +24,11 @@ DOMAINS: dict[str, str] = {
 
 ALIASES: dict[str, str] = {"Walker2d": "Walker2d-v5"}
 
+NON_UNIT_BOUNDS: dict[str, float] = {"Humanoid-v5": 0.4, "InvertedPendulum-v5": 3.0,
+                                     "Pendulum-v1": 2.0}
+"""The envs whose action bounds are not [-1, 1] (env id -> |bound|): the only ones where
+``action_scale`` changes anything (a test checks this against the envs)."""
+
 EXTRA_ENVS: tuple[str, ...] = (
     "InvertedPendulum-v5",
     "InvertedDoublePendulum-v5",
@@ -50,6 +55,11 @@ def resolve_env_id(name: str) -> str:
         f"unknown env {name!r}{hint}; valid: {', '.join(valid_env_names())}")
 
 
+def action_scale_matters(name: str) -> bool:
+    """Whether ``action_scale`` changes the env (bounds not [-1, 1]; Humanoid of the seven)."""
+    return resolve_env_id(name) in NON_UNIT_BOUNDS
+
+
 def domain_name(env_id: str) -> str:
     """The paper's name for an env id (the id itself for the extra envs)."""
     for paper, eid in DOMAINS.items():
@@ -59,9 +69,10 @@ def domain_name(env_id: str) -> str:
 
 
 ACTION_SCALES = ("env", "unit")
-"""The space the agent acts in (config field ``action_scale``): ``"env"``, the env's own
-bounds; ``"unit"``, [-1, 1] per dimension mapped linearly onto the bounds, as rllab's
-``normalize`` wrapper, which the authors' launcher puts around every env, does."""
+"""The space the agent acts in (config field ``action_scale``): ``"unit"`` (the default, the
+authors'), [-1, 1] per dimension mapped linearly onto the bounds, as rllab's ``normalize``
+wrapper, which the authors' launcher puts around every env, does; ``"env"``, the env's own
+bounds (this project's runs before 2026-11-28: its first Humanoid runs, now an extra row)."""
 
 
 def unit_bounds(space: gym.spaces.Box) -> bool:
@@ -79,7 +90,8 @@ def make_env(name: str, seed: int, action_scale: str = "env") -> gym.Env:
     ``action_scale="unit"``: the agent acts in [-1, 1]^d, and Gymnasium's ``RescaleAction``
     maps a to low + (a + 1) (high - low) / 2 (rllab's ``normalize``: the authors' setting).
     Only an env whose bounds are not [-1, 1] is wrapped (Humanoid's are +-0.4), so on the
-    others both settings step the same env with the same actions, bit for bit.
+    others both settings step the same env with the same actions, bit for bit. (This
+    helper's default is the raw env; a run's setting is its Config's, ``"unit"`` by default.)
     """
     if action_scale not in ACTION_SCALES:
         raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "

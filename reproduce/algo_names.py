@@ -40,5 +40,12 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                                          "lr 1e-4 (ours)"}
 
 
+PROFILE_TAGS: dict[str, str] = {"humanoid-env": "actions in env units (ours)"}
+"""Run names ``<algo>@<profile>`` (a ``row_tag`` profile's extra rows): what the tag says."""
+
+
 def paper_name(algo: str) -> str:
+    base, _, profile = algo.partition("@")
+    if profile:
+        return f"{PAPER_NAMES.get(base, base)}, {PROFILE_TAGS.get(profile, profile)}"
     return PAPER_NAMES.get(algo, algo)

@@ -14,6 +14,7 @@ from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_loss
 from reproduce.campaign_pins import effective, read_settings
 from reproduce.ledger import brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
+from reproduce.reuse import holds_other_spec
 from reproduce.spec import resolve_runs
 
 SKIP = ("checkpoint", LOCK)
@@ -51,10 +52,14 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
     new = partial = stopped = 0
+    others: list[str] = []
     lost = record_losses(profile, specs, root, results)  # before parking anew
     for s in specs:
         src, dst = s.run_dir(root), s.run_dir(results)
         parked = parked_dir(results, profile, s)
+        if src.is_dir() and holds_other_spec(s, src):
+            others.append(s.key)  # never counted as this profile's run
+            continue
         if (src / DONE).is_file():
             if not (dst / DONE).is_file():
                 (link_run(src, dst, root, results) if src.is_symlink() else copy_run(src, dst))
@@ -90,6 +95,8 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
           + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
           + f"; {partial} "
           f"unfinished progress file(s) under {inflight}; ledger in {out}"
+          + (f"\n  not collected, another spec's run in the place of this profile's (move it "
+             f"to the profile whose spec it is): {', '.join(others)}" if others else "")
           + "".join(f"\n  LOST: {x.domain} {x.algo} seed {x.seed}: {x.lost_cpu_hours:.2f} "
                     f"CPU-h, {x.lost_env_steps} env steps, {x.cause}; in {LOST}"
                     for x in lost))

@@ -178,8 +178,8 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     env0 = make_envs(env_id, 1, cfg.seed, cfg.action_scale)[0]
     if env0.action_space is not env0.unwrapped.action_space:
         raise ConfigError(f"the CRN oracle steps raw {env_id} envs with the policy's actions: "
-                          "action_scale=unit is not supported where the bounds are not "
-                          "[-1, 1]")
+                          "action_scale=unit (the default) is not supported where the "
+                          "bounds are not [-1, 1]; pass --set action_scale=env")
     recorder = StateRecorder(env0)
     runner = OnPolicyRunner(cfg, envs=[recorder])
     cv, mirror = runner.control_variate, runner.mirror

@@ -46,6 +46,7 @@ from qprop_tf.rundir import CONFIG, DONE, is_locked
 from reproduce.campaign_losses import lost_line, read_losses
 from reproduce.cost import run_hours, startup_hours
 from reproduce.results import stopped_nonfinite
+from reproduce.reuse import holds_other_spec
 from reproduce.runner import LOG
 from reproduce.spec import (
     REPO_ROOT,
@@ -110,8 +111,10 @@ def _failed(run_dir: Path) -> bool:
 
 
 def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
-    """Where one run stands: the first root holding it finished, else the first holding it."""
-    dirs = [spec.run_dir(r) for r in roots if spec.run_dir(r).is_dir()]
+    """Where one run stands: the first root holding it finished, else the first holding it.
+    A directory holding another spec's run (``reuse.holds_other_spec``) does not hold it."""
+    dirs = [spec.run_dir(r) for r in roots if spec.run_dir(r).is_dir()
+            and not holds_other_spec(spec, spec.run_dir(r))]
     full = run_hours(spec)
     if not dirs:
         return RunState(spec, "to go", None, 0, 0.0, False, full, "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,12 +217,16 @@ def load_runs(results: str | Path, profile: str, include_unfinished: bool = Fals
 def load_table_runs(results: str | Path, profile: str, include_unfinished: bool = False
                     ) -> Collection:
     """The runs of ``profile``'s table and figures: its own tree, plus the runs of algorithms
-    outside Table 1's columns from the profiles its ``extra_rows_from`` names."""
+    outside Table 1's columns from the profiles its ``extra_rows_from`` names. A profile with
+    ``row_tag = true`` gives every run, as ``<algo>@<profile>`` (``algo_names.paper_name``
+    names the rows): Table 1's algorithms run another way (``humanoid-env``)."""
     check_profile(profile)
     out = load_runs(results, profile, include_unfinished)
     for other in extra_rows_from(profile):
-        out.extend(load_runs(results, other, include_unfinished),
-                   lambda algo: algo not in TABLE1_ALGOS)
+        more = load_runs(results, other, include_unfinished)
+        if check_profile(other).get("row_tag", False):  # Table 1's algorithms, another way
+            more.runs = [replace(r, algo=f"{r.algo}@{other}") for r in more.runs]
+        out.extend(more, lambda algo: algo not in TABLE1_ALGOS)
     return out
 
 

@@ -38,6 +38,19 @@ def same_run(spec: RunSpec, other_dir: Path) -> bool:
         return False
 
 
+def holds_other_spec(spec: RunSpec, run_dir: Path) -> bool:
+    """Whether ``run_dir`` (``spec``'s place) holds a run of another spec: its spec.json is
+    readable and its identity differs (e.g. a Humanoid run from before ``action_scale``
+    existed, in the place of the authors' setting's run). Such a run is not ``spec``'s."""
+    recorded = read_json(run_dir / SPEC)
+    if recorded is None:
+        return False
+    try:
+        return RunSpec.from_dict(recorded).identity() != spec.identity()
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def reuse(results: Path, profile: str, sources: list[str], dry_run: bool = False
           ) -> list[tuple[Path, Path]]:
     """Link every missing run of ``profile`` to an identical finished run of ``sources``;

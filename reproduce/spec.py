@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from qprop_tf.envs import action_scale_matters
 from qprop_tf.progress import COLUMNS as C
 from qprop_tf.progress import PAPER_EPISODE_STEPS
 
@@ -175,9 +176,15 @@ class RunSpec:
         return cls(**d)
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a finished run to count as this run (not cosmetic fields)."""
+        """What must match for a finished run to count as this run (not cosmetic fields).
+        ``action_scale`` counts only where the bounds are not [-1, 1] (Humanoid), and a spec
+        without it there acted in the env's bounds (every run before the switch existed)."""
         d = self.to_dict()
         d["overrides"] = {k: v for k, v in d["overrides"].items() if k != "progress_bar"}
+        if action_scale_matters(self.domain):
+            d["overrides"].setdefault("action_scale", "env")
+        else:
+            d["overrides"].pop("action_scale", None)  # the same env, bit for bit
         d.pop("profile")
         return d
 
@@ -347,7 +354,7 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
     A profile with ``algos_from`` reads its per-domain algorithms from that file under
     ``results`` (default: the checkout's results/) unless ``algo_list`` is given.
     """
-    from qprop_tf.config import ALGOS, load_config
+    from qprop_tf.config import ALGOS, Config, load_config
     from qprop_tf.errors import ConfigError
 
     profile = check_profile(profile_name)
@@ -382,6 +389,8 @@ def resolve_runs(profile_name: str, domain_list: list[str] | None = None,
                                   int(profile.get("early_stop_min_iterations", 3)))
             for seed in range(seed0, seed0 + n_seeds):
                 ov = merged_overrides(d, a)
+                if action_scale_matters(d):  # recorded where it matters (RunSpec.identity)
+                    ov.setdefault("action_scale", Config.action_scale)
                 ov["max_steps"] = int(round(budget * EPISODE_STEPS))
                 ov.update(profile.get("overrides", {}))
                 ov.update(extra or {})

@@ -755,3 +755,26 @@ def test_start_on_a_machine_without_the_checkpoints_warns_of_the_loss(
     assert (f"WARNING: {spec.domain} {spec.algo} seed {spec.seed} {RESTARTED}: 1.50 CPU-h"
             in out)
     assert launches  # it warns, and starts all the same
+
+
+def test_another_specs_run_in_a_runs_place_is_neither_collected_nor_counted(
+        root, tmp_path, capsys):
+    """A finished run whose spec.json is another spec's (a Humanoid run from before
+    ``action_scale``, in the place of the authors' setting's run) is not this profile's run:
+    collect names it and leaves it, and the ledger counts the place as to go."""
+    r, specs = root
+    results = tmp_path / "results"
+    spec = specs[5]
+    place = spec.run_dir(r)
+    _write_run(place, 1000, 36.0, done=True)
+    other = replace(spec, overrides={**spec.overrides, "batch_size": 123})
+    (place / "spec.json").write_text(json.dumps(other.to_dict()))
+    assert ledger(specs, [r]).set_index(["domain", "algo", "seed"]).loc[
+        (spec.domain, spec.algo, spec.seed), "status"] == "to go"
+    campaign.collect("smoke", r, results)
+    out = capsys.readouterr().out
+    assert "another spec's run in the place of this profile's" in out and spec.key in out
+    assert not spec.run_dir(results).exists()
+    (place / "spec.json").write_text(json.dumps(spec.to_dict()))  # its own spec: collected
+    campaign.collect("smoke", r, results)
+    assert (spec.run_dir(results) / DONE).is_file()

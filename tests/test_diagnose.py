@@ -71,7 +71,8 @@ def test_corr_is_nan_for_constant_input():
 def test_diagnose_end_to_end_writes_one_row_per_diagnosed_iteration(tmp_path):
     path = diagnose("InvertedPendulum-v5", "qprop-c", 0, iterations=3, every=2, states=6,
                     replicates=2, horizon=10, out=tmp_path,
-                    overrides=["batch_size=300", "min_replay=100"], verbose=False)
+                    overrides=["batch_size=300", "min_replay=100", "action_scale=env"],
+                    verbose=False)  # InvertedPendulum's bounds are +-3: the raw env for the oracle
     df = pd.read_csv(path)
     assert list(df["iteration"]) == [1, 2]
     for col in ("corr_D_adv", "corr_D_abar", "corr_adv_abar_batch", "std_D"):
@@ -86,6 +87,9 @@ def test_the_oracle_refuses_unit_actions_where_the_bounds_are_not_unit(tmp_path)
     from qprop_tf.errors import ConfigError
     from reproduce.diagnose import diagnose
 
-    with pytest.raises(ConfigError, match="action_scale=unit is not supported"):
+    with pytest.raises(ConfigError, match=r"action_scale=unit \(the default\) is not "
+                       r"supported .*; pass --set action_scale=env"):
         diagnose("Humanoid", "qprop-c", 0, 1, 1, 1, 1, 5, tmp_path / "x.csv",
                  overrides=["action_scale=unit"], verbose=False)
+    with pytest.raises(ConfigError, match="action_scale=unit"):  # the default
+        diagnose("Humanoid", "qprop-c", 0, 1, 1, 1, 1, 5, tmp_path / "x.csv", verbose=False)

@@ -54,7 +54,7 @@ def test_table1_budgets_cap_the_cells_the_paper_never_crossed():
     t1 = {s.key: s for s in resolve_runs("table1")}
     prof = rspec.profiles()["table1"]
     assert len(t1) == 7 * 3 * 3 and prof["extra_rows_from"] == ["strong", "ablation",
-                                                            "bestbatch"]
+                                                            "bestbatch", "humanoid-env"]
     assert t1["Ant/ddpg/seed0"].budget_episodes == 5000  # paper N/A
     assert t1["Humanoid/ddpg/seed2"].budget_episodes == 5000  # paper N/A
     assert t1["Humanoid/trpo/seed0"].budget_episodes == 10000  # paper >30000

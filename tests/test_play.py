@@ -41,7 +41,10 @@ def trpo_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ddpg_run(tmp_path_factory):
-    return _train(tmp_path_factory.mktemp("play") / "ddpg", "ddpg", "InvertedPendulum-v5", DDPG)
+    # the env's own bounds (+-3), so the saved actor is the trained one, bit for bit (a
+    # unit-scaled one folds the map in: test_action_scale)
+    return _train(tmp_path_factory.mktemp("play") / "ddpg", "ddpg", "InvertedPendulum-v5",
+                  [*DDPG, "action_scale=env"])
 
 
 def _obs(policy, n: int = 64) -> np.ndarray:
