@@ -58,7 +58,8 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
         src, dst = s.run_dir(root), s.run_dir(results)
         parked = parked_dir(results, profile, s)
         if src.is_dir() and holds_other_spec(s, src):
-            others.append(s.key)  # never counted as this profile's run
+            others.append(s.key)  # never counted as this profile's run, nor drawn as one
+            shutil.rmtree(parked, ignore_errors=True)
             continue
         if (src / DONE).is_file():
             if not (dst / DONE).is_file():

@@ -766,7 +766,11 @@ def test_another_specs_run_in_a_runs_place_is_neither_collected_nor_counted(
     results = tmp_path / "results"
     spec = specs[5]
     place = spec.run_dir(r)
-    _write_run(place, 1000, 36.0, done=True)
+    _write_run(place, 1000, 36.0)
+    campaign.collect("smoke", r, results)  # unfinished: its progress parked
+    parked = results / "smoke" / "inflight" / spec.domain / spec.algo / f"seed{spec.seed}"
+    assert (parked / "progress.csv").is_file()
+    (place / DONE).write_text("{}")
     other = replace(spec, overrides={**spec.overrides, "batch_size": 123})
     (place / "spec.json").write_text(json.dumps(other.to_dict()))
     assert ledger(specs, [r]).set_index(["domain", "algo", "seed"]).loc[
@@ -774,7 +778,7 @@ def test_another_specs_run_in_a_runs_place_is_neither_collected_nor_counted(
     campaign.collect("smoke", r, results)
     out = capsys.readouterr().out
     assert "another spec's run in the place of this profile's" in out and spec.key in out
-    assert not spec.run_dir(results).exists()
+    assert not spec.run_dir(results).exists() and not parked.exists()  # nor drawn as one
     (place / "spec.json").write_text(json.dumps(spec.to_dict()))  # its own spec: collected
     campaign.collect("smoke", r, results)
     assert (spec.run_dir(results) / DONE).is_file()
