@@ -41,6 +41,9 @@ drain's too) at niceness >= N with K workers, so one ``make campaign`` restores 
 the campaign chose (e.g. the long Table 1 sweep behind an issue's short profile). A
 command's ``--workers`` overrides K; its ``--nice`` can only raise N.
 
+``python -m reproduce.campaign rehome --profile P [--dry-run]`` moves the finished runs in
+P's places that are another profile's spec to that profile (``reproduce.campaign_rehome``).
+
 ``python -m reproduce.campaign drain --profile P`` moves P's pin to HEAD without mixing
 commits and without losing a run: with unfinished runs it records the target and those runs
 (``<root>/<profile>/DRAIN.json``), and the next ``start`` resumes just those runs at the old
@@ -85,6 +88,7 @@ from reproduce.campaign_pins import (
     worktree_at,
     write_settings,
 )
+from reproduce.campaign_rehome import rehome
 from reproduce.campaign_status import status_profile
 from reproduce.results import stopped_nonfinite
 from reproduce.reuse import reuse_all
@@ -306,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command",
                         choices=("start", "pin", "drain", "set", "collect", "status",
-                                 "profiles", "prune"))
+                                 "profiles", "prune", "rehome"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -325,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repin", action="store_true",
                         help="move the pin to HEAD (refused while runs are unfinished)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="prune: only list the worktrees it would remove")
+                        help="prune, rehome: only list what it would remove or move")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
@@ -364,6 +368,15 @@ def main(argv: list[str] | None = None) -> int:
             verb = "would remove" if args.dry_run else "removed"
             print(f"campaign: {verb} {len(gone)} worktree(s) no profile pins and no process "
                   f"uses{': ' if gone else ''}{', '.join(p.name for p in gone)}")
+            return 0
+        if args.command == "rehome":
+            if not args.profile:
+                raise CampaignError("rehome needs --profile")
+            moves, left = rehome(args.profile, [args.root, args.results], args.dry_run)
+            verb = "would move" if args.dry_run else "moved"
+            print(f"campaign: {args.profile}: {verb} {len(moves)} run(s) of another spec to "
+                  "the profile whose spec it is" + "".join(f"\n  {a} -> {b}" for a, b in moves)
+                  + "".join(f"\n  left: {x}" for x in left))
             return 0
         if args.command == "collect":
             return collect(args.profile, args.root, args.results)

@@ -96,8 +96,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
           + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
           + f"; {partial} "
           f"unfinished progress file(s) under {inflight}; ledger in {out}"
-          + (f"\n  not collected, another spec's run in the place of this profile's (move it "
-             f"to the profile whose spec it is): {', '.join(others)}" if others else "")
+          + (f"\n  not collected, another spec's run in the place of this profile's "
+             f"(`python -m reproduce.campaign rehome --profile {profile}` moves it, once "
+             f"finished, to the profile whose spec it is): {', '.join(others)}"
+             if others else "")
           + "".join(f"\n  LOST: {x.domain} {x.algo} seed {x.seed}: {x.lost_cpu_hours:.2f} "
                     f"CPU-h, {x.lost_env_steps} env steps, {x.cause}; in {LOST}"
                     for x in lost))

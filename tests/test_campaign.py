@@ -782,3 +782,35 @@ def test_another_specs_run_in_a_runs_place_is_neither_collected_nor_counted(
     (place / "spec.json").write_text(json.dumps(spec.to_dict()))  # its own spec: collected
     campaign.collect("smoke", r, results)
     assert (spec.run_dir(results) / DONE).is_file()
+
+
+def test_rehome_moves_another_specs_finished_run_to_the_profile_whose_spec_it_is(
+        tmp_path, capsys):
+    """A Humanoid run from before action_scale (its spec.json without it: the env's bounds)
+    in table1's place moves, whole, to humanoid-env's, in the root and the results alike;
+    an unfinished one, or one whose home is taken, stays and is named."""
+    root, results = tmp_path / "campaign", tmp_path / "results"
+    old = resolve_runs("humanoid-env", ["Humanoid"], ["trpo", "ddpg"], 2)
+    legacy = [replace(s, profile="table1", overrides={
+        k: v for k, v in s.overrides.items() if k != "action_scale"}) for s in old]
+    for tree, spec, done in ((root, legacy[0], True), (results, legacy[0], True),
+                             (root, legacy[1], False), (root, legacy[2], True)):
+        _write_run(spec.run_dir(tree), 1000, 36.0, done=done)
+        (spec.run_dir(tree) / "spec.json").write_text(json.dumps(spec.to_dict()))
+    taken = old[2].run_dir(root)  # humanoid-env's place of the third already holds a run
+    _write_run(taken, 10, 1.0, done=True)
+    assert campaign.main(["rehome", "--profile", "table1", "--root", str(root),
+                          "--results", str(results), "--dry-run"]) == 0
+    assert "would move 2 run(s)" in capsys.readouterr().out
+    assert legacy[0].run_dir(root).is_dir()  # a dry run moves nothing
+    assert campaign.main(["rehome", "--profile", "table1", "--root", str(root),
+                          "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    for tree in (root, results):
+        assert not legacy[0].run_dir(tree).exists()
+        assert (old[0].run_dir(tree) / DONE).is_file()
+    assert f"left: {legacy[1].key} in {root}: unfinished" in out
+    assert legacy[1].run_dir(root).is_dir() and not old[1].run_dir(root).exists()
+    assert f"left: {legacy[2].key} in {root}: {taken} already exists" in out
+    assert (legacy[2].run_dir(root) / DONE).is_file()
+    assert campaign.main(["rehome", "--root", str(root)]) == 2  # needs --profile
