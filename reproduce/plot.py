@@ -40,6 +40,7 @@ from reproduce.algo_names import paper_name
 from reproduce.plot_diagnostics import plot_diagnostics
 from reproduce.plot_style import (
     algo_order,
+    dashes,
     domains_env,
     grid_of,
     label,
@@ -140,10 +141,13 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
             frames.append(resample(sel, metric, grid))
         data = pd.concat(frames, ignore_index=True)
         data["label"] = data["algo"].map(label)
+        styled = {"style": "label", "style_order": [label(a) for a in present],
+                  "dashes": {label(a): dashes(a) for a in present}} if any(
+            "@" in a for a in present) else {}  # tagged rows: dash-dot, their algo's colour
         sns.lineplot(data=data, x=C.paper_episodes, y="value", hue="label",
                      hue_order=[label(a) for a in present],
                      palette={label(a): colors[a] for a in present}, estimator="mean",
-                     errorbar=mean_ci, ax=ax, legend=False, lw=1.5)
+                     errorbar=mean_ci, ax=ax, legend=False, lw=1.5, **styled)
         for algo in present:  # a run of one iteration has no line: show its point(s)
             pts = data[data["algo"] == algo]
             if pts[C.paper_episodes].nunique() == 1:

@@ -21,8 +21,8 @@ from reproduce.algo_names import paper_name  # noqa: E402
 from reproduce.results import Run  # noqa: E402
 from reproduce.spec import TABLE1_ALGOS, algos  # noqa: E402
 
-__all__ = ["plt", "sns", "algo_order", "palette", "label", "mean_ci", "resample", "grid_of",
-           "domains_env", "legend_handles", "save"]
+__all__ = ["plt", "sns", "algo_order", "palette", "dashes", "label", "mean_ci", "resample",
+           "grid_of", "domains_env", "legend_handles", "save"]
 
 GRID_POINTS = 150
 N_BOOT = 300
@@ -34,10 +34,19 @@ def algo_order(names: set[str]) -> list[str]:
 
 
 def palette(names: list[str]) -> dict[str, tuple[float, float, float]]:
-    """Stable colours: the same algorithm has the same colour in every figure."""
-    every = algo_order(set(algos()) | set(names))
+    """Stable colours: the same algorithm has the same colour in every figure; a tagged row
+    ``<algo>@<profile>`` (``results.load_table_runs``) has its algorithm's, drawn dash-dot
+    (:func:`dashes`)."""
+    plain = {a.partition("@")[0] for a in names}
+    every = algo_order(set(algos()) | plain)
     colors = sns.color_palette("tab10", 10) + sns.color_palette("Set2", 8)
-    return {a: colors[i % len(colors)] for i, a in enumerate(every)}
+    out = {a: colors[i % len(colors)] for i, a in enumerate(every)}
+    return out | {a: out[a.partition("@")[0]] for a in names}
+
+
+def dashes(algo: str) -> tuple[float, ...] | str:
+    """A tagged row's line (dash-dot, apart from the threshold's dashes); others solid."""
+    return (4.0, 1.5, 1.0, 1.5) if "@" in algo else ""
 
 
 def label(algo: str) -> str:
@@ -100,7 +109,8 @@ def legend_handles(colors: dict, present: list[str], unfinished: bool = False
                    ) -> tuple[list, list[str]]:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colors[a], lw=2) for a in present]
+    handles = [Line2D([], [], color=colors[a], lw=2, **({"dashes": dashes(a)} if "@" in a
+                                                         else {})) for a in present]
     labels = [label(a) for a in present]
     handles += [Line2D([], [], color="0.35", ls="--", lw=1),
                 Line2D([], [], marker="*", color="0.5", mec="black", ms=12, ls="none")]

@@ -136,3 +136,14 @@ def test_a_resume_checks_action_scale_where_it_matters_and_reads_old_configs_as_
     assert load_config("trpo", "Hopper", 0).differences(hopper) == []
     assert load_config("trpo", "Hopper", 0, ["action_scale=env"]).differences(
         load_config("trpo", "Hopper", 0).to_dict()) == []
+
+
+def test_a_tagged_row_is_drawn_in_its_algorithms_colour_dash_dot():
+    from reproduce.plot_style import dashes, legend_handles, palette
+
+    colors = palette(["trpo", "trpo@humanoid-env", "ddpg"])
+    assert colors["trpo@humanoid-env"] == colors["trpo"] != colors["ddpg"]
+    assert palette(["trpo"])["trpo"] == colors["trpo"]  # stable with or without the tag
+    assert dashes("trpo") == "" and dashes("trpo@humanoid-env")
+    solid, tagged = legend_handles(colors, ["trpo", "trpo@humanoid-env"])[0][:2]
+    assert solid.get_linestyle() == "-" and tagged.get_linestyle() != "-"
