@@ -162,7 +162,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
     ylo, yhi = ax.get_ylim()
     ax.set_ylim(min(ylo, thresh - 0.1 * abs(thresh) - 1), max(yhi, thresh + 0.1 * abs(thresh) + 1))
     beyond = 0
-    for algo in present:
+    for algo in dict.fromkeys(a.partition("@")[0] for a in present):  # a tagged row: its own
         cross = paper_crossing(domain, algo)
         if cross is None:
             continue
