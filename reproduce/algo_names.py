@@ -44,6 +44,11 @@ PROFILE_TAGS: dict[str, str] = {"humanoid-env": "actions in env units (ours)"}
 """Run names ``<algo>@<profile>`` (a ``row_tag`` profile's extra rows): what the tag says."""
 
 
+def untagged(algo: str) -> str:
+    """The algorithm of a run name, without a ``@<profile>`` row tag."""
+    return algo.partition("@")[0]
+
+
 def paper_name(algo: str) -> str:
     base, _, profile = algo.partition("@")
     if profile:

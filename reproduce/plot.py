@@ -36,7 +36,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from qprop_tf.progress import COLUMNS as C
-from reproduce.algo_names import paper_name
+from reproduce.algo_names import paper_name, untagged
 from reproduce.plot_diagnostics import plot_diagnostics
 from reproduce.plot_style import (
     algo_order,
@@ -162,7 +162,7 @@ def curves_panel(ax: plt.Axes, domain: str, runs: list[Run], colors: dict, legen
     ylo, yhi = ax.get_ylim()
     ax.set_ylim(min(ylo, thresh - 0.1 * abs(thresh) - 1), max(yhi, thresh + 0.1 * abs(thresh) + 1))
     beyond = 0
-    for algo in dict.fromkeys(a.partition("@")[0] for a in present):  # a tagged row: its own
+    for algo in dict.fromkeys(untagged(a) for a in present):  # a tagged row: its own
         cross = paper_crossing(domain, algo)
         if cross is None:
             continue

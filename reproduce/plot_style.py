@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from qprop_tf.progress import COLUMNS as C  # noqa: E402
-from reproduce.algo_names import paper_name  # noqa: E402
+from reproduce.algo_names import paper_name, untagged  # noqa: E402
 from reproduce.results import Run  # noqa: E402
 from reproduce.spec import TABLE1_ALGOS, algos  # noqa: E402
 
@@ -37,11 +37,11 @@ def palette(names: list[str]) -> dict[str, tuple[float, float, float]]:
     """Stable colours: the same algorithm has the same colour in every figure; a tagged row
     ``<algo>@<profile>`` (``results.load_table_runs``) has its algorithm's, drawn dash-dot
     (:func:`dashes`)."""
-    plain = {a.partition("@")[0] for a in names}
+    plain = {untagged(a) for a in names}
     every = algo_order(set(algos()) | plain)
     colors = sns.color_palette("tab10", 10) + sns.color_palette("Set2", 8)
     out = {a: colors[i % len(colors)] for i, a in enumerate(every)}
-    return out | {a: out[a.partition("@")[0]] for a in names}
+    return out | {a: out[untagged(a)] for a in names}
 
 
 def dashes(algo: str) -> tuple[float, ...] | str:
