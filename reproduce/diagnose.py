@@ -90,7 +90,7 @@ class StateRecorder:
 
 def crn_action_effects(env_id: str, policy, states: list[tuple[np.ndarray, np.ndarray]],
                        first_a: np.ndarray, first_b: np.ndarray, gamma: float, horizon: int,
-                       replicates: int, rng: np.random.Generator
+                       replicates: int, rng: np.random.Generator, action_scale: str = "env"
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Common-random-number estimate of Q^pi(s_i, a_i) - Q^pi(s_i, b_i) for every state.
 
@@ -98,12 +98,26 @@ def crn_action_effects(env_id: str, policy, states: list[tuple[np.ndarray, np.nd
     G_m(s, x) = sum_{h<H} gamma^h r_h  (first action x, then a_h = mu(o_h) + std * eps_{m,h},
                                        actions clipped to the bounds, 0 after termination).
     Both branches of a replicate use the same eps_m, so D_i is exactly 0 when a_i = b_i.
+    Actions are in the policy's space (``action_scale``, as the run's ``Config``): with
+    ``"unit"`` they are clipped to [-1, 1] and mapped onto the env's bounds by Gymnasium's
+    ``RescaleAction``, as in training (``qprop_tf.envs.make_env``).
     Returns (D [N], standard error of D [N]).
     """
     import gymnasium as gym
 
+    from qprop_tf.envs import ACTION_SCALES, unit_bounds
+
+    if action_scale not in ACTION_SCALES:
+        from qprop_tf.errors import ConfigError
+
+        raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "
+                          f"{', '.join(ACTION_SCALES)}")
     n_env = 2 * replicates
-    envs = [gym.make(env_id, disable_env_checker=True).unwrapped for _ in range(n_env)]
+    bases = [gym.make(env_id, disable_env_checker=True).unwrapped for _ in range(n_env)]
+    envs = bases
+    if action_scale == "unit" and not unit_bounds(bases[0].action_space):
+        ones = np.ones(bases[0].action_space.shape, dtype=bases[0].action_space.dtype)
+        envs = [gym.wrappers.RescaleAction(b, -ones, ones) for b in bases]
     for e in envs:
         e.reset(seed=0)
     low = envs[0].action_space.low.astype(np.float64)
@@ -120,8 +134,8 @@ def crn_action_effects(env_id: str, policy, states: list[tuple[np.ndarray, np.nd
             ret = np.zeros(n_env)
             alive = np.ones(n_env, dtype=bool)
             obs = np.zeros((n_env, envs[0].observation_space.shape[0]))
-            for e in envs:
-                e.set_state(qpos, qvel)
+            for b in bases:
+                b.set_state(qpos, qvel)
             disc = 1.0
             for h in range(horizon):
                 if h == 0:
@@ -176,10 +190,6 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
     limit_threads(cfg.tf_threads)
     seed_everything(cfg.seed)
     env0 = make_envs(env_id, 1, cfg.seed, cfg.action_scale)[0]
-    if env0.action_space is not env0.unwrapped.action_space:
-        raise ConfigError(f"the CRN oracle steps raw {env_id} envs with the policy's actions: "
-                          "action_scale=unit (the default) is not supported where the "
-                          "bounds are not [-1, 1]; pass --set action_scale=env")
     recorder = StateRecorder(env0)
     runner = OnPolicyRunner(cfg, envs=[recorder])
     cv, mirror = runner.control_variate, runner.mirror
@@ -209,7 +219,7 @@ def diagnose(env: str, algo: str, seed: int, iterations: int, every: int, states
         d, d_se = crn_action_effects(
             env_id, mirror, [recorder.states[j] for j in pick],
             batch.act[pick].astype(np.float64), batch.mean[pick].astype(np.float64),
-            cfg.gamma, horizon, replicates, oracle_rng)
+            cfg.gamma, horizon, replicates, oracle_rng, cfg.action_scale)
         row = {
             "iteration": it, "env_steps": env_steps + batch.n_steps,
             "average_return": float(np.mean(batch.episode_returns)),

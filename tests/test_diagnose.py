@@ -69,27 +69,55 @@ def test_corr_is_nan_for_constant_input():
 
 
 def test_diagnose_end_to_end_writes_one_row_per_diagnosed_iteration(tmp_path):
+    # InvertedPendulum's bounds are +-3: the default action_scale=unit maps [-1, 1] onto them,
+    # in training and in the oracle's replay envs alike
     path = diagnose("InvertedPendulum-v5", "qprop-c", 0, iterations=3, every=2, states=6,
                     replicates=2, horizon=10, out=tmp_path,
-                    overrides=["batch_size=300", "min_replay=100", "action_scale=env"],
-                    verbose=False)  # InvertedPendulum's bounds are +-3: the raw env for the oracle
+                    overrides=["batch_size=300", "min_replay=100"], verbose=False)
     df = pd.read_csv(path)
     assert list(df["iteration"]) == [1, 2]
     for col in ("corr_D_adv", "corr_D_abar", "corr_adv_abar_batch", "std_D"):
         assert col in df.columns
     assert (df["states"] == 6).all()
+    assert np.isfinite(df["std_D"]).all() and (df["std_D"] > 0).all()
     with pytest.raises(ConfigError, match="Q-Prop algo"):
         diagnose("Hopper", "trpo", 0, 1, 1, 2, 2, 2, tmp_path, verbose=False)
 
 
-def test_the_oracle_refuses_unit_actions_where_the_bounds_are_not_unit(tmp_path):
-    """Its raw replay envs would take [-1, 1] actions as Humanoid's own (+-0.4)."""
-    from qprop_tf.errors import ConfigError
-    from reproduce.diagnose import diagnose
+class _LinearPolicy:
+    """mu(s) = scale * tanh(w . s), std = scale * 0.4: one policy in two action units."""
 
-    with pytest.raises(ConfigError, match=r"action_scale=unit \(the default\) is not "
-                       r"supported .*; pass --set action_scale=env"):
-        diagnose("Humanoid", "qprop-c", 0, 1, 1, 1, 1, 5, tmp_path / "x.csv",
-                 overrides=["action_scale=unit"], verbose=False)
-    with pytest.raises(ConfigError, match="action_scale=unit"):  # the default
-        diagnose("Humanoid", "qprop-c", 0, 1, 1, 1, 1, 5, tmp_path / "x.csv", verbose=False)
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.std = np.full(1, 0.4 * scale)
+        self.w = np.array([[0.5], [-1.0], [2.0], [0.3]])
+
+    def mean(self, obs: np.ndarray) -> np.ndarray:
+        return self.scale * np.tanh(obs @ self.w)
+
+
+def test_the_oracle_at_the_authors_scale_equals_the_env_scale_oracle_on_mapped_actions():
+    """InvertedPendulum's bounds are +-3: a in [-1, 1] (unit) steps the env with 3a. The same
+    policy and first actions written in env units give the same D; the unmapped ones not."""
+    env = StateRecorder(make_env("InvertedPendulum-v5", 3))
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        env.step(rng.uniform(-0.2, 0.2, 1))
+    env.close()
+    a = np.array([[0.9], [-0.5], [1.4], [0.1], [-2.0]])  # 1.4 and -2.0: clipped to the bounds
+    b = np.array([[0.0], [0.4], [-0.3], [0.7], [0.2]])
+    unit, unit_se = crn_action_effects("InvertedPendulum-v5", _LinearPolicy(1.0), env.states,
+                                       a, b, 0.99, 40, 3, np.random.default_rng(5), "unit")
+    in_env, env_se = crn_action_effects("InvertedPendulum-v5", _LinearPolicy(3.0),
+                                        env.states, 3 * a, 3 * b, 0.99, 40, 3,
+                                        np.random.default_rng(5), "env")
+    np.testing.assert_allclose(unit, in_env, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(unit_se, env_se, rtol=1e-5, atol=1e-5)
+    assert np.abs(unit).max() > 0.1
+    raw, _ = crn_action_effects("InvertedPendulum-v5", _LinearPolicy(1.0), env.states, a, b,
+                                0.99, 40, 3, np.random.default_rng(5), "env")
+    assert np.abs(raw - unit).max() > 1e-3
+    with pytest.raises(ConfigError, match="unknown action_scale"):
+        crn_action_effects("InvertedPendulum-v5", _LinearPolicy(1.0), env.states, a, b, 0.99,
+                           2, 2, np.random.default_rng(5), "half")
