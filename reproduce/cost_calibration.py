@@ -7,10 +7,12 @@ whose algorithm is one of the model's own (``trpo`` at batch 25000, ``qprop-c`` 
 ``progress.csv`` logs ``cpu_time`` (the process's own CPU seconds), finished or not. A run's
 rate is its last ``env_steps`` over its last ``cpu_time``, start-up included; a run found in
 several roots or profiles (collected copies, linked seeds) counts once. It prints, and writes,
-each (CPU, family, domain)'s median rate next to the model's, and their ratio: what to put in
-``[rates]`` when the machine changes. The CPU is what the run's ``config.json`` recorded
-(``machines[].cpu``; a run resumed across machines is "A + B", one that predates the record is
-"unrecorded"), so rates from different machines never share a median.
+each (CPU, family, domain)'s median rate next to the model's for that CPU, and their ratio.
+The CPU is what the run's ``config.json`` recorded (``machines[].cpu``; a run resumed across
+machines is "A + B", one that predates the record is "unrecorded"), so rates from different
+machines never share a median. ``--toml`` also prints this machine's medians as a
+``[rates_cpu."<CPU>".<family>]`` table for ``profiles.toml`` (``reproduce.cost``), which the
+cost model then uses on this CPU.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from qprop_tf.runtime import cpu_model, git_commit
-from reproduce.cost import rate
+from reproduce.cost import family, rate
 from reproduce.ledger import last_progress
 
 MODEL_ALGOS = ("trpo", "qprop-c", "ddpg")
@@ -58,9 +60,10 @@ def measured_rates(roots: list[Path]) -> pd.DataFrame:
             steps, seconds, cpu_timed = last_progress(spec_file.parent)
             if not cpu_timed or seconds < MIN_CPU_SECONDS:
                 continue
-            model = rate(spec.get("base_algo", spec["algo"]), spec["domain"])
+            cpu = run_cpu(spec_file.parent)
+            model = rate(spec.get("base_algo", spec["algo"]), spec["domain"], cpu)
             rows.append({"profile": spec_file.parents[4].name,
-                         "cpu": run_cpu(spec_file.parent), "domain": spec["domain"],
+                         "cpu": cpu, "domain": spec["domain"],
                          "algo": spec["algo"], "seed": int(spec["seed"]),
                          "env_steps": steps, "cpu_seconds": seconds,
                          "rate": steps / seconds, "model": model})
@@ -87,7 +90,8 @@ def render(cal: pd.DataFrame, roots: list[Path], command: str) -> str:
              "only from 618e368 on). Roots: " + ", ".join(f"`{r}`" for r in roots) + ".", "",
              "Rate: a run's env steps over its process CPU seconds (start-up included; DDPG: "
              "training steps, its evaluation rollouts in the CPU time). Model: "
-             "`reproduce/configs/profiles.toml` [rates].", "",
+             "`reproduce/configs/profiles.toml`, for the run's CPU ([rates_cpu] where it has "
+             "the cell, else [rates]).", "",
              "| CPU | algorithm | domain | runs | measured steps per CPU-s: median [min–max] "
              "| model | measured / model |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r.cpu} | {r.algo} | {r.domain} | {r.runs} | {r.median:,.0f} "
@@ -101,12 +105,29 @@ def render(cal: pd.DataFrame, roots: list[Path], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rates_toml(cal: pd.DataFrame, cpu: str, command: str) -> str:
+    """``cpu``'s median rates as ``[rates_cpu."<cpu>".<family>]`` tables for profiles.toml,
+    rounded to 10 steps/s, each entry with its runs and range (empty when ``cpu`` has none)."""
+    mine = cal[cal["cpu"] == cpu]
+    if mine.empty:
+        return ""
+    lines = [f"# {cpu}: medians of its runs' env steps per CPU-second, from `{command}` "
+             f"({datetime.now(UTC):%Y-%m-%d}, commit {git_commit()[:7]})"]
+    for fam, rows in mine.assign(family=mine["algo"].map(family)).groupby("family"):
+        lines += ["", f'[rates_cpu."{cpu}".{fam}]']
+        lines += [f"{r.domain} = {round(r.median, -1):.0f}".ljust(30)
+                  + f"# {r.runs} run(s), {r.min:,.0f}-{r.max:,.0f}" for r in rows.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--roots", nargs="+", type=Path, required=True,
                         help="results roots, each holding <profile>/runs/")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--toml", action="store_true",
+                        help="also print this machine's medians as a [rates_cpu] table")
     args = parser.parse_args(argv)
     missing = [str(r) for r in args.roots if not r.is_dir()]
     if missing:
@@ -117,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(map(str, args.roots)), file=sys.stderr)
         return 1
     command = "python -m reproduce.cost_calibration " + " ".join(argv or sys.argv[1:])
-    text = render(calibration(runs), args.roots, command.strip())
+    cal = calibration(runs)
+    text = render(cal, args.roots, command.strip())
     print(text)
+    if args.toml:
+        snippet = rates_toml(cal, cpu_model(), command.strip())
+        print(snippet or f"# no run of this machine's CPU ({cpu_model()}) under the roots")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

@@ -34,7 +34,7 @@ from typing import Any
 from qprop_tf.config import ConfigError, parse_pairs
 from qprop_tf.rundir import DONE
 from reproduce.backends import SweepSignals, run_local, run_ray
-from reproduce.cost import rate_for, run_hours
+from reproduce.cost import rate_for, run_hours, this_cpu
 from reproduce.outcomes import (  # noqa: F401 (describe, last_env_steps: re-exported)
     NOT_STARTED,
     Progress,
@@ -215,7 +215,8 @@ def estimate(specs: list[RunSpec], workers: int) -> str:
         lines.append(f"{s.key:<34} {s.budget_episodes:>11,.1f} {s.max_steps:>12,d} "
                      f"{rate_for(s):>8,.0f} {run_hours(s):>10.3f}")
     lines.append(f"{cost_line(specs, workers)}; early stopping ends runs sooner. "
-                 "Rates: reproduce/configs/profiles.toml [rates].")
+                 "Rates: reproduce/configs/profiles.toml [rates], or [rates_cpu] measured "
+                 f"on this CPU ({this_cpu()}) where it has the cell.")
     return "\n".join(lines)
 
 
