@@ -11,7 +11,10 @@ The README shows two generated blocks, each between a pair of marker lines:
   the table, without the legend of statuses;
 - ``<!-- qprop-vs-trpo:begin -->`` ... ``<!-- qprop-vs-trpo:end -->``: the table of
   ``<results>/table1/compare_qprop-c_vs_trpo.md`` (``make table`` runs ``reproduce.compare``
-  on ``table1`` first): TR-c-Q-Prop against TRPO at Table 1's settings, with bootstrap CIs.
+  on ``table1`` first): TR-c-Q-Prop against TRPO at Table 1's settings, with bootstrap CIs;
+- ``<!-- verdicts:begin -->`` ... ``<!-- verdicts:end -->``: the table under ``## Episodes
+  verdicts, counted`` in ``<results>/table1/table.md`` (``make table``): the verdicts per
+  algorithm, so the README's tally is never copied by hand.
 
 This module copies them in (``make table`` calls it for the ``table1`` profile), or with
 ``--check`` exits 1 and says which differ, so a regenerated table or ledger cannot leave stale
@@ -30,6 +33,8 @@ BEGIN, END = "<!-- table1:begin -->", "<!-- table1:end -->"
 SOURCE = Path("table1") / "table_compact.md"
 LEDGER = Path("table1") / "CAMPAIGN.md"
 COMPARISON = Path("table1") / "compare_qprop-c_vs_trpo.md"
+FULL_TABLE = Path("table1") / "table.md"
+COUNTED = "## Episodes verdicts, counted"
 LEGEND = "- **Statuses**"
 
 
@@ -67,6 +72,13 @@ def table_rows(report: str) -> str:
     return "\n".join(rows)
 
 
+def counted_verdicts(report: str) -> str:
+    """The first table under the ``## Episodes verdicts, counted`` heading of ``table.md``."""
+    if COUNTED not in report:
+        raise ReadmeTableError(f"the full table has no {COUNTED!r} section")
+    return table_rows(report.split(COUNTED, 1)[1])
+
+
 @dataclass(frozen=True)
 class Block:
     name: str
@@ -81,7 +93,8 @@ class Block:
 
 BLOCKS = (Block("table1", SOURCE, lambda text: text, "make table"),
           Block("campaign", LEDGER, ledger_head, "make campaign-collect"),
-          Block("qprop-vs-trpo", COMPARISON, table_rows, "make table"))
+          Block("qprop-vs-trpo", COMPARISON, table_rows, "make table"),
+          Block("verdicts", FULL_TABLE, counted_verdicts, "make table"))
 
 
 def splice(readme: str, table: str, markers: tuple[str, str] = (BEGIN, END)) -> str:

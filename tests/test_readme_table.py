@@ -37,14 +37,19 @@ def test_the_ledger_block_is_its_totals_without_title_legend_or_table():
 def test_the_command_writes_then_checks(tmp_path: Path, capsys):
     readme = tmp_path / "README.md"
     (c_begin, c_end), (q_begin, q_end) = rt.BLOCKS[1].markers, rt.BLOCKS[2].markers
+    v_begin, v_end = rt.BLOCKS[3].markers
     readme.write_text(f"# x\n{rt.BEGIN}\n| stale |\n{rt.END}\n\n{c_begin}\n- old totals\n"
-                      f"{c_end}\n{q_begin}\n| old ratio |\n{q_end}\nend\n")
+                      f"{c_end}\n{q_begin}\n| old ratio |\n{q_end}\n{v_begin}\n| 1 |\n"
+                      f"{v_end}\nend\n")
     src, ledger = tmp_path / "results" / rt.SOURCE, tmp_path / "results" / rt.LEDGER
     comparison = tmp_path / "results" / rt.COMPARISON
+    full = tmp_path / "results" / rt.FULL_TABLE
+    full.parent.mkdir(parents=True)
+    full.write_text("# Table 1\n\n| Domain |\n|---|\n| Ant |\n\n## Episodes verdicts, counted"
+                    "\n\n| Algorithm | better |\n|---|---|\n| TRPO | 2 |\n\n## Why\n\n| no |\n")
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
     assert rt.main([*args, "--check"]) == 2  # no table written yet
     assert "run `make table` first" in capsys.readouterr().err
-    src.parent.mkdir(parents=True)
     src.write_text("| fresh |\n")
     assert rt.main([*args, "--check"]) == 2  # no ledger yet
     assert "run `make campaign-collect` first" in capsys.readouterr().err
@@ -59,6 +64,8 @@ def test_the_command_writes_then_checks(tmp_path: Path, capsys):
     text = readme.read_text()
     assert "| fresh |" in text and "- **Runs**: 63: 40 done." in text and text.endswith("end\n")
     assert "| Hopper | 0.32 |" in text and "| not | this |" not in text
+    assert f"{v_begin}\n| Algorithm | better |\n|---|---|\n| TRPO | 2 |\n{v_end}" in text
+    assert "| Ant |" not in text and "| no |" not in text
     assert "stale" not in text and "old" not in text and "Statuses" not in text
     assert rt.main([*args, "--check"]) == 0
     ledger.write_text(LEDGER.replace("40 done", "41 done"))  # collected again, table not redone
@@ -70,3 +77,12 @@ def test_the_committed_readme_shows_the_committed_table():
     """Regenerating results/table1 without `make table` (or readme_table) fails here."""
     assert rt.main(["--readme", str(ROOT / "README.md"), "--results", str(ROOT / "results"),
                     "--check"]) == 0
+
+
+def test_the_verdict_tally_is_the_table_under_its_heading_or_an_error():
+    report = ("| a |\n|---|\n| 1 |\n\n## Episodes verdicts, counted\n\n"
+              "| Algorithm | worse |\n|---|---|\n| all | 5 |\n\nmore\n")
+    assert rt.counted_verdicts(report) == "| Algorithm | worse |\n|---|---|\n| all | 5 |"
+    for bad in ("| a |\n|---|\n", "## Episodes verdicts, counted\n\nno table\n"):
+        with pytest.raises(rt.ReadmeTableError):
+            rt.counted_verdicts(bad)
