@@ -17,7 +17,7 @@
 # make bench-peers                          our TRPO vs sb3-contrib's (PyTorch) TRPO, steps/s;
 #                                           builds a separate .venv-peers (torch) first
 # make crosscheck                           one TRPO update + GAE, ours vs sb3-contrib, numerically
-# make campaign / campaign-status / campaign-collect   the campaigns (see the end)
+# make campaign / campaign-stop / campaign-status / campaign-collect   the campaigns (end)
 # make stability                           issue 14: the critic's divergences and fixes, per
 #                                           stable* profile -> results/<profile>/stability.md
 # make parity [WORKERS=2]                   learning parity: our TRPO, its ablation chain and
@@ -151,6 +151,10 @@ stability: $(STAMP)
 #                                       CAMPAIGN_PROFILE=stable starts (and first pins) one
 #                                       (at each profile's own priority: python -m
 #                                       reproduce.campaign set --profile P --nice N --workers K)
+#                                       STOP_IN=M also schedules `make campaign-stop` M
+#                                       minutes from now (how a working session ends)
+# make campaign-stop [STOP_IN=M]        SIGTERM each sweep and wait: every run checkpoints
+#                                       (STOP_IN: later, by a detached timer)
 # make campaign-status [BRIEF=1]         each profile's ledger (BRIEF: its totals on one line),
 #                                       and whether its sweep is running
 # make campaign-collect                 per profile: finished runs -> results/<profile>/runs (no
@@ -163,11 +167,14 @@ CAMPAIGN_PROFILE ?=
 CAMPAIGN_ARGS = $(if $(CAMPAIGN_PROFILE),--profile $(CAMPAIGN_PROFILE)) --root $(CAMPAIGN_ROOT) \
 	--results $(RESULTS)
 
-.PHONY: campaign campaign-status campaign-collect
+.PHONY: campaign campaign-stop campaign-status campaign-collect
 
 campaign: $(STAMP)
 	$(PY) -m reproduce.campaign start $(CAMPAIGN_ARGS) $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(NICE),--nice $(NICE))
+		$(if $(NICE),--nice $(NICE)) $(if $(STOP_IN),--stop-in $(STOP_IN))
+
+campaign-stop: $(STAMP)
+	$(PY) -m reproduce.campaign stop $(CAMPAIGN_ARGS) $(if $(STOP_IN),--in $(STOP_IN))
 
 campaign-status: $(STAMP)
 	$(PY) -m reproduce.campaign status $(CAMPAIGN_ARGS) $(if $(BRIEF),--brief)

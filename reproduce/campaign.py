@@ -41,6 +41,9 @@ drain's too) at niceness >= N with K workers, so one ``make campaign`` restores 
 the campaign chose (e.g. the long Table 1 sweep behind an issue's short profile). A
 command's ``--workers`` overrides K; its ``--nice`` can only raise N.
 
+``python -m reproduce.campaign stop [--profile P] [--in MINUTES]``, ``start --stop-in
+MINUTES``: stop sweeps, their runs checkpointed, now or later (``reproduce.campaign_stop``).
+
 ``python -m reproduce.campaign rehome --profile P [--dry-run]`` moves the finished runs in
 P's places that are another profile's spec to that profile (``reproduce.campaign_rehome``).
 
@@ -48,7 +51,7 @@ P's places that are another profile's spec to that profile (``reproduce.campaign
 commits and without losing a run: with unfinished runs it records the target and those runs
 (``<root>/<profile>/DRAIN.json``), and the next ``start`` resumes just those runs at the old
 pin (one sweep each, in ``workers`` lanes, ``drain.sh``, its pid in ``sweep.pid``: stop it
-with ``kill -TERM -<pid>``); a lane whose drained runs are done sweeps the profile at the
+with ``campaign stop``); a lane whose drained runs are done sweeps the profile at the
 target with one worker, the drained runs excluded, so no core waits for the slowest drained
 run. Then it repins (runs started at the target are no obstacle) and starts the profile at
 the target. A drained run that fails stops its lane and the repin (it is kept, and named in
@@ -77,6 +80,7 @@ from reproduce.campaign_pins import (
     detach,
     effective,
     git,
+    latest_log,
     nice_prefix,
     pin_worktree,
     prune,
@@ -90,6 +94,7 @@ from reproduce.campaign_pins import (
 )
 from reproduce.campaign_rehome import rehome
 from reproduce.campaign_status import status_profile
+from reproduce.campaign_stop import stop
 from reproduce.results import stopped_nonfinite
 from reproduce.reuse import reuse_all
 from reproduce.spec import (
@@ -129,11 +134,6 @@ def selected(root: Path, profile: str | None) -> list[str]:
         check_profile(profile)
         return [profile]
     return pinned(root) or [DEFAULT_PROFILE]
-
-
-def latest_log(root: Path, profile: str) -> Path | None:
-    logs = sorted((root / "logs").glob(f"campaign_{profile}_*.out"))
-    return logs[-1] if logs else None
 
 
 def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
@@ -213,7 +213,7 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
                   f"{len(left)} unfinished run(s) at {_pin_line(root, profile)}, "
                   + (f"and new ones at {drain['target'][:7]} on the cores they free"
                      if new_runs else "no new one")
-                  + f"; then it repins and goes on\n  pid:    {pid} (stop: kill -TERM -{pid})"
+                  + f"; then it repins and goes on\n  pid:    {pid} (stop: make campaign-stop)"
                   f"\n  log:    {log}")
             return
         pin_worktree(root, profile, specs, repin=True, commit=drain["target"])
@@ -238,7 +238,7 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
           + (f", nice {nice}" if nice else "") + f"; {copied} committed run(s) copied in"
           + (f"; {len(linked)} linked to identical finished runs of other profiles"
              if linked else "") + "\n"
-          f"  commit: {_pin_line(root, profile)}\n  pid:    {pid} (stop: kill -TERM {pid}; "
+          f"  commit: {_pin_line(root, profile)}\n  pid:    {pid} (stop: make campaign-stop; "
           f"runs checkpoint and resume next time)\n  log:    {log}")
 
 
@@ -257,8 +257,9 @@ def drain_profile(profile: str, root: Path) -> None:
     (:mod:`reproduce.campaign_drain`), and then repins and goes on."""
     pid = running_pid(root, profile)
     if pid is not None:
-        raise CampaignError(f"{profile}: its sweep is running; stop it first (kill -TERM {pid}: "
-                            "its runs checkpoint, and the drain resumes them)")
+        raise CampaignError(f"{profile}: its sweep is running (pid {pid}); stop it first "
+                            "(`make campaign-stop`: its runs checkpoint, and the drain "
+                            "resumes them)")
     pin = read_pin(root, profile)
     head = git("rev-parse", "HEAD")
     if pin is None or pin["commit"] == head:
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command",
                         choices=("start", "pin", "drain", "set", "collect", "status",
-                                 "profiles", "prune", "rehome"))
+                                 "profiles", "prune", "rehome", "stop"))
     parser.add_argument("--profile", default=None,
                         help="one profile (default: every profile pinned under the root, or "
                         f"{DEFAULT_PROFILE} if none is)")
@@ -330,13 +331,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="move the pin to HEAD (refused while runs are unfinished)")
     parser.add_argument("--dry-run", action="store_true",
                         help="prune, rehome: only list what it would remove or move")
+    parser.add_argument("--in", dest="stop_in", type=float, default=None, metavar="MINUTES",
+                        help="stop: schedule it this many minutes from now")
+    parser.add_argument("--stop-in", type=float, default=None, metavar="MINUTES",
+                        help="start: and schedule a stop this many minutes from now")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     try:
         if args.command == "start":
-            return start(args.profile, args.root, args.results, args.workers, args.nice or 0,
+            code = start(args.profile, args.root, args.results, args.workers, args.nice or 0,
                          args.repin)
+            if code or args.stop_in is None:
+                return code
+            return stop(args.root, args.profile, [], args.stop_in)
         if args.command == "set":
             if not args.profile:
                 raise CampaignError("set needs --profile")
@@ -380,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "collect":
             return collect(args.profile, args.root, args.results)
+        if args.command == "stop":
+            return stop(args.root, args.profile, selected(args.root, args.profile),
+                        args.stop_in)
         return status(args.profile, args.root, args.results, args.brief)
     except (CampaignError, SpecError) as exc:
         print(f"campaign: {exc}", file=sys.stderr)

@@ -129,6 +129,12 @@ def detach(cmd: list[str], cwd: Path, root: Path, name: str, nice: int = 0
     return proc.pid, log
 
 
+def latest_log(root: Path, profile: str) -> Path | None:
+    """The newest of ``profile``'s logs that :func:`detach` wrote."""
+    logs = sorted((root / "logs").glob(f"campaign_{profile}_*.out"))
+    return logs[-1] if logs else None
+
+
 AUTOGROUP = Path("/proc/self/autogroup")
 
 

@@ -15,6 +15,7 @@ from reproduce.campaign_pins import (
     read_settings,
     running_pid,
 )
+from reproduce.campaign_stop import timer_line
 from reproduce.ledger import brief, ledger, render
 from reproduce.spec import resolve_runs
 
@@ -42,7 +43,7 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
           + (f"sweep running (pid {pid}{group_nice_note(pid, profile, root)})" if pid
              else "no sweep")
           + (f", pinned at {pin['commit'][:7]}" if pin else ", not pinned yet")
-          + (f", draining to {drain['target'][:7]}" if drain else "")
+          + (f", draining to {drain['target'][:7]}" if drain else "") + timer_line(root)
           + "; sweeps start with " + ", ".join(
               f"{k} {v}" for k, v in zip(("workers", "nice"),
                                          effective(read_settings(root, profile), None, 0),
