@@ -86,3 +86,28 @@ def test_the_verdict_tally_is_the_table_under_its_heading_or_an_error():
     for bad in ("| a |\n|---|\n", "## Episodes verdicts, counted\n\nno table\n"):
         with pytest.raises(rt.ReadmeTableError):
             rt.counted_verdicts(bad)
+
+
+def test_the_summarys_counts_are_the_ledgers_and_the_tables():
+    """The README's "What we found, in short" repeats the run count and the verdict tally in
+    prose; after a collect they must be updated with it (this fails until they are)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    summary = readme.split("## What we found, in short", 1)[1].split("\n## ", 1)[0]
+    summary = " ".join(summary.split())
+    ledger = (ROOT / "results" / rt.LEDGER).read_text()
+    done, total = re.search(r"\*\*Runs\*\*: (\d+): (\d+) done", ledger).group(2, 1)
+    ran = re.search(r"(\d+) of its (\d+) runs", summary)
+    assert ran is not None, "the summary's Table 1 bullet no longer says 'N of its M runs'"
+    assert ran.group(1, 2) == (done, total), "README summary: update the count of runs done"
+    tally = rt.counted_verdicts((ROOT / "results" / rt.FULL_TABLE).read_text())
+    row = next(line for line in tally.splitlines() if line.startswith("| all |"))
+    better, within, worse, nc, missing = (int(x) for x in row.strip("|").split("|")[1:])
+    said = re.search(r"Of the 21 cells, (\d+) cross \*better\*(?: \([^)]*\))?[^,]*, (\d+) "
+                     r"\*within\*, (\d+) \*worse\*, (\d+) are \*not comparable\*"
+                     r"(?: \([^)]*\))?(?:, (\d+) ha(?:s|ve) no run)?", summary)
+    assert said is not None, "the summary's Table 1 bullet no longer states the tally"
+    got = tuple(int(x) if x else 0 for x in said.groups())
+    assert got == (better, within, worse, nc, missing), \
+        f"README summary says {got}, results/table1/table.md {(better, within, worse, nc, missing)}"
