@@ -5,7 +5,9 @@ Now: SIGTERM to each selected profile's sweep (``<root>/<profile>/sweep.pid``), 
 until it and its runs have exited (each run checkpoints at its next iteration boundary and
 stops; ``make campaign`` resumes it). Every sweep ``start`` launches is detached into a
 session of its own, so the signal goes to its process group: a drain's lanes and runs stop
-with it. A sweep started otherwise (its pid not its group's leader) gets it alone.
+with it. A sweep started otherwise (its pid not its group's leader) gets it alone, and a
+pid that is no sweep's now (its command line names neither ``reproduce.sweep`` nor
+``drain.sh``: a stale pid file) gets nothing.
 
 ``--in MINUTES`` schedules that stop instead: a detached timer (its pid and time in
 ``<root>/STOP.json``) runs ``stop`` then, reading the pids afresh, so a sweep restarted
@@ -30,6 +32,8 @@ from reproduce.campaign_pins import CampaignError, detach, running_pid
 from reproduce.spec import REPO_ROOT
 
 TIMER = "STOP.json"
+SWEEP_MARKS = ("reproduce.sweep", "drain.sh")
+"""What the command line of a sweep ``start`` launched holds (a sweep; a drain's script)."""
 
 
 def _stat(pid_dir: Path) -> tuple[str, int] | None:
@@ -58,6 +62,14 @@ def _alive(pid: int, group: bool) -> bool:
                for stat in map(_stat, procs.glob("[0-9]*")))
 
 
+def command_line(pid: int) -> str | None:
+    """``pid``'s command line, words joined by spaces; None when unknown (no procfs)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return None
+
+
 def stop_profile(root: Path, profile: str, wait_seconds: float = 600.0,
                  poll: float = 1.0) -> bool:
     """SIGTERM the profile's sweep (its group when it leads one) and wait for it to exit;
@@ -65,6 +77,11 @@ def stop_profile(root: Path, profile: str, wait_seconds: float = 600.0,
     pid = running_pid(root, profile)
     if pid is None:
         print(f"campaign: {profile}: no sweep running")
+        return True
+    cmd = command_line(pid)
+    if cmd is not None and not any(mark in cmd for mark in SWEEP_MARKS):
+        print(f"campaign: {profile}: pid {pid} in {root / profile / 'sweep.pid'} is not a "
+              f"sweep now ({cmd[:80]!r}): a stale pid file; nothing signalled")
         return True
     try:
         group = os.getpgid(pid) == pid

@@ -44,7 +44,7 @@ def _wait_for(predicate, seconds: float = 30.0) -> bool:
 
 def _fake_sweep(tmp_path: Path, root: Path, profile: str, ignore: bool = False,
                 detached: bool = True) -> int:
-    script = tmp_path / "sweep.py"
+    script = tmp_path / "reproduce.sweep_stand_in.py"  # a sweep's command line
     script.write_text(SWEEP)
     marker = tmp_path / "marker"
     cmd = [sys.executable, str(script), "sweep", str(marker), "ignore" if ignore else "obey"]
@@ -170,3 +170,12 @@ def test_start_schedules_a_stop_only_when_asked(tmp_path, monkeypatch, capsys):
 
         cancel_timer(root)
         os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_pid_file_naming_another_program_is_not_signalled(tmp_path, capsys):
+    """A stale sweep.pid whose pid now belongs to something else (here: this test)."""
+    root = tmp_path / "root"
+    (root / "table1").mkdir(parents=True)
+    (root / "table1" / PID).write_text(f"{os.getpid()}\n")
+    assert stop_profile(root, "table1", wait_seconds=1)  # and pytest lives on
+    assert "is not a sweep now" in capsys.readouterr().out
