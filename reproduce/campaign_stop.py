@@ -131,9 +131,9 @@ def schedule_stop(root: Path, profile: str | None, minutes: float) -> dict:
         raise CampaignError(f"--in must be a positive number of minutes, not {minutes!r}")
     cancel_timer(root)
     at = datetime.now(UTC) + timedelta(minutes=minutes)
-    stop = [sys.executable, "-m", "reproduce.campaign", "stop", "--root", str(root),
-            *(["--profile", profile] if profile else [])]
-    cmd = ["sh", "-c", f"sleep {minutes * 60:.0f} && exec {shlex.join(stop)}"]
+    later = [sys.executable, "-m", "reproduce.campaign", "stop", "--root", str(root),
+             *(["--profile", profile] if profile else [])]
+    cmd = ["sh", "-c", f"sleep {minutes * 60:.0f} && exec {shlex.join(later)}"]
     pid, log = detach(cmd, REPO_ROOT, root, "stop")
     timer = {"pid": pid, "at": at.isoformat(timespec="seconds"), "profile": profile,
              "log": str(log)}
