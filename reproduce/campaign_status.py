@@ -1,6 +1,7 @@
 """``python -m reproduce.campaign status``, per profile: whether its sweep runs (and at what
 group niceness), its pin and drain, and its ledger (``reproduce.ledger``), whole or as two
-lines (``--brief``) with the wall-clock hours left on its workers."""
+lines (``--brief``) with the wall-clock hours left on its workers, and a line for each run
+in flight or paused (how far it is, and what is left of it)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def group_nice_note(pid: int, profile: str, root: Path) -> str:
             "or stop and restart it")
 
 
+def underway(runs) -> list[str]:
+    """One line per run in flight or paused: its env steps against its budget, CPU-hours
+    spent, and left at its cell's measured rate (the ledger's ``hours_left_measured``)."""
+    rows = runs[runs["status"].isin(("in flight", "paused"))].sort_values("order")
+    return [f"  {r.domain} {r.algo} seed {r.seed}: {r.status}, {r.env_steps / 1e6:.2f}M of "
+            f"{r.budget_steps / 1e6:.2f}M env steps ({r.env_steps / r.budget_steps:.0%}), "
+            f"{r.hours_spent:.2f} CPU-h spent, at most {r.hours_left_measured:.2f} left"
+            for r in rows.itertuples()]
+
+
 def status_profile(profile: str, root: Path, results: Path, short: bool = False) -> None:
     specs = resolve_runs(profile, results=results)
     pid = running_pid(root, profile)
@@ -53,7 +64,8 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
     lost = read_losses(results, profile)
     workers = effective(read_settings(root, profile), None, 0)[0]
     if short:
-        print(f"  {brief(runs, lost, workers)}")
+        print("\n".join([f"  {brief(runs, lost, workers)}", *underway(runs)]))
         return
+    print("\n".join(underway(runs)))
     print(render(profile, runs, roots,
                  f"python -m reproduce.campaign status --profile {profile}", lost, workers))

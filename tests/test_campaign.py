@@ -814,3 +814,17 @@ def test_rehome_moves_another_specs_finished_run_to_the_profile_whose_spec_it_is
     assert f"left: {legacy[2].key} in {root}: {taken} already exists" in out
     assert (legacy[2].run_dir(root) / DONE).is_file()
     assert campaign.main(["rehome", "--root", str(root)]) == 2  # needs --profile
+
+
+def test_status_lists_the_runs_under_way_with_their_progress(root):
+    from reproduce.campaign_status import underway
+
+    r, specs = root
+    lines = underway(ledger(specs, [r]))
+    assert len(lines) == 2  # in flight and paused; not done, failed, stopped or to go
+    flight, paused = (next(x for x in lines if f" seed {specs[i].seed}: {st}," in x
+                           and f"{specs[i].domain} {specs[i].algo} " in x)
+                      for i, st in ((1, "in flight"), (3, "paused")))
+    budget = specs[1].max_steps
+    assert f"0.00M of {budget / 1e6:.2f}M env steps ({500 / budget:.0%})" in flight
+    assert "CPU-h spent, at most" in paused and paused.endswith(" left")
