@@ -173,7 +173,7 @@ campaign: $(STAMP)
 	$(PY) -m reproduce.campaign start $(CAMPAIGN_ARGS) $(if $(WORKERS),--workers $(WORKERS)) \
 		$(if $(NICE),--nice $(NICE)) $(if $(STOP_IN),--stop-in $(STOP_IN))
 
-campaign-stop: $(STAMP)
+campaign-stop:  # no $(STAMP): stopping must not reinstall the venv the sweeps run from
 	$(PY) -m reproduce.campaign stop $(CAMPAIGN_ARGS) $(if $(STOP_IN),--in $(STOP_IN))
 
 campaign-status: $(STAMP)

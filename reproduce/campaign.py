@@ -94,7 +94,7 @@ from reproduce.campaign_pins import (
 )
 from reproduce.campaign_rehome import rehome
 from reproduce.campaign_status import status_profile
-from reproduce.campaign_stop import stop
+from reproduce.campaign_stop import check_minutes, stop
 from reproduce.results import stopped_nonfinite
 from reproduce.reuse import reuse_all
 from reproduce.spec import (
@@ -340,11 +340,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be >= 1")
     try:
         if args.command == "start":
+            if args.stop_in is not None:
+                check_minutes(args.stop_in)  # before anything starts
             code = start(args.profile, args.root, args.results, args.workers, args.nice or 0,
                          args.repin)
-            if code or args.stop_in is None:
+            if args.stop_in is None:
                 return code
-            return stop(args.root, args.profile, [], args.stop_in)
+            return stop(args.root, args.profile, [], args.stop_in) or code
         if args.command == "set":
             if not args.profile:
                 raise CampaignError("set needs --profile")

@@ -6,12 +6,14 @@ until it and its runs have exited (each run checkpoints at its next iteration bo
 stops; ``make campaign`` resumes it). Every sweep ``start`` launches is detached into a
 session of its own, so the signal goes to its process group: a drain's lanes and runs stop
 with it. A sweep started otherwise (its pid not its group's leader) gets it alone, and a
-pid that is no sweep's now (its command line names neither ``reproduce.sweep`` nor
-``drain.sh``: a stale pid file) gets nothing.
+pid that is not the profile's sweep now (its command line neither ``reproduce.sweep ...
+--profile <profile>`` nor ``<profile>/drain.sh``: a stale pid file), or that shares the
+caller's process group, gets nothing. Every sweep is signalled first, then waited for.
 
 ``--in MINUTES`` schedules that stop instead: a detached timer (its pid and time in
-``<root>/STOP.json``) runs ``stop`` then, reading the pids afresh, so a sweep restarted
-meanwhile is the one it stops. A new schedule replaces the old one; ``start --stop-in M``
+``<root>/STOP.json``, which it removes when it fires) runs ``stop`` then, reading the pids
+afresh, so a sweep restarted meanwhile is the one it stops. A new schedule replaces the
+root's old one (one timer a root); ``start --stop-in M``
 starts and schedules in one command. This is how a working session ends without losing the
 minutes since the last checkpoint when it is killed: collect and commit, restart with a stop
 scheduled before the end, and the next session's collect picks up what it did.
@@ -70,46 +72,89 @@ def command_line(pid: int) -> str | None:
         return None
 
 
-def stop_profile(root: Path, profile: str, wait_seconds: float = 600.0,
-                 poll: float = 1.0) -> bool:
-    """SIGTERM the profile's sweep (its group when it leads one) and wait for it to exit;
-    True when nothing of it runs any more (or nothing ran)."""
+def sweep_pid(root: Path, profile: str) -> int | None:
+    """The profile's sweep pid when it is safe to signal: alive, its command line a sweep of
+    this profile's (``reproduce.sweep ... --profile <profile>``) or its drain's script, and not
+    in the caller's own process group; None otherwise (said why, when there is a pid)."""
     pid = running_pid(root, profile)
     if pid is None:
         print(f"campaign: {profile}: no sweep running")
-        return True
+        return None
     cmd = command_line(pid)
-    if cmd is not None and not any(mark in cmd for mark in SWEEP_MARKS):
-        print(f"campaign: {profile}: pid {pid} in {root / profile / 'sweep.pid'} is not a "
-              f"sweep now ({cmd[:80]!r}): a stale pid file; nothing signalled")
-        return True
+    ours = cmd is None or (SWEEP_MARKS[0] in cmd and f"--profile {profile} " in cmd + " ") or (
+        f"/{profile}/{SWEEP_MARKS[1]}" in cmd)
     try:
-        group = os.getpgid(pid) == pid
+        own_group = os.getpgid(pid) == os.getpgrp()
     except ProcessLookupError:
-        return True
+        return None
+    if not ours or own_group:
+        print(f"campaign: {profile}: pid {pid} in {root / profile / 'sweep.pid'} is not "
+              f"this profile's sweep now ({(cmd or '?')[:80]!r}"
+              + (", in this command's own process group" if own_group else "")
+              + "): a stale pid file; nothing signalled")
+        return None
+    return pid
+
+
+def _signal(pid: int) -> bool:
+    """SIGTERM ``pid``'s process group when it leads one (every sweep ``start`` launches is
+    a session of its own), else ``pid`` alone; whether it was the group."""
+    group = os.getpgid(pid) == pid
     (os.killpg if group else os.kill)(pid, signal.SIGTERM)
-    print(f"campaign: {profile}: SIGTERM to {'process group' if group else 'pid'} {pid}; "
-          "waiting for its runs to checkpoint", flush=True)
-    t0 = time.monotonic()
-    while _alive(pid, group):
-        if time.monotonic() - t0 > wait_seconds:
+    return group
+
+
+def stop_profiles(root: Path, profiles: list[str], wait_seconds: float = 600.0,
+                  poll: float = 1.0) -> bool:
+    """SIGTERM every profile's sweep first, then wait until each has exited; True when
+    nothing of them runs any more (or nothing ran), False when one outlived the wait."""
+    signalled: dict[str, tuple[int, bool]] = {}
+    for profile in profiles:
+        pid = sweep_pid(root, profile)
+        if pid is None:
+            continue
+        try:
+            group = _signal(pid)
+        except ProcessLookupError:
+            continue
+        signalled[profile] = pid, group
+        print(f"campaign: {profile}: SIGTERM to {'process group' if group else 'pid'} {pid}; "
+              "waiting for its runs to checkpoint", flush=True)
+    t0, ok = time.monotonic(), True
+    for profile, (pid, group) in signalled.items():
+        while _alive(pid, group) and time.monotonic() - t0 <= wait_seconds:
+            time.sleep(poll)
+        if _alive(pid, group):
             print(f"campaign: {profile}: still running after {wait_seconds:.0f} s "
                   f"(pid {pid}); not killed", file=sys.stderr)
-            return False
-        time.sleep(poll)
-    print(f"campaign: {profile}: stopped after {time.monotonic() - t0:.0f} s; its runs "
-          "resume from their checkpoints at the next `make campaign`")
-    return True
+            ok = False
+            continue
+        print(f"campaign: {profile}: stopped after {time.monotonic() - t0:.0f} s; its runs "
+              "resume from their checkpoints at the next `make campaign`")
+    return ok
+
+
+def stop_profile(root: Path, profile: str, wait_seconds: float = 600.0,
+                 poll: float = 1.0) -> bool:
+    """:func:`stop_profiles` for one profile."""
+    return stop_profiles(root, [profile], wait_seconds, poll)
+
+
+def _timer_mark(root: Path) -> str:
+    return f"reproduce.campaign stop --root {root.resolve()}"
 
 
 def read_timer(root: Path) -> dict | None:
-    """The scheduled stop (``{"pid", "at", "profile"}``) while its timer is alive, else None."""
+    """The scheduled stop (``{"pid", "at", "profile", "log"}``) while its timer runs, else
+    None: its pid alive and still the timer (its command line the stop of this root)."""
     try:
         timer = json.loads((root / TIMER).read_text())
-        alive = _alive(int(timer["pid"]), group=False)
+        pid = int(timer["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return timer if alive else None
+    if not _alive(pid, group=False) or _timer_mark(root) not in (command_line(pid) or ""):
+        return None
+    return timer
 
 
 def cancel_timer(root: Path) -> dict | None:
@@ -124,16 +169,32 @@ def cancel_timer(root: Path) -> dict | None:
     return timer
 
 
+MAX_MINUTES = 7 * 24 * 60
+
+
+def check_minutes(minutes: float) -> float:
+    """A stop's delay: a finite number of minutes in (0, a week]."""
+    if not 0 < minutes <= MAX_MINUTES:
+        raise CampaignError(f"a stop's delay must be more than 0 and at most {MAX_MINUTES} "
+                            f"minutes (a week), not {minutes!r}")
+    return minutes
+
+
 def schedule_stop(root: Path, profile: str | None, minutes: float) -> dict:
     """Start a detached timer that runs ``campaign stop`` (for ``profile``, or every pinned
-    profile) in ``minutes``; it replaces any earlier one. Returns what ``STOP.json`` holds."""
-    if not minutes > 0:
-        raise CampaignError(f"--in must be a positive number of minutes, not {minutes!r}")
-    cancel_timer(root)
+    profile) in ``minutes``; it replaces any earlier one of the root (named on stdout).
+    Returns what ``STOP.json`` holds."""
+    check_minutes(minutes)
+    root = root.resolve()
     at = datetime.now(UTC) + timedelta(minutes=minutes)
+    old = cancel_timer(root)
+    if old is not None:
+        print(f"campaign: replacing the stop scheduled at {old['at']} UTC"
+              + (f" ({old['profile']})" if old.get("profile") else ""))
     later = [sys.executable, "-m", "reproduce.campaign", "stop", "--root", str(root),
              *(["--profile", profile] if profile else [])]
     cmd = ["sh", "-c", f"sleep {minutes * 60:.0f} && exec {shlex.join(later)}"]
+    root.mkdir(parents=True, exist_ok=True)
     pid, log = detach(cmd, REPO_ROOT, root, "stop")
     timer = {"pid": pid, "at": at.isoformat(timespec="seconds"), "profile": profile,
              "log": str(log)}
@@ -142,20 +203,24 @@ def schedule_stop(root: Path, profile: str | None, minutes: float) -> dict:
 
 
 def timer_line(root: Path) -> str:
-    """``"; stop scheduled at HH:MM UTC"`` while a timer is set, else ``""``."""
+    """``"; stop scheduled at <date> HH:MM UTC"`` while a timer is set, else ``""``."""
     timer = read_timer(root)
     if timer is None:
         return ""
     at = datetime.fromisoformat(timer["at"])
-    return (f"; stop scheduled at {at:%H:%M} UTC" + (f" ({timer['profile']})"
-                                                     if timer.get("profile") else ""))
+    return (f"; stop scheduled at {at:%Y-%m-%d %H:%M} UTC"
+            + (f" ({timer['profile']})" if timer.get("profile") else ""))
 
 
 def stop(root: Path, profile: str | None, profiles: list[str], minutes: float | None) -> int:
     """``campaign stop``: stop ``profiles``' sweeps now (``minutes`` None; 1 if one is still
-    running after the wait), or schedule the stop of ``profile`` (None: every pinned one)."""
+    running after the wait), or schedule the stop of ``profile`` (None: every pinned one).
+    The timer's own stop, when it fires, removes ``STOP.json``."""
     if minutes is None:
-        return 0 if all([stop_profile(root, p) for p in profiles]) else 1
+        timer = read_timer(root)
+        if timer is not None and int(timer["pid"]) == os.getpid():  # the timer firing
+            (root / TIMER).unlink(missing_ok=True)
+        return 0 if stop_profiles(root, profiles) else 1
     at = schedule_stop(root, profile, minutes)["at"]
     print(f"campaign: {profile or 'every pinned profile'}: stop scheduled at {at} UTC "
           "(`python -m reproduce.campaign status` shows it)")

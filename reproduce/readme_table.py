@@ -2,7 +2,7 @@
 
     python -m reproduce.readme_table [--readme README.md] [--results results] [--check]
 
-The README shows two generated blocks, each between a pair of marker lines:
+The README shows four generated blocks, each between a pair of marker lines:
 
 - ``<!-- table1:begin -->`` ... ``<!-- table1:end -->``: ``<results>/table1/table_compact.md``
   (``make table``);
@@ -76,7 +76,7 @@ def counted_verdicts(report: str) -> str:
     """The first table under the ``## Episodes verdicts, counted`` heading of ``table.md``."""
     if COUNTED not in report:
         raise ReadmeTableError(f"the full table has no {COUNTED!r} section")
-    return table_rows(report.split(COUNTED, 1)[1])
+    return table_rows(report.split(COUNTED, 1)[1].split("\n## ", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def test_the_verdict_tally_is_the_table_under_its_heading_or_an_error():
     report = ("| a |\n|---|\n| 1 |\n\n## Episodes verdicts, counted\n\n"
               "| Algorithm | worse |\n|---|---|\n| all | 5 |\n\nmore\n")
     assert rt.counted_verdicts(report) == "| Algorithm | worse |\n|---|---|\n| all | 5 |"
-    for bad in ("| a |\n|---|\n", "## Episodes verdicts, counted\n\nno table\n"):
+    for bad in ("| a |\n|---|\n", "## Episodes verdicts, counted\n\nno table\n",
+                "## Episodes verdicts, counted\n\nnone\n\n## Next\n\n| b |\n|---|\n"):
         with pytest.raises(rt.ReadmeTableError):
             rt.counted_verdicts(bad)
 
