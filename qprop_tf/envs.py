@@ -80,6 +80,23 @@ def unit_bounds(space: gym.spaces.Box) -> bool:
     return bool(np.all(space.low == -1.0) and np.all(space.high == 1.0))
 
 
+def check_action_scale(action_scale: str) -> str:
+    """``action_scale`` if it is one of :data:`ACTION_SCALES`, else a ConfigError."""
+    if action_scale not in ACTION_SCALES:
+        raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "
+                          f"{', '.join(ACTION_SCALES)}")
+    return action_scale
+
+
+def in_action_units(env: gym.Env, action_scale: str) -> gym.Env:
+    """``env`` acting in the agent's units: with ``"unit"`` and bounds not [-1, 1], wrapped in
+    Gymnasium's ``RescaleAction`` (a -> low + (a + 1) (high - low) / 2); else ``env`` itself."""
+    if check_action_scale(action_scale) == "unit" and not unit_bounds(env.action_space):
+        ones = np.ones(env.action_space.shape, dtype=env.action_space.dtype)
+        return gym.wrappers.RescaleAction(env, -ones, ones)
+    return env
+
+
 def make_env(name: str, seed: int, action_scale: str = "env") -> gym.Env:
     """One seeded env with its default time limit (1000 steps; Reacher 50).
 
@@ -93,15 +110,11 @@ def make_env(name: str, seed: int, action_scale: str = "env") -> gym.Env:
     others both settings step the same env with the same actions, bit for bit. (This
     helper's default is the raw env; a run's setting is its Config's, ``"unit"`` by default.)
     """
-    if action_scale not in ACTION_SCALES:
-        raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "
-                          f"{', '.join(ACTION_SCALES)}")
+    check_action_scale(action_scale)
     env = gym.make(resolve_env_id(name), disable_env_checker=True)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ConfigError(f"{name}: only continuous (Box) action spaces are supported")
-    if action_scale == "unit" and not unit_bounds(env.action_space):
-        ones = np.ones(env.action_space.shape, dtype=env.action_space.dtype)
-        env = gym.wrappers.RescaleAction(env, -ones, ones)
+    env = in_action_units(env, action_scale)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env

@@ -105,19 +105,12 @@ def crn_action_effects(env_id: str, policy, states: list[tuple[np.ndarray, np.nd
     """
     import gymnasium as gym
 
-    from qprop_tf.envs import ACTION_SCALES, unit_bounds
+    from qprop_tf.envs import check_action_scale, in_action_units
 
-    if action_scale not in ACTION_SCALES:
-        from qprop_tf.errors import ConfigError
-
-        raise ConfigError(f"unknown action_scale {action_scale!r}; valid: "
-                          f"{', '.join(ACTION_SCALES)}")
+    check_action_scale(action_scale)
     n_env = 2 * replicates
     bases = [gym.make(env_id, disable_env_checker=True).unwrapped for _ in range(n_env)]
-    envs = bases
-    if action_scale == "unit" and not unit_bounds(bases[0].action_space):
-        ones = np.ones(bases[0].action_space.shape, dtype=bases[0].action_space.dtype)
-        envs = [gym.wrappers.RescaleAction(b, -ones, ones) for b in bases]
+    envs = [in_action_units(b, action_scale) for b in bases]
     for e in envs:
         e.reset(seed=0)
     low = envs[0].action_space.low.astype(np.float64)
