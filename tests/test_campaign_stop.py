@@ -191,6 +191,9 @@ def test_a_scheduled_stop_fires_later_and_status_shows_it(tmp_path, capsys):
         assert _wait_for(lambda: (tmp_path / "marker.run").exists(), 30)
         assert _wait_for(lambda: read_timer(root) is None, 60)
         assert timer_line(root) == "" and not (root / TIMER).exists()  # it removed it
+        # it removes the file as it fires, before its stop waits; its log is complete
+        # only when it has exited
+        assert _wait_for(lambda: _gone(timer["pid"]), 60)
     finally:
         if not _gone(pid):
             os.killpg(pid, signal.SIGKILL)
