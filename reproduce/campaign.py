@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -191,7 +192,7 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
     specs = resolve_runs(profile, results=results)
     workers, nice = effective(read_settings(root, profile), workers, nice)
     pid = running_pid(root, profile)
-    if pid is not None:
+    if pid is not None and pid != os.getpid():  # its own: a drain's script exec'd into it
         print(f"campaign: {profile}: already running, skipped\n"
               f"  commit: {_pin_line(root, profile)}\n  pid:    {pid}\n"
               f"  log:    {latest_log(root, profile) or '?'}")

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from qprop_tf.rundir import DONE
-from reproduce.campaign_pins import PID, CampaignError, detach, nice_prefix
+from reproduce.campaign_pins import CampaignError, detach, nice_prefix
 from reproduce.spec import REPO_ROOT, RunSpec
 
 
@@ -69,9 +69,9 @@ def drain_script(profile: str, wt: Path, root: Path, results: Path, specs: list[
                  "--root", root_s, "--results", str(results.resolve()),
                  "--workers", str(workers),
                  "--nice", str(nice)]
-    pid_file = root.resolve() / profile / PID  # this script's pid: start would skip itself
-    lines += [f"cd {shlex.quote(str(REPO_ROOT))}", f"rm -f {shlex.quote(str(pid_file))}",
-              f"exec {shlex.join(start_cmd)}"]
+    # exec: the start keeps this script's pid, so the pid file names it (a stop in the
+    # handover stops it) until it writes its sweep's; start does not skip its own pid
+    lines += [f"cd {shlex.quote(str(REPO_ROOT))}", f"exec {shlex.join(start_cmd)}"]
     return "\n".join(lines) + "\n"
 
 

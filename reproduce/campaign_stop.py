@@ -7,8 +7,11 @@ stops; ``make campaign`` resumes it). Every sweep ``start`` launches is detached
 session of its own, so the signal goes to its process group: a drain's lanes and runs stop
 with it. A sweep started otherwise (its pid not its group's leader) gets it alone, and a
 pid that is not the profile's sweep now (its command line neither ``reproduce.sweep ...
---profile <profile>`` nor ``<profile>/drain.sh``: a stale pid file), or that shares the
-caller's process group, gets nothing. Every sweep is signalled first, then waited for.
+--profile <profile>`` nor ``<profile>/drain.sh``, nor the ``campaign start --profile
+<profile> --root <root>`` a drain ends in: a stale pid file), or that shares the caller's
+process group, gets nothing: a drain's handover to its start is stopped too (no sweep
+starts), leaving only the instant between that start's launch and its pid file. Every
+sweep is signalled first, then waited for.
 
 ``--in MINUTES`` schedules that stop instead: a detached timer (its pid and time in
 ``<root>/STOP.json``, which it removes when it fires) runs ``stop`` then, reading the pids
@@ -34,8 +37,10 @@ from reproduce.campaign_pins import CampaignError, detach, running_pid
 from reproduce.spec import REPO_ROOT
 
 TIMER = "STOP.json"
-SWEEP_MARKS = ("reproduce.sweep", "drain.sh")
-"""What the command line of a sweep ``start`` launched holds (a sweep; a drain's script)."""
+SWEEP_MARKS = ("reproduce.sweep", "drain.sh", "reproduce.campaign start")
+"""What the command line of a sweep ``start`` launched holds (a sweep; a drain's script;
+the ``campaign start`` a finished drain's script execs into, keeping its pid and pid file,
+until that start writes its new sweep's pid there)."""
 
 
 def _stat(pid_dir: Path) -> tuple[str, int] | None:
@@ -81,8 +86,10 @@ def sweep_pid(root: Path, profile: str) -> int | None:
         print(f"campaign: {profile}: no sweep running")
         return None
     cmd = command_line(pid)
-    ours = cmd is None or (SWEEP_MARKS[0] in cmd and f"--profile {profile} " in cmd + " ") or (
-        f"/{profile}/{SWEEP_MARKS[1]}" in cmd)
+    of_profile = f"--profile {profile} " in (cmd or "") + " "
+    ours = cmd is None or (SWEEP_MARKS[0] in cmd and of_profile) or (
+        f"/{profile}/{SWEEP_MARKS[1]}" in cmd) or (
+        SWEEP_MARKS[2] in cmd and of_profile and f"--root {root.resolve()} " in cmd + " ")
     try:
         own_group = os.getpgid(pid) == os.getpgrp()
     except ProcessLookupError:

@@ -241,16 +241,17 @@ def test_legacy_pin_and_pid_move_to_table1_and_its_sweep_stays_running(
     head = _git(repo, "rev-parse", "HEAD")
     legacy = {"commit": head, "worktree": str(root / f"wt-{head[:7]}")}
     (root / campaign.PIN).write_text(json.dumps(legacy))
-    (root / campaign.PID).write_text(f"{os.getpid()}\n")  # a live "sweep": this test
+    live = os.getppid()  # a live "sweep": this test's parent (start never skips for its own)
+    (root / campaign.PID).write_text(f"{live}\n")
     assert campaign.main(["status", "--root", str(root), "--results", str(results)]) == 0
-    assert f"profile table1: sweep running (pid {os.getpid()}" in capsys.readouterr().out
+    assert f"profile table1: sweep running (pid {live}" in capsys.readouterr().out
     assert not (root / campaign.PIN).exists() and not (root / campaign.PID).exists()
     assert campaign.read_pin(root, "table1") == legacy
-    assert campaign.running_pid(root, "table1") == os.getpid()
+    assert campaign.running_pid(root, "table1") == live
     assert _start(root, results) == 0
     assert launches == []  # no second table1 sweep
     out = capsys.readouterr().out
-    assert "campaign: table1: already running, skipped" in out and str(os.getpid()) in out
+    assert "campaign: table1: already running, skipped" in out and str(live) in out
     # table1's own pin, once there, wins: a stray old one is left where it is
     (root / campaign.PIN).write_text(json.dumps({"commit": "0" * 40, "worktree": "x"}))
     assert campaign.pinned(root) == ["table1"]
@@ -263,13 +264,20 @@ def test_start_all_restarts_pinned_profiles_and_skips_running_ones(
     assert _start(root, results) == 0  # nothing pinned yet: table1
     assert [p for p, _ in launches] == ["table1"]
     assert _start(root, results, "--profile", "stable") == 0
-    (root / "table1" / campaign.PID).write_text(f"{os.getpid()}\n")  # table1 still running
+    (root / "table1" / campaign.PID).write_text(f"{os.getppid()}\n")  # table1 still running
     capsys.readouterr()
     assert _start(root, results, "--workers", "1") == 0
     assert [p for p, _ in launches] == ["table1", "stable", "stable"]
     out = capsys.readouterr().out
     assert "campaign: stable: started, 1 worker(s)" in out
     assert "campaign: table1: already running, skipped" in out
+    # a drain's script execs into its start, which finds its own pid there: no sweep of
+    # its, so it starts one (and its pid replaces the script's)
+    (root / "table1" / campaign.PID).write_text(f"{os.getpid()}\n")
+    assert _start(root, results, "--profile", "table1") == 0
+    assert [p for p, _ in launches] == ["table1", "stable", "stable", "table1"]
+    assert (root / "table1" / campaign.PID).read_text() == f"{2**22 + 4321}\n"
+    assert "already running" not in capsys.readouterr().out
     assert campaign.main(["profiles", "--root", str(root)]) == 0
     assert capsys.readouterr().out.split() == ["stable", "table1"]
 
@@ -530,7 +538,9 @@ def test_the_drain_script_runs_lanes_old_runs_then_the_targets_then_starts(
         assert done.returncode == 0, done.stderr
         assert len(new) == 2
         assert len(starts) == 1 and "start --profile smoke" in starts[0]
-        assert not (root / "smoke" / campaign.PID).exists()  # else: start skips itself
+        # the pid file names the script until its start (the same pid) replaces it: a stop
+        # in the handover finds it
+        assert (root / "smoke" / campaign.PID).read_text() == "1\n"
 
 
 def test_the_drain_script_without_a_target_that_can_exclude_starts_no_new_run(

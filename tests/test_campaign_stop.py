@@ -54,15 +54,18 @@ def _wait_for(predicate, seconds: float = 30.0) -> bool:
 
 
 def _fake_sweep(tmp_path: Path, root: Path, profile: str = "table1", ignore: bool = False,
-                how: str = "detached") -> int:
+                how: str = "detached", as_start: Path | None = None) -> int:
     """Start the stand-in: ``detached`` (as `start` does: a session of its own), ``child``
     (a non-leader of another group: under a shell leading its session) or ``here`` (in this
-    test's own process group). Its command line is a sweep's of ``profile``."""
-    script = tmp_path / "reproduce.sweep_stand_in.py"
+    test's own process group). Its command line is a sweep's of ``profile``, or with
+    ``as_start`` the ``campaign start`` of ``profile`` and that root a drain execs into."""
+    script = tmp_path / ("stand_in.py" if as_start else "reproduce.sweep_stand_in.py")
     script.write_text(SWEEP)
     marker = tmp_path / "marker"
     cmd = [sys.executable, str(script), "sweep", str(marker), "ignore" if ignore else "obey",
            "--profile", profile]
+    if as_start is not None:
+        cmd += ["reproduce.campaign", "start", "--root", str(as_start.resolve())]
     (root / profile).mkdir(parents=True, exist_ok=True)
     if how == "detached":
         pid, _ = detach(cmd, tmp_path, root, profile)
@@ -113,6 +116,24 @@ def test_stop_signals_the_sweeps_group_and_waits_for_its_runs(tmp_path, capsys):
     assert f"SIGTERM to process group {pid}" in out and "stopped after" in out
     assert stop_profile(root, "table1")  # nothing runs any more
     assert "no sweep running" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("same_root", [True, False])
+def test_a_drains_handover_to_its_start_is_stopped_for_its_root_only(
+        tmp_path, capsys, same_root):
+    """A finished drain's script execs ``campaign start``, keeping the pid in the pid file
+    until that start writes its sweep's: a stop then stops the start, so no sweep starts.
+    A start of another root is not this root's."""
+    root = tmp_path / "root"
+    pid = _fake_sweep(tmp_path, root, as_start=root if same_root else tmp_path / "other")
+    try:
+        assert stop_profile(root, "table1", wait_seconds=30, poll=0.05)
+        out = capsys.readouterr().out
+        assert _gone(pid) == same_root
+        assert (f"SIGTERM to process group {pid}" in out) == same_root
+        assert ("is not this profile's sweep now" in out) != same_root
+    finally:
+        _kill_stand_ins(tmp_path)
 
 
 def test_every_sweep_is_signalled_before_any_is_waited_for(tmp_path, capsys):
