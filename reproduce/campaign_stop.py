@@ -203,6 +203,14 @@ def schedule_stop(root: Path, profile: str | None, minutes: float) -> dict:
     cmd = ["sh", "-c", f"sleep {minutes * 60:.0f} && exec {shlex.join(later)}"]
     root.mkdir(parents=True, exist_ok=True)
     pid, log = detach(cmd, REPO_ROOT, root, "stop")
+    # Popen returns once the exec has begun, but the new command line shows in procfs a
+    # moment later: till then read_timer would take the timer for a stale pid
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        shown = command_line(pid)
+        if shown is None or _timer_mark(root) in shown:  # no procfs, or there
+            break
+        time.sleep(0.01)
     timer = {"pid": pid, "at": at.isoformat(timespec="seconds"), "profile": profile,
              "log": str(log)}
     (root / TIMER).write_text(json.dumps(timer, indent=1) + "\n")

@@ -231,6 +231,25 @@ def test_a_stale_timer_file_is_no_timer_and_nothing_is_signalled(tmp_path):
     assert cancel_timer(root) is None and not (root / TIMER).exists()  # pytest lives on
 
 
+def test_a_timer_is_returned_only_once_procfs_shows_its_command(tmp_path, monkeypatch):
+    """Just after the exec a new process's command line reads empty (the CI failure of
+    2026-11-28): schedule_stop waits it out, so the timer it returns is readable at once."""
+    from reproduce import campaign_stop
+    real, calls = campaign_stop.command_line, []
+
+    def late(pid: int) -> str | None:
+        calls.append(pid)
+        return "" if len(calls) <= 3 else real(pid)
+
+    monkeypatch.setattr(campaign_stop, "command_line", late)
+    root = tmp_path / "root"
+    timer = schedule_stop(root, "table1", 30)
+    try:
+        assert len(calls) >= 4 and read_timer(root)["pid"] == timer["pid"]
+    finally:
+        assert cancel_timer(root) is not None
+
+
 def test_the_command_stops_or_schedules(tmp_path, capsys):
     root = tmp_path / "root"
     root.mkdir()
