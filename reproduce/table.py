@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qprop_tf.divergence import diverged_stretches, during_divergence
 from qprop_tf.progress import COLUMNS as C
 from reproduce.algo_names import paper_name
 from reproduce.compare_stats import median_ci
-from reproduce.results import Collection, Run, load_table_runs
+from reproduce.results import Collection, load_table_runs
+from reproduce.run_stats import RunStats, run_stats
 from reproduce.spec import (
-    EPISODE_STEPS,
     PAPER_BUDGET_EPISODES,
     TABLE1_ALGOS,
     SpecError,
@@ -53,55 +52,9 @@ from reproduce.table_format import (  # noqa: F401 (git_head, fmt_num: for other
     notes,
     text_table,
 )
+from reproduce.table_seeds import write_seeds
 
 DEFAULT_PROFILE = "table1"
-
-
-# ---------------------------------------------------------------------- per-run numbers
-
-@dataclass
-class RunStats:
-    crossed: bool
-    cross_episodes: float  # paper episodes at the first crossing (nan if none)
-    cross_env_steps: float
-    cross_real_episodes: float
-    max_return: float  # within the first 30000 paper episodes
-    end_episodes: float  # last logged paper episode
-    full_budget: bool  # ran the paper's 30000 episodes (no early stop, budget >= 30000)
-    budget_episodes: float
-    stopped_early: bool
-    crossed_diverged: bool = False  # the crossing's row lies in a critic-divergence stretch
-    # where a run that never crossed is censored: its last row within the first 30000 episodes
-    censor_episodes: float = math.nan
-    censor_env_steps: float = math.nan
-    censor_real_episodes: float = math.nan
-
-
-def run_stats(run: Run, thresh: float) -> RunStats:
-    df = run.progress
-    window = df[df[C.paper_episodes] <= PAPER_BUDGET_EPISODES]
-    if window.empty:  # the first row already lies beyond 30000 episodes
-        window = df.iloc[:1]
-    above = window[window[run.metric] > thresh]
-    budget = run.budget_steps
-    budget_ep = budget / EPISODE_STEPS if budget is not None else float(df[C.paper_episodes].max())
-    full = (not run.stopped_early and budget_ep >= PAPER_BUDGET_EPISODES
-            and float(df[C.paper_episodes].max()) >= PAPER_BUDGET_EPISODES * 0.99)
-    if above.empty:
-        cross = (math.nan, math.nan, math.nan)
-    else:
-        row = above.iloc[0]
-        cross = (float(row[C.paper_episodes]), float(row[C.env_steps]),
-                 float(row[C.real_episodes]))
-    diverged = (not above.empty
-                and during_divergence(diverged_stretches(df), cross[1]))
-    last = window.iloc[-1]  # censored at its budget or where it ended, as reproduce.compare
-    censor_ep = min(float(last[C.paper_episodes]), budget_ep)
-    return RunStats(not above.empty, *cross, float(window[run.metric].max()),
-                    float(df[C.paper_episodes].max()), full, budget_ep, run.stopped_early,
-                    diverged, censor_ep,
-                    min(float(last[C.env_steps]), censor_ep * EPISODE_STEPS),
-                    float(last[C.real_episodes]))
 
 
 # ---------------------------------------------------------------------- spread
@@ -338,7 +291,8 @@ def build_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
 
 def write_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int | None = None,
                 include_unfinished: bool = False, echo: bool = True) -> pd.DataFrame:
-    """Write ``<results>/<profile>/table.md``, ``table_compact.md`` and ``table.csv``."""
+    """Write ``<results>/<profile>/table.md``, ``table_compact.md`` and ``table.csv``, and
+    the runs seed by seed (``seeds.md``, ``seeds.csv``: ``reproduce.table_seeds``)."""
     df, coll = build_table(results, profile, seeds, include_unfinished)
     for p in coll.problems:
         print(f"reproduce.table: skipped {p.path}: {p.message}", file=sys.stderr)
@@ -352,6 +306,7 @@ def write_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
     # The README's short form: the cells that ran, the columns a reader compares first.
     ran = shown[df["seeds_run"].to_numpy() > 0]
     (out / "table_compact.md").write_text(markdown_table(ran[COMPACT_COLUMNS]) + "\n")
+    write_seeds(coll, out, profile)  # seeds.md, seeds.csv: the same runs, one row each
     if echo:
         print("\n".join(head[2:]))
         print(text_table(shown))

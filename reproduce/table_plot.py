@@ -21,8 +21,8 @@ from reproduce.compare_plot import SEED_LABELS, draw_seeds, log_episodes_axis, s
 from reproduce.compare_stats import median_ci
 from reproduce.plot_style import palette, plt, save, sns
 from reproduce.results import Collection
+from reproduce.run_stats import run_stats
 from reproduce.spec import PAPER_BUDGET_EPISODES, TABLE1_ALGOS, domains
-from reproduce.table import run_stats
 from reproduce.table_format import table1_cells
 
 VERDICT_COLORS = {"better": "tab:green", "within": "tab:blue", "worse": "tab:red"}
