@@ -12,6 +12,7 @@ divergence, and what it cost and where it ran (CPU-hours and peak memory from
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,13 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
 def write_seeds(coll: Collection, out: Path, profile: str) -> pd.DataFrame:
     """Write ``<out>/seeds.md`` and ``seeds.csv``; the frame."""
     df = seed_frame(coll)
+    if not df.empty:  # where the run lies under the results root (out's parent)
+        df["path"] = [os.path.relpath(x, out.parent) for x in df["path"]]
     df.to_csv(out / "seeds.csv", index=False)
     lines = [f"# Table 1 seed by seed (profile `{profile}`)", "",
              f"Every finished run that `table.md` counts, one row each (`make table` writes this "
-             "file; `seeds.csv` has the numbers unrounded, with each run's directory). "
+             "file; `seeds.csv` has the numbers unrounded, with each run's directory "
+             "under the results root). "
              "*Crossed at*: the first row whose return is above the threshold, in paper "
              "episodes (1000 env steps), as the table counts it; a run that never crossed "
              "is censored where it ended. *Ended by*: its early stop (10% past its crossing), "
