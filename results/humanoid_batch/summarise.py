@@ -1,0 +1,114 @@
+"""Print README.md's table and draw ``humanoid_batch.png``: on Humanoid at the authors' action
+scale (``action_scale=unit``), TRPO at Q-Prop's batch of 5000 steps (the pilot runs here)
+against TRPO at Table 1's 25000 and TR-c-Q-Prop at 5000, over the pilots' env steps. Run
+from the checkout:
+
+    .venv/bin/python results/humanoid_batch/summarise.py
+
+The Table 1 runs are read from ``results/table1/runs`` once finished, else from the progress
+``make campaign-collect`` parks in ``results/table1/inflight``; TR-c-Q-Prop's seed 1 is the
+3M-step pilot of ``results/action_scale`` (the same settings, before ``unit`` became the
+default), until the campaign's own seed 1 has run that far.
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.stats import bootstrap, mannwhitneyu  # noqa: E402
+
+HERE = Path(__file__).parent
+RESULTS = HERE.parent
+ROLL = 10  # batches in the curves' moving mean (5000 steps each; 2 for batch 25000)
+
+
+def table1(algo: str, seed: int) -> Path | None:
+    for sub in ("runs", "inflight"):
+        p = RESULTS / f"table1/{sub}/Humanoid/{algo}/seed{seed}/progress.csv"
+        if p.is_file():
+            return p
+    return None
+
+
+def qprop_seed1(last: int) -> Path | None:
+    own = table1("qprop-c", 1)
+    if own is not None and pd.read_csv(own).env_steps.iloc[-1] >= last:
+        return own
+    return RESULTS / "action_scale/Humanoid/qprop-c-unit/seed1/progress.csv"
+
+
+SEEDS = (0, 1, 2)
+pilots = {s: HERE / f"Humanoid/trpo-b5000/seed{s}/progress.csv" for s in SEEDS}
+pilots = {s: p for s, p in pilots.items() if (p.parent / "DONE").is_file()}
+if not pilots:
+    raise SystemExit("no finished pilot run under results/humanoid_batch/Humanoid/trpo-b5000")
+last = min(int(pd.read_csv(p).env_steps.iloc[-1]) for p in pilots.values())
+Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
+              "TRPO, batch 25000 (Table 1)")
+rows = {(Q, s): qprop_seed1(last) if s == 1 else table1("qprop-c", s) for s in SEEDS}
+rows |= {(T5, s): p for s, p in pilots.items()}
+rows |= {(T25, s): table1("trpo", s) for s in SEEDS}
+
+print(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
+      "average return of the training batches\n")
+print("| algorithm, batch | seed | mean, 1st quarter | 2nd | 3rd | 4th | max | mean of the last "
+      "100k steps | policy std at the end | updates |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+curves, tails = [], {}
+for (name, seed), path in rows.items():
+    d = pd.read_csv(path) if path is not None and path.is_file() else None
+    if d is None or d.env_steps.iloc[-1] < last:  # not run (that far) yet
+        print(f"| {name} | {seed} | (no run to {last:,} steps yet) |||||||")
+        continue
+    w = d[d.env_steps <= last]
+    quarters = [w[(w.env_steps > a * last) & (w.env_steps <= (a + 0.25) * last)]
+                .average_return.mean() for a in (0, 0.25, 0.5, 0.75)]
+    tail = w[w.env_steps > last - 100_000].average_return.mean()
+    tails.setdefault(name, []).append(tail)
+    print(f"| {name} | {seed} | " + " | ".join(f"{q:.1f}" for q in quarters)
+          + f" | {w.average_return.max():.1f} | {tail:.1f} | {w.policy_std.iloc[-1]:.4f} | "
+          f"{len(w)} |")
+    batch = w.env_steps.diff().median()
+    roll = max(1, round(ROLL * 5000 / batch))
+    curves.append(pd.DataFrame({"env steps (M)": w.env_steps / 1e6,
+                                "return": w.average_return.rolling(roll, min_periods=1).mean(),
+                                "policy std": w.policy_std, "run": name, "seed": seed}))
+
+print("\nThe mean of the last 100k steps, seed by seed; one-sided Mann-Whitney U (exact), "
+      "TR-c-Q-Prop above each TRPO:\n")
+for other in (T5, T25):
+    if len(tails.get(Q, [])) and len(tails.get(other, [])):
+        u = mannwhitneyu(tails[Q], tails[other], alternative="greater", method="exact")
+        print(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
+              f"{[round(x) for x in tails[other]]}: U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+        ci = bootstrap((tails[Q], tails[other]), lambda a, b: np.mean(a) / np.mean(b),
+                       n_resamples=9999, method="percentile", vectorized=False,
+                       random_state=0).confidence_interval
+        print(f"  ratio of the means {np.mean(tails[Q]) / np.mean(tails[other]):.2f}, "
+              f"bootstrap 95% CI [{ci.low:.2f}, {ci.high:.2f}] (seeds resampled within "
+              "each; with 2-3 seeds a side the CI is only as wide as the seeds are apart)")
+for a, b in ((T5, T25),):
+    if len(tails.get(a, [])) and len(tails.get(b, [])):
+        u = mannwhitneyu(tails[a], tails[b], alternative="two-sided", method="exact")
+        print(f"- {a} against {b} (two-sided): U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+
+df = pd.concat(curves)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue"}
+for (name, seed), g in df.groupby(["run", "seed"]):
+    style = ("-", "--", ":")[seed]
+    axes[0].plot(g["env steps (M)"], g["return"], style, color=colors[name],
+                 label=f"{name}, seed {seed}")
+    axes[1].plot(g["env steps (M)"], g["policy std"], style, color=colors[name])
+axes[0].set(xlabel="env steps (M)", ylabel="average return (moving mean of 50k steps)",
+            title="Humanoid-v5, authors' action scale")
+axes[1].set(xlabel="env steps (M)", ylabel="policy std (mean over action dims)",
+            title="exploration noise")
+axes[0].legend(fontsize=7)
+fig.tight_layout()
+fig.savefig(HERE / "humanoid_batch.png", dpi=110, metadata={"Software": None})
+print(f"\nwrote {HERE / 'humanoid_batch.png'}")
