@@ -34,14 +34,20 @@ MIN_CPU_SECONDS = 60.0  # shorter runs are mostly start-up
 UNRECORDED = "unrecorded"
 
 
-def run_cpu(run_dir: Path) -> str:
-    """The CPU(s) a run ran on, from its ``config.json`` ``machines`` list (in order, each once)."""
-    try:
-        machines = json.loads((run_dir / "config.json").read_text()).get("machines") or []
-    except (OSError, ValueError):
-        return UNRECORDED
+def config_cpus(config: dict | None) -> str:
+    """The CPU(s) in a run's config (its ``machines`` list), in order, each once, joined by
+    " + "; :data:`UNRECORDED` when the config names none."""
+    machines = (config or {}).get("machines") or []
     cpus = list(dict.fromkeys(str(m.get("cpu") or "?") for m in machines))
     return " + ".join(cpus) if cpus else UNRECORDED
+
+
+def run_cpu(run_dir: Path) -> str:
+    """The CPU(s) a run ran on, from its ``config.json`` (:func:`config_cpus`)."""
+    try:
+        return config_cpus(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError):
+        return UNRECORDED
 
 
 def measured_rates(roots: list[Path]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from reproduce.algo_names import paper_name
+from reproduce.cost_calibration import config_cpus
 from reproduce.results import Collection, Run
 from reproduce.run_stats import run_stats
 from reproduce.spec import TABLE1_ALGOS, domains, threshold
@@ -49,11 +50,6 @@ def peak_rss_mb(run: Run) -> float:
     return math.nan if col is None or col.dropna().empty else float(col.max())
 
 
-def cpus(run: Run) -> str:
-    machines = (run.config or {}).get("machines") or []
-    return ", ".join(dict.fromkeys(str(m.get("cpu", "?")) for m in machines))
-
-
 def seed_row(run: Run) -> dict[str, Any]:
     """One run's row (numbers, not text): see the module's docstring."""
     thresh = threshold(run.domain) if run.domain in domains() else math.nan
@@ -67,7 +63,8 @@ def seed_row(run: Run) -> dict[str, Any]:
         "end_episodes": st.end_episodes, "budget_episodes": st.budget_episodes,
         "ended_by": ended_by(run), "max_return": st.max_return,
         "last_return": float(metric.tail(LAST_ROWS).mean()) if not metric.empty else math.nan,
-        "cpu_hours": cpu_hours(run), "peak_rss_mb": peak_rss_mb(run), "cpu": cpus(run),
+        "cpu_hours": cpu_hours(run), "peak_rss_mb": peak_rss_mb(run),
+        "cpu": config_cpus(run.config),
         "commit": str((run.config or {}).get("git_commit", ""))[:7],
         "profile": run.profile, "path": str(run.path),
     }
@@ -109,7 +106,7 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
             df["last_return"], small, strict=True)],
         "CPU-h": df["cpu_hours"].map(lambda x: "-" if math.isnan(x) else f"{x:.2f}"),
         "Peak RSS (MB)": df["peak_rss_mb"].map(lambda x: "-" if math.isnan(x) else f"{x:,.0f}"),
-        "CPU": df["cpu"].replace("", "-"), "Commit": df["commit"].replace("", "-"),
+        "CPU": df["cpu"], "Commit": df["commit"].replace("", "-"),
     })
 
 
@@ -130,7 +127,8 @@ def write_seeds(coll: Collection, out: Path, profile: str) -> pd.DataFrame:
              f"episodes (DDPG: evaluation returns). *Last {LAST_ROWS} rows' mean*: where it "
              "ended up. *CPU-h*: the run's own process CPU time (runs older than `cpu_time` "
              "in progress.csv: -). *Peak RSS*: the run's largest resident memory "
-             "(`max_rss_mb`).", ""]
+             "(`max_rss_mb`). *CPU*: every CPU the run ran on (`config.json`'s `machines`, "
+             "joined by +; unrecorded for runs older than that list).", ""]
     lines.append(markdown_table(display(df)) if not df.empty else "No finished runs yet.")
     (out / "seeds.md").write_text("\n".join(lines) + "\n")
     return df

@@ -59,13 +59,13 @@ def test_cost_cpu_and_commit_come_from_the_runs_own_files(tmp_path):
     write_table(results, "quick", echo=False)
     seeds = pd.read_csv(results / "quick/seeds.csv")
     first, second = _row(seeds, "Hopper", "trpo", 0), _row(seeds, "Hopper", "trpo", 1)
-    assert first.cpu_hours == 1.5 and first.cpu == "AMD EPYC, Xeon" and first.commit == "abcdef0"
+    assert first.cpu_hours == 1.5 and first.cpu == "AMD EPYC + Xeon" and first.commit == "abcdef0"
     assert first.peak_rss_mb == 2345.6
     assert math.isnan(second.cpu_hours) and math.isnan(second.peak_rss_mb)
     assert first.path == "quick/runs/Hopper/trpo/seed0"  # under the results root
     md = (results / "quick/seeds.md").read_text()
-    assert "| 1.50 | 2,346 | AMD EPYC, Xeon | abcdef0 |" in md
-    assert "| - | - | - | synthet |" in md
+    assert "| 1.50 | 2,346 | AMD EPYC + Xeon | abcdef0 |" in md
+    assert "| - | - | unrecorded | synthet |" in md
 
 
 def test_no_finished_run_writes_a_file_that_says_so(tmp_path):
