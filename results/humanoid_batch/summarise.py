@@ -8,7 +8,12 @@ from the checkout:
 The Table 1 runs are read from ``results/table1/runs`` once finished, else from the progress
 ``make campaign-collect`` parks in ``results/table1/inflight``; TR-c-Q-Prop's seed 1 is the
 3M-step pilot of ``results/action_scale`` (the same settings, before ``unit`` became the
-default), until the campaign's own seed 1 has run that far.
+default), until the campaign's own seed 1 has run that far. TR-c-Q-Prop with its analytic
+term divided by the learning signal's std (``qprop-c-scaled``, the ``humanoid-analytic``
+profile) is read the same way from ``results/humanoid-analytic``, once its runs exist.
+
+The right panel is each run's final policy std per action (``policy.npz``, relative to the
+initial 1.0 in [-1, 1] units), at the env steps where that run ended.
 """
 
 from pathlib import Path
@@ -26,12 +31,21 @@ RESULTS = HERE.parent
 ROLL = 10  # batches in the curves' moving mean (5000 steps each; 2 for batch 25000)
 
 
-def table1(algo: str, seed: int) -> Path | None:
+def table1(algo: str, seed: int, profile: str = "table1") -> Path | None:
     for sub in ("runs", "inflight"):
-        p = RESULTS / f"table1/{sub}/Humanoid/{algo}/seed{seed}/progress.csv"
+        p = RESULTS / f"{profile}/{sub}/Humanoid/{algo}/seed{seed}/progress.csv"
         if p.is_file():
             return p
     return None
+
+
+def final_std(progress: Path) -> np.ndarray | None:
+    """A finished run's policy std per action dim, in the agent's [-1, 1] units."""
+    f = progress.parent / "policy.npz"
+    if not (progress.parent / "DONE").is_file() or not f.is_file():
+        return None
+    z = np.load(f)
+    return np.exp(z["log_std"]) / z["scale"]
 
 
 def qprop_seed1(last: int) -> Path | None:
@@ -42,6 +56,10 @@ def qprop_seed1(last: int) -> Path | None:
 
 
 SEEDS = (0, 1, 2)
+JOINTS = ("abdomen_y", "abdomen_z", "abdomen_x", "right_hip_x", "right_hip_z", "right_hip_y",
+          "right_knee", "left_hip_x", "left_hip_z", "left_hip_y", "left_knee",
+          "right_shoulder1", "right_shoulder2", "right_elbow", "left_shoulder1",
+          "left_shoulder2", "left_elbow")  # Humanoid-v5's actuators, in action order
 pilots = {s: HERE / f"Humanoid/trpo-b5000/seed{s}/progress.csv" for s in SEEDS}
 pilots = {s: p for s, p in pilots.items() if (p.parent / "DONE").is_file()}
 if not pilots:
@@ -49,18 +67,23 @@ if not pilots:
 last = min(int(pd.read_csv(p).env_steps.iloc[-1]) for p in pilots.values())
 Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
               "TRPO, batch 25000 (Table 1)")
+QS = "TR-c-Q-Prop, analytic term / std(l) (humanoid-analytic)"
 rows = {(Q, s): qprop_seed1(last) if s == 1 else table1("qprop-c", s) for s in SEEDS}
 rows |= {(T5, s): p for s, p in pilots.items()}
 rows |= {(T25, s): table1("trpo", s) for s in SEEDS}
+rows |= {(QS, s): table1("qprop-c-scaled", s, "humanoid-analytic") for s in SEEDS}
 
 print(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
       "average return of the training batches\n")
 print("| algorithm, batch | seed | mean, 1st quarter | 2nd | 3rd | 4th | max | mean of the last "
       "100k steps | policy std at the end | updates |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-curves, tails = [], {}
+curves, tails, stds = [], {}, {}
 for (name, seed), path in rows.items():
     d = pd.read_csv(path) if path is not None and path.is_file() else None
+    std = final_std(path) if d is not None else None
+    if std is not None:
+        stds[(name, seed)] = (std, int(d.env_steps.iloc[-1]))
     if d is None or d.env_steps.iloc[-1] < last:  # not run (that far) yet
         print(f"| {name} | {seed} | (no run to {last:,} steps yet) |||||||")
         continue
@@ -80,7 +103,7 @@ for (name, seed), path in rows.items():
 
 print("\nThe mean of the last 100k steps, seed by seed; one-sided Mann-Whitney U (exact), "
       "TR-c-Q-Prop above each TRPO:\n")
-for other in (T5, T25):
+for other in (T5, T25, QS):
     if len(tails.get(Q, [])) and len(tails.get(other, [])):
         u = mannwhitneyu(tails[Q], tails[other], alternative="greater", method="exact")
         print(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
@@ -91,14 +114,14 @@ for other in (T5, T25):
         print(f"  ratio of the means {np.mean(tails[Q]) / np.mean(tails[other]):.2f}, "
               f"bootstrap 95% CI [{ci.low:.2f}, {ci.high:.2f}] (seeds resampled within "
               "each; with 2-3 seeds a side the CI is only as wide as the seeds are apart)")
-for a, b in ((T5, T25),):
+for a, b in ((T5, T25), (QS, T5)):
     if len(tails.get(a, [])) and len(tails.get(b, [])):
         u = mannwhitneyu(tails[a], tails[b], alternative="two-sided", method="exact")
         print(f"- {a} against {b} (two-sided): U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
 
 df = pd.concat(curves)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue"}
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue", QS: "tab:green"}
 for (name, seed), g in df.groupby(["run", "seed"]):
     style = ("-", "--", ":")[seed]
     axes[0].plot(g["env steps (M)"], g["return"], style, color=colors[name],
@@ -108,7 +131,19 @@ axes[0].set(xlabel="env steps (M)", ylabel="average return (moving mean of 50k s
             title="Humanoid-v5, authors' action scale")
 axes[1].set(xlabel="env steps (M)", ylabel="policy std (mean over action dims)",
             title="exploration noise")
+for (name, seed), (std, steps) in sorted(stds.items()):
+    axes[2].plot(range(len(std)), std, "o" + ("-", "--", ":")[seed], color=colors[name],
+                 ms=3, lw=0.8, label=f"{name.split(' (')[0]}, seed {seed}: {steps / 1e6:.1f}M")
+axes[2].set_xticks(range(len(JOINTS)), JOINTS, rotation=90, fontsize=7)
+axes[2].set(ylabel="policy std at the run's end (initial 1.0)",
+            title="exploration noise per action, where each run ended")
+axes[2].legend(fontsize=6)
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(HERE / "humanoid_batch.png", dpi=110, metadata={"Software": None})
+print("\nThe policy std per action at each finished run's end (policy.npz; initial 1.0):\n")
+print("| run | seed | env steps | " + " | ".join(JOINTS) + " |")
+print("|---|---|---|" + "---|" * len(JOINTS))
+for (name, seed), (std, steps) in sorted(stds.items()):
+    print(f"| {name} | {seed} | {steps:,} | " + " | ".join(f"{x:.2f}" for x in std) + " |")
 print(f"\nwrote {HERE / 'humanoid_batch.png'}")
