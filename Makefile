@@ -183,5 +183,5 @@ campaign-collect: $(STAMP)
 	$(PY) -m reproduce.campaign collect $(CAMPAIGN_ARGS)
 	st=0; for p in $$($(PY) -m reproduce.campaign profiles $(CAMPAIGN_ARGS)); do \
 		$(MAKE) --no-print-directory table PROFILE=$$p || st=1; \
-		$(PY) -m reproduce.plot --results $(RESULTS) --profile $$p || st=1; \
+		$(PY) -m reproduce.plot --results $(RESULTS) --profile $$p --allow-empty || st=1; \
 	done; exit $$st

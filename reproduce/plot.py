@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="whose runs to plot (default: %(default)s)")
     p.add_argument("--include-unfinished", action="store_true",
                    help="also plot runs without DONE (in progress)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="exit 0, not 1, when the profile has no finished run to plot yet "
+                        "(campaign-collect: a profile whose first runs are in flight)")
     args = p.parse_args(argv)
     if not Path(args.results).is_dir():
         print(f"reproduce.plot: error: no results directory {args.results!r}", file=sys.stderr)
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in written:
         print(f"wrote {path}")
-    return 0 if written else 1
+    return 0 if written or args.allow_empty else 1
 
 
 if __name__ == "__main__":

@@ -313,6 +313,18 @@ def test_the_table_cli_refuses_a_results_path_that_does_not_exist(tmp_path, caps
     assert "no results directory" in capsys.readouterr().err
 
 
+def test_plot_with_no_finished_run_fails_unless_empty_is_allowed(tmp_path, capsys):
+    """`make plot` on a profile with nothing finished says so and fails; campaign-collect
+    passes --allow-empty, for a profile whose first runs are still in flight."""
+    from reproduce.plot import main as plot_main
+
+    (tmp_path / "quick/runs").mkdir(parents=True)
+    assert plot_main(["--results", str(tmp_path), "--profile", "quick"]) == 1
+    assert "no finished runs" in capsys.readouterr().err
+    assert plot_main(["--results", str(tmp_path), "--profile", "quick", "--allow-empty"]) == 0
+    assert "no finished runs" in capsys.readouterr().err
+
+
 def test_plots_from_synthetic_runs(synthetic):
     from reproduce.plot import make_plots
 
