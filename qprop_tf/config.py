@@ -146,6 +146,8 @@ class Config:
     actor_lr: float = 1e-3
     ou_theta: float = 0.15
     ou_sigma: float = 0.3
+    # the critic's reward scale (the authors' scale_reward), DDPG's and Q-Prop's: the replay
+    # stores reward_scale * r; Q-Prop divides the critic's Q back in A_bar and the analytic term
     reward_scale: float = 1.0
     eval_steps: int = 10000
     ddpg_chunk: int = 16

@@ -105,7 +105,8 @@ def make_control_variate(cfg: Config, obs_dim: int, act_dim: int,
     return QPropControlVariate(critic, replay, cfg.eta, cfg.qf_updates_ratio,
                                truncation_is_terminal=not cfg.bootstrap_truncation,
                                fit_critic_first=cfg.fit_critic_first,
-                               clip_bounds=bounds if cfg.critic_clip_actions else None)
+                               clip_bounds=bounds if cfg.critic_clip_actions else None,
+                               reward_scale=cfg.reward_scale)
 
 
 def compute_advantages(cfg: Config, batch: Batch, baseline) -> tuple[np.ndarray, np.ndarray,

@@ -107,15 +107,20 @@ def qprop_learning_signal(adv: np.ndarray, eta: np.ndarray, a_bar: np.ndarray) -
     return np.asarray(adv, np.float64) - np.asarray(eta, np.float64) * a_bar
 
 
-def qprop_analytic_loss(q_fn: QFn, obs: tf.Tensor, mean: tf.Tensor, eta: tf.Tensor
-                        ) -> tf.Tensor:
+def qprop_analytic_loss(q_fn: QFn, obs: tf.Tensor, mean: tf.Tensor, eta: tf.Tensor,
+                        reward_scale: float = 1.0) -> tf.Tensor:
     """The analytic (off-policy) part, as a loss to minimise.
 
-    L_Q(theta) = -mean_i[ eta_i * Q_w(s_i, mu_theta(s_i)) ];
-    grad L_Q = -mean_i[ eta_i * grad_a Q_w(s_i, a)|_{a=mu(s_i)} * grad_theta mu_theta(s_i) ].
-    The critic's weights get no gradient: optimisers differentiate w.r.t. the policy only.
+    L_Q(theta) = -mean_i[ eta_i * Q_w(s_i, mu_theta(s_i)) / c ];
+    grad L_Q = -mean_i[ eta_i * grad_a Q_w(s_i, a)|_{a=mu(s_i)} * grad_theta mu_theta(s_i) ] / c.
+    c is the critic's reward scale (Q_w learns c times the return; the authors' code divides
+    it back, ``q_baseline.py``: ``qvalue /= scale_reward``). The critic's weights get no
+    gradient: optimisers differentiate w.r.t. the policy only.
     """
-    return -tf.reduce_mean(tf.cast(eta, mean.dtype) * q_fn(obs, mean))
+    q = q_fn(obs, mean)
+    if reward_scale != 1.0:
+        q = q / reward_scale
+    return -tf.reduce_mean(tf.cast(eta, mean.dtype) * q)
 
 
 # ----------------------------------------------------------------------- the composition
@@ -127,14 +132,19 @@ class QPropControlVariate:
     the critic is fitted, and the policy step's analytic term uses the fitted critic. With
     ``fit_critic_first=True`` the critic is fitted first and both terms use it (the paper's
     Algorithm 1). With ``clip_bounds=(low, high)`` the replay stores clipped actions (the
-    authors stored the sampled, unclipped ones).
+    authors stored the sampled, unclipped ones). With ``reward_scale=c`` the replay stores
+    c * r, so the critic learns c * Q, and A_bar and the analytic term divide it back by c
+    (the authors' ``scale_reward``; their sweep on Humanoid and HalfCheetah tried 10 to 0.01).
     """
 
     def __init__(self, critic, replay, rule: str, updates_ratio: float = 1.0,
                  truncation_is_terminal: bool = False, fit_critic_first: bool = False,
-                 clip_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 clip_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                 reward_scale: float = 1.0) -> None:
         if rule not in ETA_RULES:
             raise ValueError(f"unknown eta rule {rule!r}; valid: {', '.join(ETA_RULES)}")
+        if not reward_scale > 0:
+            raise ValueError(f"reward_scale must be > 0, not {reward_scale!r}")
         self.critic = critic
         self.replay = replay
         self.rule = rule
@@ -142,6 +152,7 @@ class QPropControlVariate:
         self.truncation_is_terminal = truncation_is_terminal
         self.fit_critic_first = fit_critic_first
         self.clip_bounds = clip_bounds
+        self.reward_scale = float(reward_scale)
         self.prev_eta = 1.0
         self.divergence = DivergenceMonitor()
 
@@ -161,13 +172,16 @@ class QPropControlVariate:
         self.divergence.set_state(unprefixed("divergence", state))
 
     def extra_loss(self, mean: tf.Tensor, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"])
+        return qprop_analytic_loss(self.critic.qf.q, inputs["obs"], mean, inputs["eta"],
+                                   self.reward_scale)
 
     def _fit(self, batch, policy) -> dict[str, float]:
         if self.clip_bounds is not None:
             # The critic then learns Q(s, clip(a)), the function the env actually applies.
             # A_bar still uses the sampled action: E_a[A_bar] = 0 needs the unclipped a.
             batch = dataclasses.replace(batch, act=np.clip(batch.act, *self.clip_bounds))
+        if self.reward_scale != 1.0:
+            batch = dataclasses.replace(batch, rew=batch.rew * self.reward_scale)
         self.replay.add_batch(batch, truncation_is_terminal=self.truncation_is_terminal)
         n_updates = int(np.ceil(self.updates_ratio * batch.n_steps))
         return self.critic.fit(self.replay, policy, n_updates)
@@ -178,7 +192,8 @@ class QPropControlVariate:
         fit_stats = self._fit(batch, policy) if self.fit_critic_first else None
         obs = tf.constant(batch.obs)
         _, dq = self.critic.q_and_grad(obs, tf.constant(batch.mean))
-        a_bar = taylor_control_variate(dq.numpy(), batch.act, batch.mean)
+        dq_da = dq.numpy() if self.reward_scale == 1.0 else dq.numpy() / self.reward_scale
+        a_bar = taylor_control_variate(dq_da, batch.act, batch.mean)
         path_ids = np.repeat(np.arange(batch.n_paths), batch.path_lengths)
         eta = compute_eta(self.rule, adv, a_bar, path_ids, self.prev_eta)
         if self.rule == "adaptive":

@@ -100,6 +100,45 @@ def test_critic_clip_actions_switch_decides_what_the_replay_stores(clip):
         assert np.abs(stored).max() > 1.5
 
 
+def test_reward_scale_scales_what_the_critic_learns_and_nothing_the_policy_sees():
+    """The authors' scale_reward (371dfef): the replay stores c * r, so Q_w learns c * Q, and
+    A_bar and the analytic term divide Q_w by c (q_baseline.py: qvalue /= scale_reward). A
+    critic whose output is exactly c times another's, under reward_scale = c, must give the
+    policy the same learning signal and the same analytic loss."""
+    import tensorflow as tf
+
+    from qprop_tf.config import Config
+    from qprop_tf.envs import make_envs
+    from qprop_tf.onpolicy import make_control_variate
+    from qprop_tf.policy import GaussianMLPPolicy, NumpyPolicy
+    from qprop_tf.sampler import Sampler
+
+    c = 10.0
+    envs = make_envs("Hopper", 1, 0)
+    policy = GaussianMLPPolicy(11, 3)
+    batch = Sampler(envs, NumpyPolicy(policy), 300, np.random.default_rng(0)).sample()
+    adv = np.random.default_rng(1).normal(0, 5, batch.n_steps)
+    out = {}
+    for scale in (1.0, c):
+        cfg = Config(algo="qprop", env="Hopper", reward_scale=scale, min_replay=10**6)
+        cv = make_control_variate(cfg.validate(), 11, 3)
+        cv.critic.qf.q(tf.constant(batch.obs[:1]), tf.constant(batch.mean[:1]))  # build
+        layer = cv.critic.qf.out_layer  # the same seed: the same weights, then times scale
+        layer.set_weights([w * scale for w in layer.get_weights()])
+        signal, inputs, _ = cv.process(batch, adv, policy)
+        loss = cv.extra_loss(tf.constant(batch.mean), {"obs": tf.constant(batch.obs),
+                                                       "eta": tf.constant(inputs["eta"])})
+        rows = batch.n_steps + batch.n_paths
+        out[scale] = (signal, float(loss), cv.replay.rew.numpy()[:rows].copy())
+    np.testing.assert_allclose(out[c][0], out[1.0][0], rtol=1e-5, atol=1e-6)
+    assert out[c][1] == pytest.approx(out[1.0][1], rel=1e-5)
+    assert np.abs(out[1.0][0] - adv).max() > 1e-3  # A_bar is not zero: the test can fail
+    np.testing.assert_allclose(out[c][2], c * out[1.0][2], rtol=1e-6)
+    assert np.abs(out[1.0][2]).max() > 0
+    with pytest.raises(ConfigError, match="reward_scale"):
+        load_config("qprop-c", "Hopper", 0, {"reward_scale": 0.0})
+
+
 @pytest.mark.parametrize("scale", [False, True])
 def test_prepare_signal_rescales_the_analytic_term_only_when_asked(scale):
     from qprop_tf.config import Config
