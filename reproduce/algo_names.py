@@ -20,6 +20,10 @@ PAPER_NAMES: dict[str, str] = {"qprop-c": "TR-c-Q-Prop", "trpo": "TRPO", "ddpg":
                                                 "(ablation)",
                                "qprop-c-scaled": "TR-c-Q-Prop, analytic term rescaled "
                                                  "(ablation)",
+                               "qprop-c-r0.1": "TR-c-Q-Prop, critic reward scale 0.1 "
+                                               "(authors' grid)",
+                               "qprop-c-r0.01": "TR-c-Q-Prop, critic reward scale 0.01 "
+                                                "(authors' grid)",
                                "qprop-c-tclip": "TR-c-Q-Prop, TD target at clipped mu(s') "
                                                 "(ours)",
                                "qprop-c-huber": "TR-c-Q-Prop, Huber TD loss (ours)",

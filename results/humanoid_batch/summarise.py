@@ -10,7 +10,9 @@ The Table 1 runs are read from ``results/table1/runs`` once finished, else from 
 3M-step pilot of ``results/action_scale`` (the same settings, before ``unit`` became the
 default), until the campaign's own seed 1 has run that far. TR-c-Q-Prop with its analytic
 term divided by the learning signal's std (``qprop-c-scaled``, the ``humanoid-analytic``
-profile) is read the same way from ``results/humanoid-analytic``, once its runs exist.
+profile) is read the same way from ``results/humanoid-analytic``, and TR-c-Q-Prop with the
+critic's reward scale 0.1 and 0.01 (the authors' ``scale_reward``) from
+``results/humanoid-rscale``, once their runs exist.
 
 The right panel is each run's final policy std per action (``policy.npz``, relative to the
 initial 1.0 in [-1, 1] units), at the env steps where that run ended.
@@ -68,10 +70,14 @@ last = min(int(pd.read_csv(p).env_steps.iloc[-1]) for p in pilots.values())
 Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
               "TRPO, batch 25000 (Table 1)")
 QS = "TR-c-Q-Prop, analytic term / std(l) (humanoid-analytic)"
+R1, R2 = ("TR-c-Q-Prop, critic reward scale 0.1 (humanoid-rscale)",
+          "TR-c-Q-Prop, critic reward scale 0.01 (humanoid-rscale)")
 rows = {(Q, s): qprop_seed1(last) if s == 1 else table1("qprop-c", s) for s in SEEDS}
 rows |= {(T5, s): p for s, p in pilots.items()}
 rows |= {(T25, s): table1("trpo", s) for s in SEEDS}
 rows |= {(QS, s): table1("qprop-c-scaled", s, "humanoid-analytic") for s in SEEDS}
+rows |= {(R1, s): table1("qprop-c-r0.1", s, "humanoid-rscale") for s in SEEDS[:2]}
+rows |= {(R2, s): table1("qprop-c-r0.01", s, "humanoid-rscale") for s in SEEDS[:2]}
 
 print(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
       "average return of the training batches\n")
@@ -102,8 +108,8 @@ for (name, seed), path in rows.items():
                                 "policy std": w.policy_std, "run": name, "seed": seed}))
 
 print("\nThe mean of the last 100k steps, seed by seed; one-sided Mann-Whitney U (exact), "
-      "TR-c-Q-Prop above each TRPO:\n")
-for other in (T5, T25, QS):
+      "TR-c-Q-Prop (Table 1) above each other arm:\n")
+for other in (T5, T25, QS, R1, R2):
     if len(tails.get(Q, [])) and len(tails.get(other, [])):
         u = mannwhitneyu(tails[Q], tails[other], alternative="greater", method="exact")
         print(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
@@ -121,7 +127,8 @@ for a, b in ((T5, T25), (QS, T5)):
 
 df = pd.concat(curves)
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue", QS: "tab:green"}
+colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue", QS: "tab:green",
+          R1: "tab:purple", R2: "tab:brown"}
 for (name, seed), g in df.groupby(["run", "seed"]):
     style = ("-", "--", ":")[seed]
     axes[0].plot(g["env steps (M)"], g["return"], style, color=colors[name],
