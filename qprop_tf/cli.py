@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qprop_tf.config import ALGOS, load_config
+from qprop_tf.config import ALGOS, load_config, parse_pairs
+from qprop_tf.config_scope import inapplicable
 from qprop_tf.errors import (
     ConfigError,
     ConfigMismatch,
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.algo, args.env, args.seed, args.overrides, **fields)
     except ConfigError as exc:
         print(f"qprop-tf: error: {exc}", file=sys.stderr)
+        return 2
+    ignored = inapplicable(cfg, list(parse_pairs(args.overrides)))
+    if ignored:
+        print("qprop-tf: error: " + "\n  ".join(ignored), file=sys.stderr)
         return 2
 
     limit_threads(cfg.tf_threads)

@@ -63,7 +63,9 @@ def test_same_seed_gives_identical_progress(two_runs):
 
 def test_cli_rejects_bad_input_before_training(tmp_path):
     for extra, fragment in [(["--set", "nope=1"], "unknown config key"),
-                            (["--batch-size", "-1"], "batch_size must be > 0")]:
+                            (["--batch-size", "-1"], "batch_size must be > 0"),
+                            (["--set", "ou_sigma=0.5"], "--set ou_sigma: DDPG's; --algo trpo"),
+                            (["--set", "reward_scale=0.1"], "--set reward_scale: the critic's")]:
         proc = _cli(tmp_path / "bad", *extra)
         assert proc.returncode == 2
         assert fragment in proc.stderr
@@ -85,3 +87,30 @@ def test_nan_in_update_stops_run_and_keeps_log(tmp_path):
         train(cfg, tmp_path / "nan", on_iteration=poison)
     df = pd.read_csv(tmp_path / "nan" / "progress.csv")
     assert list(df.iteration) == [0, 1]
+
+
+def test_every_scoped_field_exists_and_the_scopes_are_right():
+    """config_scope's fields are Config's, and each scope names who reads it; a field a
+    chosen algo reads is never refused (qprop-c: the critic's, Q-Prop's, TRPO's), nor one
+    left at its default (scripts pass an algorithm's whole merged config)."""
+    from dataclasses import fields
+
+    from qprop_tf.config import Config
+    from qprop_tf.config_scope import SCOPES, inapplicable
+
+    names = {f.name for f in fields(Config)}
+    for _, _, scoped in SCOPES.values():
+        assert set(scoped) <= names
+
+    def check(algo, **values):
+        return inapplicable(Config(algo=algo, **values).validate(), list(values))
+
+    assert check("qprop-c", reward_scale=0.1, scale_analytic=True, max_kl=0.02,
+                 gae_lambda=0.9, seed=3, batch_size=100) == []
+    assert check("ddpg", reward_scale=0.1, ou_sigma=0.2, qf_lr=1e-4) == []
+    assert check("vqprop-c", vpg_lr=1e-2, qf_lr=1e-4) == []
+    assert [m.split(":")[0] for m in check("ddpg", max_kl=0.02, gae_lambda=0.9)] == [
+        "--set max_kl", "--set gae_lambda"]
+    assert check("ddpg", max_kl=0.01, gae_lambda=0.97) == []  # the defaults: no effect either way
+    assert check("vpg", max_kl=0.02) and check("trpo", vpg_lr=1e-2)
+    assert check("trpo", scale_analytic=True) and check("qprop", ou_theta=0.5)
