@@ -78,10 +78,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
                     shutil.copy2(src / name, parked / name)
             partial += 1
     runs = ledger(specs, [root, results])
-    workers = effective(read_settings(root, profile), None, 0)[0]
+    workers, nice = effective(read_settings(root, profile), None, 0)
     text = render(profile, runs, [root, results],
                   f"python -m reproduce.campaign collect --profile {profile}",
-                  read_losses(results, profile), workers)
+                  read_losses(results, profile), workers, nice)
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

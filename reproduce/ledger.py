@@ -236,9 +236,12 @@ def brief(runs: pd.DataFrame, lost: pd.DataFrame | None = None,
 
 
 def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
-           lost: pd.DataFrame | None = None, workers: int | None = None) -> str:
+           lost: pd.DataFrame | None = None, workers: int | None = None,
+           nice: int = 0) -> str:
     """The ledger as Markdown: totals (with the work ``lost``, ``LOST.csv``'s rows, when there
-    is some, and with ``workers`` the wall-clock hours left), then one line per cell."""
+    is some, and with ``workers`` the wall-clock hours left, which for a profile whose sweeps
+    start at ``nice`` > 0 assume cores no sweep of lower niceness takes), then one line per
+    cell."""
     c = cells(runs)
     counts = runs["status"].value_counts()
     total = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
@@ -260,7 +263,10 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
            f"on {workers} worker(s) of one core each: the runs left, in the sweep's order, at "
            "the measured rates and full budget (CPU-hours / workers would say "
            f"{runs['hours_left_measured'].sum() / workers:.1f}; the difference is the tail, "
-           "where one long run has the machine to itself)."]
+           "where one long run has the machine to itself)"
+           + (f". Its sweeps start at nice {nice}, behind every sweep of lower niceness: "
+              "these hours assume cores none of those takes, and pass more slowly while "
+              "they run." if nice > 0 else ").")]
           if workers is not None and "order" in runs else []),
         "- **Statuses**: done = `DONE`; stopped (non-finite) = stopped on a NonFiniteError: a "
         "result, which the tables count (not crossed after it), never resumed; in flight = a "

@@ -348,6 +348,13 @@ def test_ledger_cli_writes_the_profiles_own_ledger(root, tmp_path):
     assert ledger_main(["--profile", "smoke", "--results", str(results), "--campaign", str(r),
                         "--workers", "2"]) == 0
     assert "on 2 worker(s) of one core each" in (results / "smoke" / "CAMPAIGN.md").read_text()
+    # A profile set behind the others (campaign set --nice 19): its estimate says so.
+    from reproduce.ledger import render
+
+    runs = ledger(resolve_runs("smoke", results=results), [r, results])
+    assert "start at nice" not in render("smoke", runs, [r], "cmd", workers=1)
+    assert "Its sweeps start at nice 19, behind every sweep of lower niceness" in render(
+        "smoke", runs, [r], "cmd", workers=1, nice=19)
     assert ledger_main(["--profile", "smoke", "--results", str(results), "--workers", "0"]) == 2
 
 
