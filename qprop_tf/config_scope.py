@@ -2,9 +2,9 @@
 chosen ``--algo`` never reads is an error, not silently ignored.
 
 Only the command line's own ``--set`` keys are checked, and only where they change a
-default: a profile's overrides apply to every
-algorithm of its sweep (``min_replay`` for TRPO beside Q-Prop), where a field one of them
-ignores is expected. Fields not listed here apply to every algorithm.
+default: a profile's overrides apply to every algorithm of its sweep (``min_replay`` for
+TRPO beside Q-Prop), where a field one of them ignores is expected. Fields not listed here
+apply to every algorithm.
 """
 
 from __future__ import annotations
