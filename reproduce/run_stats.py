@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from qprop_tf.divergence import diverged_stretches, during_divergence
 from qprop_tf.progress import COLUMNS as C
 from reproduce.results import Run
@@ -57,3 +59,31 @@ def run_stats(run: Run, thresh: float) -> RunStats:
                     diverged, censor_ep,
                     min(float(last[C.env_steps]), censor_ep * EPISODE_STEPS),
                     float(last[C.real_episodes]))
+
+
+HOLD_STEPS = 25_000
+"""The window of :func:`held_crossing`: Table 1's largest batch, TRPO's 25000 steps."""
+
+
+def held_crossing(env_steps: np.ndarray, returns: np.ndarray, weights: np.ndarray,
+                  thresh: float, window: float = HOLD_STEPS) -> float:
+    """The env steps at the first row where the return *held* above the threshold: where the
+    weighted mean of the rows within the last ``window`` env steps exceeds it,
+
+        held = min{ t_i : t_i >= window, sum_{j: t_j > t_i - window} w_j R_j / sum w_j > thresh }
+
+    (w: the episodes each row's mean return averages; NaN when it never held). Table 1's
+    crossing is one row, so a batch of a few episodes can cross on one lucky episode; over
+    a fixed window of env steps, batch sizes compare on equal noise. Not the paper's metric:
+    ``seeds.md`` shows it beside the paper's crossing, and the table never uses it."""
+    t = np.asarray(env_steps, np.float64)
+    w = np.asarray(weights, np.float64)
+    wr = np.cumsum(np.where(w > 0, w * np.asarray(returns, np.float64), 0.0))
+    cw = np.cumsum(np.clip(w, 0.0, None))
+    first = np.searchsorted(t, t - window, side="right")  # first row inside each window
+    prev_wr = np.where(first > 0, wr[np.maximum(first - 1, 0)], 0.0)
+    prev_w = np.where(first > 0, cw[np.maximum(first - 1, 0)], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (wr - prev_wr) / (cw - prev_w)
+    ok = (t >= window) & (mean > thresh)
+    return float(t[np.argmax(ok)]) if ok.any() else math.nan

@@ -71,3 +71,39 @@ def test_cost_cpu_and_commit_come_from_the_runs_own_files(tmp_path):
 def test_no_finished_run_writes_a_file_that_says_so(tmp_path):
     write_table(tmp_path / "nothing", echo=False)
     assert "No finished runs yet." in (tmp_path / "nothing/table1/seeds.md").read_text()
+
+
+def test_held_crossing_needs_the_window_mean_above_the_threshold():
+    """One lucky row crosses but does not hold; a row's weight is the episodes it averages;
+    nothing holds before a whole window of env steps has run."""
+    import numpy as np
+
+    from reproduce.run_stats import held_crossing
+
+    t = np.arange(5_000, 200_001, 5_000)
+    ones = np.ones_like(t, dtype=float)
+    lucky = np.where(t == 50_000, 100.0, -100.0)
+    assert math.isnan(held_crossing(t, lucky, ones, 10.0))  # crossed at 50k, never held
+    steady = np.where((t == 50_000) | (t >= 100_000), 100.0, -100.0)
+    # at 110k the last 25k steps are 2 rows below, 3 above: mean 20 > 10 (105k: -20)
+    assert held_crossing(t, steady, ones, 10.0) == 110_000
+    heavy = ones.copy()
+    heavy[t == 50_000] = 9.0  # a batch of 9 episodes at 100 against 4 single ones at -100
+    assert held_crossing(t, lucky, heavy, 10.0) == 50_000
+    assert held_crossing(t, np.full(len(t), 100.0), ones, 10.0) == 25_000  # a whole window
+    assert held_crossing(t, lucky, ones, 10.0, window=5_000) == 50_000  # one row: the paper's
+
+
+def test_seeds_md_says_whether_a_crossing_held(synthetic):  # noqa: F811
+    write_table(synthetic, "quick", echo=False)
+    seeds = pd.read_csv(synthetic / "quick/seeds.csv")
+    md = (synthetic / "quick/seeds.md").read_text()
+    assert "Held from (episodes, 25k-step mean)" in md
+    never = _row(seeds, "Hopper", "trpo", 0)
+    assert not never.crossed and math.isnan(never.held_episodes)
+    crossed = seeds[seeds.crossed]
+    assert len(crossed) and (crossed.held_episodes.dropna() >= crossed.cross_episodes.loc[
+        crossed.held_episodes.dropna().index]).all()  # a hold never precedes the crossing
+    # Hopper's seed 1 crossed at 20 and never held in the 29,980 episodes after
+    assert "| Hopper | 2,000 | TR-c-Q-Prop | 1 | 20.0 | no |" in md
+    assert "| TR-c-Q-Prop | 4 | 3 | 1 | 0 |" in md  # Hopper 0-2 and Swimmer 0 crossed
