@@ -112,3 +112,29 @@ def test_the_summarys_counts_are_the_ledgers_and_the_tables():
     got = tuple(int(x) if x else 0 for x in said.groups())
     assert got == (better, within, worse, nc, missing), \
         f"README summary says {got}, results/table1/table.md {(better, within, worse, nc, missing)}"
+
+
+def test_the_held_crossings_in_prose_are_seeds_mds():
+    """The README says, in its summary and under "Did the crossings hold?", how many of Table
+    1's crossings held over 25000 steps; after a collect they must follow seeds.md's counts."""
+    import re
+
+    seeds = (ROOT / "results" / "table1" / "seeds.md").read_text()
+    counts = {}
+    for name in ("TR-c-Q-Prop", "TRPO", "DDPG"):
+        row = re.search(rf"^\| {re.escape(name)} \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", seeds,
+                        re.M)
+        assert row is not None, f"seeds.md has no held summary row for {name}"
+        counts[name] = tuple(int(x) for x in row.groups())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    pattern = (r"only (\d+) of TR-c-Q-Prop's (\d+) (?:crossings )?and (\d+) of DDPG's (\d+)"
+               r"(?: held)?, against all (\d+) of TRPO's")
+    pattern2 = (r"all (\d+) of TRPO's held \(by construction\), but only (\d+) of "
+                r"TR-c-Q-Prop's (\d+) and (\d+) of DDPG's (\d+); (\d+) and (\d+) did not")
+    said = re.search(pattern, readme)
+    said2 = re.search(pattern2, readme)
+    assert said is not None and said2 is not None, "the README no longer states the counts"
+    q, t, d = counts["TR-c-Q-Prop"], counts["TRPO"], counts["DDPG"]
+    assert tuple(int(x) for x in said.groups()) == (q[1], q[0], d[1], d[0], t[1])
+    assert t[1] == t[0], "a TRPO crossing did not hold: the README says all held"
+    assert tuple(int(x) for x in said2.groups()) == (t[0], q[1], q[0], d[1], d[0], q[2], d[2])
