@@ -104,13 +104,20 @@ def _crossing(r: pd.Series) -> str:
                                             if r["crossed_during_divergence"] else "")
 
 
-def _held(r: pd.Series) -> str:
+def held_status(r: pd.Series) -> str:
+    """"held", "no" (crossed, and ran HOLD_STEPS on without holding), "undecided" (crossed,
+    stopped sooner) or "-" (never crossed)."""
     if not math.isnan(r["held_episodes"]):
-        return fmt_num(r["held_episodes"])
+        return "held"
     if not r["crossed"]:
         return "-"
     after = (r["end_episodes"] - r["cross_episodes"]) * EPISODE_STEPS
     return "no" if after >= HOLD_STEPS else "undecided"
+
+
+def _held(r: pd.Series) -> str:
+    status = held_status(r)
+    return fmt_num(r["held_episodes"]) if status == "held" else status
 
 
 def display(df: pd.DataFrame) -> pd.DataFrame:
@@ -171,14 +178,14 @@ def write_seeds(coll: Collection, out: Path, profile: str) -> pd.DataFrame:
 
 def held_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per Table 1 column: its runs that crossed, and how many of those held, did not, or
-    stopped too soon to tell (:func:`_held`)."""
+    stopped too soon to tell (:func:`held_status`)."""
     crossed = df[df["algo"].isin(TABLE1_ALGOS) & df["crossed"]]
-    held = crossed.apply(_held, axis=1) if len(crossed) else pd.Series(dtype=str)
+    held = crossed.apply(held_status, axis=1) if len(crossed) else pd.Series(dtype=str)
     rows = []
     for algo in TABLE1_ALGOS:
         h = held[crossed["algo"] == algo]
         rows.append({"Algorithm": paper_name(algo), "crossed": len(h),
-                     "held": int((~h.isin(["no", "undecided"])).sum()),
+                     "held": int((h == "held").sum()),
                      "did not hold": int((h == "no").sum()),
                      "undecided": int((h == "undecided").sum())})
     return pd.DataFrame(rows)

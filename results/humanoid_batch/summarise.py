@@ -33,7 +33,7 @@ RESULTS = HERE.parent
 ROLL = 10  # batches in the curves' moving mean (5000 steps each; 2 for batch 25000)
 
 
-def table1(algo: str, seed: int, profile: str = "table1") -> Path | None:
+def campaign_run(algo: str, seed: int, profile: str = "table1") -> Path | None:
     for sub in ("runs", "inflight"):
         p = RESULTS / f"{profile}/{sub}/Humanoid/{algo}/seed{seed}/progress.csv"
         if p.is_file():
@@ -51,7 +51,7 @@ def final_std(progress: Path) -> np.ndarray | None:
 
 
 def qprop_seed1(last: int) -> Path | None:
-    own = table1("qprop-c", 1)
+    own = campaign_run("qprop-c", 1)
     if own is not None and pd.read_csv(own).env_steps.iloc[-1] >= last:
         return own
     return RESULTS / "action_scale/Humanoid/qprop-c-unit/seed1/progress.csv"
@@ -72,12 +72,12 @@ Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
 QS = "TR-c-Q-Prop, analytic term / std(l) (humanoid-analytic)"
 R1, R2 = ("TR-c-Q-Prop, critic reward scale 0.1 (humanoid-rscale)",
           "TR-c-Q-Prop, critic reward scale 0.01 (humanoid-rscale)")
-rows = {(Q, s): qprop_seed1(last) if s == 1 else table1("qprop-c", s) for s in SEEDS}
+rows = {(Q, s): qprop_seed1(last) if s == 1 else campaign_run("qprop-c", s) for s in SEEDS}
 rows |= {(T5, s): p for s, p in pilots.items()}
-rows |= {(T25, s): table1("trpo", s) for s in SEEDS}
-rows |= {(QS, s): table1("qprop-c-scaled", s, "humanoid-analytic") for s in SEEDS}
-rows |= {(R1, s): table1("qprop-c-r0.1", s, "humanoid-rscale") for s in SEEDS[:2]}
-rows |= {(R2, s): table1("qprop-c-r0.01", s, "humanoid-rscale") for s in SEEDS[:2]}
+rows |= {(T25, s): campaign_run("trpo", s) for s in SEEDS}
+rows |= {(QS, s): campaign_run("qprop-c-scaled", s, "humanoid-analytic") for s in SEEDS}
+rows |= {(R1, s): campaign_run("qprop-c-r0.1", s, "humanoid-rscale") for s in SEEDS[:2]}
+rows |= {(R2, s): campaign_run("qprop-c-r0.01", s, "humanoid-rscale") for s in SEEDS[:2]}
 
 print(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
       "average return of the training batches\n")
