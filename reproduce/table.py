@@ -208,10 +208,19 @@ def verdict_max(paper: tuple[float, str] | None, stats: list[RunStats], sp: Spre
 
 # ---------------------------------------------------------------------- the table
 
+def runs_table1_columns(profile: str) -> bool:
+    """Whether the profile runs any of Table 1's columns (TR-c-Q-Prop, TRPO, DDPG). Only
+    then does its table list Table 1's whole grid, the cells it has not run as "missing"; a
+    pilot or an ablation of other algorithms lists only its own cells."""
+    return bool(set(check_profile(profile).get("algos", [])) & set(TABLE1_ALGOS))
+
+
 def expected_cells(coll: Collection, profile: str) -> list[tuple[str, str]]:
-    """Table 1's grid, plus the profile's cells and any other cell found on disk."""
-    cells = [(d, a) for d in domains() for a in TABLE1_ALGOS]
+    """Table 1's whole grid (when the profile runs its columns: ``runs_table1_columns``),
+    plus the profile's cells and any other cell found on disk."""
     prof = check_profile(profile)
+    cells = ([(d, a) for d in domains() for a in TABLE1_ALGOS]
+             if runs_table1_columns(profile) else [])
     extra = {(d, a) for d in prof["domains"] for a in prof.get("algos", [])}
     extra |= {(r.domain, r.algo) for r in coll.runs}
     extra |= {(p.path.parent.parent.parent.name, p.path.parent.parent.name) for p in coll.problems}
@@ -300,8 +309,9 @@ def write_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
     out = profile_dir(results, profile)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "table.csv", index=False)
-    head = header(coll, profile)
-    md = head + [markdown_table(shown)] + notes(df, coll)
+    grid = runs_table1_columns(profile)
+    head = header(coll, profile, grid)
+    md = head + [markdown_table(shown)] + notes(df, coll, grid)
     (out / "table.md").write_text("\n".join(md) + "\n")
     # The README's short form: the cells that ran, the columns a reader compares first.
     ran = shown[df["seeds_run"].to_numpy() > 0]
@@ -310,7 +320,7 @@ def write_table(results: str | Path, profile: str = DEFAULT_PROFILE, seeds: int 
     if echo:
         print("\n".join(head[2:]))
         print(text_table(shown))
-        print("\n".join(notes(df, coll)))
+        print("\n".join(notes(df, coll, grid)))
         print(f"\nwrote {out / 'table.md'} and {out / 'table.csv'}")
     return df
 

@@ -236,7 +236,9 @@ def provenance(coll: Collection, profile: str) -> tuple[list[str], list[str]]:
     return sorted(same), differ
 
 
-def header(coll: Collection, profile: str) -> list[str]:
+def header(coll: Collection, profile: str, table1_grid: bool = True) -> list[str]:
+    """The table's preamble: what the numbers mean and where they came from. A profile that
+    runs none of Table 1's columns (``table1_grid`` false) is titled by its own name."""
     cfgs = [r.config or {} for r in coll.runs]
     versions = [c.get("versions", {}) for c in cfgs]
     ddpg = [c.get("config", {}) for c in cfgs if c.get("config", {}).get("algo") == "ddpg"]
@@ -265,7 +267,8 @@ def header(coll: Collection, profile: str) -> list[str]:
         runs += ("; extra rows (algorithms outside Table 1's columns) from profile(s) "
                  + ", ".join(extra))
     return [
-        "# Table 1 of Q-Prop (Gu et al., ICLR 2017), reproduced",
+        ("# Table 1 of Q-Prop (Gu et al., ICLR 2017), reproduced" if table1_grid else
+         f"# Profile `{profile}`: its cells, by Table 1's rules (Q-Prop, Gu et al., ICLR 2017)"),
         "",
         f"- **Environments**: Gymnasium **v5** MuJoCo tasks (gymnasium "
         f"{_distinct([v.get('gymnasium') for v in versions])}, mujoco "
@@ -316,13 +319,17 @@ def tally(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def notes(df: pd.DataFrame, coll: Collection) -> list[str]:
-    t = tally(df)
-    out = ["", "## Episodes verdicts, counted", "",
-           "| Algorithm | " + " | ".join(t.columns) + " |",
-           "|---" * (len(t.columns) + 1) + "|"]
-    out += [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
-            for name, row in t.iterrows()]
+def notes(df: pd.DataFrame, coll: Collection, table1_grid: bool = True) -> list[str]:
+    """What follows the table: the verdicts counted over Table 1's cells (when the table has
+    its grid), the reason for each verdict, and the missing, skipped and unfinished runs."""
+    out: list[str] = []
+    if table1_grid:
+        t = tally(df)
+        out += ["", "## Episodes verdicts, counted", "",
+                "| Algorithm | " + " | ".join(t.columns) + " |",
+                "|---" * (len(t.columns) + 1) + "|"]
+        out += [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+                for name, row in t.iterrows()]
     out += ["", "## Why each verdict", ""]
     for _, r in df.iterrows():
         if r.seeds_run == 0:

@@ -299,6 +299,19 @@ def test_empty_results_give_a_table_of_missing_cells(tmp_path):
     assert len(df) == 21 and (df.verdict_episodes == "missing").all()
 
 
+def test_a_profile_of_other_algorithms_lists_only_its_own_cells(tmp_path):
+    # quick runs Table 1's columns: its table is Table 1's whole grid, run or not (above);
+    # a pilot of other algorithms lists its own cells and counts no Table 1 verdicts.
+    quick = write_table(tmp_path / "r", "quick", echo=False)
+    assert len(quick) == 21
+    assert "## Episodes verdicts, counted" in (tmp_path / "r/quick/table.md").read_text()
+    pilot = write_table(tmp_path / "r", "humanoid-rscale", echo=False)
+    assert sorted(pilot.algo) == ["qprop-c-r0.01", "qprop-c-r0.1"]
+    assert (pilot.seeds_missing == 2).all()
+    md = (tmp_path / "r/humanoid-rscale/table.md").read_text()
+    assert md.startswith("# Profile `humanoid-rscale`") and "verdicts, counted" not in md
+
+
 def test_the_table_cli_refuses_a_results_path_that_does_not_exist(tmp_path, capsys):
     from reproduce.table import main
 
