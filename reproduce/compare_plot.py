@@ -18,12 +18,17 @@ SEED_LABELS = ["seed: first crossing", "censored seed: never crossed, at its bud
                "value above)", "median", "censored median (> value shown)"]
 
 
+def seed_x(i: float, n: int) -> np.ndarray:
+    """Where column ``i``'s ``n`` seeds are drawn, side by side."""
+    return i + (np.linspace(-0.15, 0.15, n) if n > 1 else np.zeros(n))
+
+
 def draw_seeds(ax: plt.Axes, i: float, values: np.ndarray, censored: np.ndarray,
                median: MedianCI, color: Any) -> None:
     """Column ``i``: a filled dot per seed that crossed, an open one with an up arrow per
     censored seed, and the median (dashed with "> x" when censored)."""
     n = len(values)
-    x = i + (np.linspace(-0.15, 0.15, n) if n > 1 else np.zeros(n))
+    x = seed_x(i, n)
     cr, ce = ~censored, censored
     ax.scatter(x[cr], values[cr], color=color, ec="black", lw=0.5, s=40, zorder=3)
     ax.scatter(x[ce], values[ce], fc="none", ec=color, lw=1.6, s=55, zorder=3)

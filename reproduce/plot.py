@@ -6,8 +6,9 @@ Writes ``<results>/<profile>/figures/`` from the runs the profile's table reads 
 tree, plus the extra rows of its ``extra_rows_from``):
 
 - ``table1.png/.svg``: Table 1 at a glance (``reproduce.table_plot``): each seed's
-  episodes to threshold for the three algorithms, censored seeds as open markers, the
-  paper's crossing, and the verdict of each cell;
+  episodes to threshold for the three algorithms, censored seeds as open markers, whether
+  each crossing held over 25000 env steps (``seeds.md``'s "Held from"), the paper's
+  crossing, and the verdict of each cell;
 - ``curves_<Domain>.png/.svg``: return against the paper's episodes (1000 env steps), mean
   over seeds with a 95% band (percentile bootstrap of the mean over seeds, ``mean_ci``),
   the threshold, and the paper's crossing

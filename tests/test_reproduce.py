@@ -841,6 +841,34 @@ def test_the_table_figure_draws_each_seed_where_the_table_counts_it(synthetic, t
     assert plot_table1(df, coll, tmp_path / "none") == []
 
 
+def test_the_table_figure_marks_whether_each_crossing_held(synthetic):
+    """Over each crossing: a line up to where it held (if over 15% later), a white cross if it
+    never held, a white dot if undecided, nothing if it held at once or never crossed."""
+    from reproduce.plot_style import plt
+    from reproduce.table_plot import draw_holds, seed_holds
+
+    fig, ax = plt.subplots()
+    draw_holds(ax, 0.0, np.array([10.0, 20.0, 30.0, 40.0, 50.0]),
+               np.array([10.0, 60.0, np.nan, np.nan, np.nan]),
+               ["held", "held", "no", "undecided", "-"])
+    from matplotlib.collections import LineCollection
+
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segs = [seg for c in lines for seg in c.get_segments()]
+    assert [(a[1], b[1]) for a, b in segs] == [(20.0, 60.0)]  # only the one held later
+    marks = {tuple(c.get_offsets()[0]) for c in ax.collections
+             if not isinstance(c, LineCollection)}
+    ys = sorted(y for _, y in marks)
+    assert ys == [30.0, 40.0, 60.0]  # the tick at 60, the cross at 30, the dot at 40
+    plt.close(fig)
+    # Hopper TR-c-Q-Prop (rows at 5, 10, 20, 30 episodes and the full budget, weight 1 each):
+    # seed 0 held from 30 (2100, 2500, 1800 in the 25k steps to it); seed 1 crossed at 20 but
+    # 500, 2200, 3000 average 1900, and then 2000 is not above 2000: never held; seed 2
+    # crossed at 30 and held only at the last row (2900).
+    held, status = seed_holds(build_table(synthetic, "quick")[1], "Hopper", "qprop-c")
+    assert status == ["held", "no", "held"] and (held[0], held[2]) == (30, FULL)
+
+
 def test_the_table_and_the_compare_report_agree_on_every_censored_median(synthetic):
     """Two modules print a cell's median episodes: the table and ``reproduce.compare``. They
     use one rule (censored at the budget or the end, +inf in the median), so they agree."""
