@@ -5,9 +5,11 @@ once (``table1``, ``stable``, ``bestbatch``...), each in ``<root>/<profile>/``: 
 (``runs/``), its pin (``PIN.json``) and its background sweep's pid (``sweep.pid``).
 
 ``make campaign`` = ``python -m reproduce.campaign start``: (re)starts, in the background and
-where it stood, every profile pinned under the root (``table1`` when none is yet), skipping
-those whose sweep is still running; ``--profile X`` starts X alone (pinning HEAD if X has no
-pin yet).
+where it stood, every profile pinned under the root, skipping those whose sweep is still
+running; on a root with no pin (a fresh machine), every profile whose committed
+``<results>/<profile>/CAMPAIGN.json`` (written by ``collect``) has runs left, with its
+recorded ``set`` settings, else ``table1``. ``--profile X`` starts X alone (pinning HEAD if
+X has no pin yet).
 
 - Each profile's code is a git worktree ``<root>/wt-<sha7>`` pinned at one commit (profiles
   pinned at the same commit share it), outside the checkout, so that what lands on main
@@ -20,14 +22,12 @@ pin yet).
   skips them; so are identical finished runs of the root's other profiles, linked
   (``reproduce.reuse``: same ``RunSpec.identity()``), so no profile trains a run another has
   finished; the sweep then trains the rest, seed 0 of every cell first (``sweep.plan``).
-- The one-profile layout's ``<root>/PIN.json`` and ``<root>/sweep.pid`` are table1's: any
-  command moves them into ``<root>/table1/`` (a sweep running from them stays recognised).
 
 ``python -m reproduce.campaign collect`` (``make campaign-collect``), per profile: copies the
 finished runs into the checkout's results tree, without checkpoints; copies the
 ``progress.csv`` so far of unfinished runs under ``<results>/<profile>/inflight/`` (never read
-by the table); writes the ledger ``<results>/<profile>/CAMPAIGN.md`` (``reproduce.ledger``).
-The Makefile target then regenerates each profile's table and figures.
+by the table); writes the ledger ``<results>/<profile>/CAMPAIGN.md`` (``reproduce.ledger``)
+and ``CAMPAIGN.json``. The Makefile target then regenerates each profile's table and figures.
 
 ``python -m reproduce.campaign status``: per profile, the ledger on stdout and whether its
 sweep is running. ``python -m reproduce.campaign profiles``: the profiles a command without
@@ -75,6 +75,7 @@ from reproduce.campaign_drain import knows_exclude, launch_drain
 from reproduce.campaign_losses import pending_losses
 from reproduce.campaign_pins import (
     DRAIN,
+    LEGACY_PROFILE,
     PID,
     PIN,
     CampaignError,
@@ -82,13 +83,15 @@ from reproduce.campaign_pins import (
     effective,
     git,
     latest_log,
+    migrate_legacy,
     nice_prefix,
+    open_campaigns,
     pin_worktree,
     prune,
     read_drain,
     read_pin,
-    read_settings,
     running_pid,
+    seed_settings,
     unfinished,
     worktree_at,
     write_settings,
@@ -108,17 +111,8 @@ from reproduce.spec import (
 )
 
 DEFAULT_ROOT = Path("/var/tmp/qprop-campaign")
-DEFAULT_PROFILE = "table1"
-"""Started when nothing is pinned yet; owner of the one-profile layout's pin and pid."""
-def migrate_legacy(root: Path) -> None:
-    """Move the one-profile layout's ``<root>/PIN.json`` and ``<root>/sweep.pid`` to table1's
-    place, each unless table1 already has its own. The sweep does not read them, so a sweep
-    running from the old layout goes on, and its pid is found at the new place."""
-    for name in (PIN, PID):
-        old, new = root / name, root / DEFAULT_PROFILE / name
-        if old.is_file() and not new.exists():
-            new.parent.mkdir(parents=True, exist_ok=True)
-            old.replace(new)
+DEFAULT_PROFILE = LEGACY_PROFILE
+"""Started when nothing is pinned yet and no committed campaign has runs left."""
 
 
 def pinned(root: Path) -> list[str]:
@@ -127,14 +121,16 @@ def pinned(root: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{PIN}") if p.is_file())
 
 
-def selected(root: Path, profile: str | None) -> list[str]:
+def selected(root: Path, profile: str | None, results: Path | None = None) -> list[str]:
     """The profiles a command acts on: ``profile`` if given (it must exist), else every pinned
-    one, else table1."""
+    one, else (a fresh root) every one whose committed campaign under ``results`` has runs
+    left (``campaign_pins.open_campaigns``), else table1."""
     if profile is not None:
         migrate_legacy(root)
         check_profile(profile)
         return [profile]
-    return pinned(root) or [DEFAULT_PROFILE]
+    return (pinned(root) or (open_campaigns(results) if results is not None else [])
+            or [DEFAULT_PROFILE])
 
 
 def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
@@ -190,7 +186,7 @@ def _pin_line(root: Path, profile: str) -> str:
 def start_profile(profile: str, root: Path, results: Path, workers: int | None, nice: int,
                   repin: bool) -> None:
     specs = resolve_runs(profile, results=results)
-    workers, nice = effective(read_settings(root, profile), workers, nice)
+    workers, nice = effective(seed_settings(root, results, profile), workers, nice)
     pid = running_pid(root, profile)
     if pid is not None and pid != os.getpid():  # its own: a drain's script exec'd into it
         print(f"campaign: {profile}: already running, skipped\n"
@@ -295,16 +291,18 @@ def start(profile: str | None, root: Path, results: Path, workers: int | None, n
           repin: bool) -> int:
     """Start ``profile``, or every pinned profile (table1 if none), skipping running ones."""
     root.mkdir(parents=True, exist_ok=True)
-    return _each(selected(root, profile),
+    return _each(selected(root, profile, results),
                  lambda p: start_profile(p, root, results, workers, nice, repin))
 
 
 def collect(profile: str | None, root: Path, results: Path) -> int:
-    return _each(selected(root, profile), lambda p: collect_profile(p, root, results))
+    return _each(selected(root, profile, results),
+                 lambda p: collect_profile(p, root, results))
 
 
 def status(profile: str | None, root: Path, results: Path, short: bool = False) -> int:
-    return _each(selected(root, profile), lambda p: status_profile(p, root, results, short))
+    return _each(selected(root, profile, results),
+                 lambda p: status_profile(p, root, results, short))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.root.is_dir():
             raise CampaignError(f"no campaign root at {args.root}")
         if args.command == "profiles":
-            print("\n".join(selected(args.root, args.profile)))
+            print("\n".join(selected(args.root, args.profile, args.results)))
             return 0
         if args.command == "prune":
             gone = prune(args.root, args.dry_run)

@@ -11,12 +11,15 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
-from reproduce.campaign_pins import effective, read_settings
+from reproduce.campaign_pins import effective, read_pin, read_settings, write_committed
 from reproduce.ledger import brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.reuse import holds_other_spec
 from reproduce.spec import resolve_runs
 
+OPEN = ("in flight", "paused", "to go")
+"""The ledger's statuses of runs a campaign still has to train (a failed run is kept, named,
+not rerun)."""
 SKIP = ("checkpoint", LOCK)
 """Left behind when a run is copied into the committed results."""
 
@@ -85,6 +88,10 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     out = ledger_path(results, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    pin = read_pin(root, profile)
+    write_committed(results, profile, {"nice": nice, "workers": workers},
+                    int(runs["status"].isin(OPEN).sum()) if len(runs) else 0,
+                    pin["commit"] if pin else None)
     if len(runs):
         from reproduce.ledger_plot import plot_ledger  # matplotlib: only when collecting
 

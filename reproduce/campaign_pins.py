@@ -33,6 +33,22 @@ def git(*args: str) -> str:
     return out.stdout.strip()
 
 
+LEGACY_PROFILE = "table1"
+"""Owner of the one-profile layout's pin and pid."""
+
+
+def migrate_legacy(root: Path) -> None:
+    """Move the one-profile layout's ``<root>/PIN.json`` and ``<root>/sweep.pid`` to table1's
+    place (``<root>/table1/``), each unless table1 already has its own. The sweep does not
+    read them, so a sweep running from the old layout goes on, and its pid is found at the
+    new place."""
+    for name in (PIN, PID):
+        old, new = root / name, root / LEGACY_PROFILE / name
+        if old.is_file() and not new.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            old.replace(new)
+
+
 def read_pin(root: Path, profile: str) -> dict[str, str] | None:
     try:
         return json.loads((root / profile / PIN).read_text())
@@ -183,6 +199,52 @@ def write_settings(root: Path, profile: str, nice: int | None = None,
     (root / profile).mkdir(parents=True, exist_ok=True)
     (root / profile / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
     return settings
+
+
+COMMITTED = "CAMPAIGN.json"
+"""``results/<profile>/CAMPAIGN.json``, beside the committed ledger: what a fresh machine's
+``start`` needs of a campaign whose root is gone, its settings and how many runs it has left
+(written by ``collect``)."""
+
+
+def write_committed(results: Path, profile: str, settings: dict[str, int], runs_left: int,
+                    commit: str | None) -> Path:
+    """Record the profile's campaign for a fresh machine: its sweeps' ``settings`` (``nice``,
+    ``workers``), its ``runs_left`` (to go or unfinished) and the ``commit`` it was pinned at
+    (for the record: a run started again from zero starts at the new pin)."""
+    out = results / profile / COMMITTED
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"profile": profile, **settings, "runs_left": runs_left,
+                               "pinned_commit": commit}, indent=1) + "\n")
+    return out
+
+
+def read_committed(results: Path, profile: str) -> dict | None:
+    try:
+        return json.loads((results / profile / COMMITTED).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def open_campaigns(results: Path) -> list[str]:
+    """The profiles whose committed campaign has runs left (:func:`write_committed`), sorted:
+    where a fresh root's ``start`` takes the campaign up."""
+    out = []
+    for f in sorted(results.glob(f"*/{COMMITTED}")):
+        state = read_committed(results, f.parent.name)
+        if state and state.get("runs_left", 0) > 0:
+            out.append(f.parent.name)
+    return out
+
+
+def seed_settings(root: Path, results: Path, profile: str) -> dict[str, int]:
+    """The profile's settings in the root; where the root has none (a fresh machine), those
+    of its committed campaign (:func:`write_committed`), first written into the root."""
+    settings = read_settings(root, profile)
+    state = read_committed(results, profile)
+    if settings or not state:
+        return settings
+    return write_settings(root, profile, state.get("nice"), state.get("workers"))
 
 
 def effective(settings: dict[str, int], workers: int | None, nice: int) -> tuple[int, int]:

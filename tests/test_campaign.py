@@ -592,7 +592,7 @@ def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, cap
     assert main(["set", "--profile", "table1", "--root", str(root), "--nice", "15"]) == 0
     assert main(["set", "--profile", "stable", "--root", str(root), "--workers", "3"]) == 0
     assert main(["set", "--profile", "stable", "--root", str(root), "--nice", "2"]) == 0
-    assert campaign.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # merged
+    assert campaign_pins.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # merged
     assert "its sweeps start with nice 2, workers 3" in capsys.readouterr().out
     assert _start(root, results, "--profile", "table1") == 0
     assert _start(root, results, "--profile", "stable") == 0
@@ -612,7 +612,7 @@ def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, cap
         main(["set", "--profile", "stable", "--root", str(root), "--workers", "0"])
     assert main(["set", "--profile", "nope", "--root", str(root), "--nice", "1"]) == 2
     assert main(["set", "--root", str(root), "--nice", "1"]) == 2
-    assert campaign.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # unchanged
+    assert campaign_pins.read_settings(root, "stable") == {"workers": 3, "nice": 2}  # unchanged
 
 
 def test_a_sweeps_niceness_is_absolute_not_added_to_the_callers(monkeypatch: pytest.MonkeyPatch):
@@ -679,6 +679,45 @@ def test_a_complete_profile_starts_no_sweep(repo, launches, tmp_path, capsys):
     (specs[0].run_dir(results) / DONE).unlink()  # one run left: the sweep starts
     assert _start(root, results, "--profile", "stable-walker") == 0
     assert [p for p, _ in launches] == ["stable-walker"]
+
+
+def test_a_fresh_root_takes_up_every_committed_campaign_with_runs_left(
+        repo, tmp_path, capsys, monkeypatch: pytest.MonkeyPatch):
+    """A new machine: the root is gone, the committed results remain. One `start` restarts
+    the profiles whose collected campaign had runs left, at their recorded priority."""
+    old, fresh, results = tmp_path / "old", tmp_path / "fresh", tmp_path / "results"
+    started: list[tuple[str, int, int]] = []
+
+    def fake_launch(profile: str, wt: Path, root: Path, workers: int,
+                    nice: int) -> tuple[int, Path]:
+        started.append((profile, workers, nice))
+        return 2**22 + 4324, root / "logs" / "fake.out"  # no such process
+
+    monkeypatch.setattr(campaign, "launch", fake_launch)
+    main = campaign.main
+    for s in resolve_runs("stable-walker", results=results):  # a finished campaign
+        s.run_dir(results).mkdir(parents=True)
+        (s.run_dir(results) / DONE).write_text("{}")
+    assert main(["set", "--profile", "smoke", "--root", str(old), "--nice", "19"]) == 0
+    assert main(["pin", "--profile", "smoke", "--root", str(old)]) == 0
+    for p in ("smoke", "stable-walker"):
+        assert campaign.collect(p, old, results) == 0
+    state = json.loads((results / "smoke" / campaign_pins.COMMITTED).read_text())
+    assert state == {"profile": "smoke", "nice": 19, "workers": 2, "runs_left": 12,
+                     "pinned_commit": _git(repo, "rev-parse", "HEAD")}
+    assert campaign_pins.open_campaigns(results) == ["smoke"]  # stable-walker: 0 left
+    assert main(["profiles", "--root", str(old), "--results", str(results)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "smoke"  # pinned there
+    assert _start(fresh, results) == 0
+    assert started == [("smoke", 2, 19)]  # not table1, not the finished one
+    assert campaign_pins.read_settings(fresh, "smoke") == {"nice": 19, "workers": 2}
+    assert campaign.pinned(fresh) == ["smoke"]
+    # the root's own settings win over the committed ones from then on
+    assert main(["set", "--profile", "smoke", "--root", str(fresh), "--nice", "5"]) == 0
+    assert campaign_pins.seed_settings(fresh, results, "smoke") == {"nice": 5, "workers": 2}
+    # with no committed campaign left open, a fresh root starts table1, as before
+    (results / "smoke" / campaign_pins.COMMITTED).unlink()
+    assert campaign.selected(tmp_path / "another", None, results) == ["table1"]
 
 
 def test_start_links_identical_finished_runs_of_other_profiles_and_collect_keeps_the_link(
