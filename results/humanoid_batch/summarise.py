@@ -126,7 +126,7 @@ for a, b in ((T5, T25), (QS, T5)):
         print(f"- {a} against {b} (two-sided): U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
 
 df = pd.concat(curves)
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+fig, axes = plt.subplots(1, 3, figsize=(19, 4.6))
 colors = {T5: "tab:orange", T25: "tab:red", Q: "tab:blue", QS: "tab:green",
           R1: "tab:purple", R2: "tab:brown"}
 for (name, seed), g in df.groupby(["run", "seed"]):
@@ -144,7 +144,7 @@ for (name, seed), (std, steps) in sorted(stds.items()):
 axes[2].set_xticks(range(len(JOINTS)), JOINTS, rotation=90, fontsize=7)
 axes[2].set(ylabel="policy std at the run's end (initial 1.0)",
             title="exploration noise per action, where each run ended")
-axes[2].legend(fontsize=6)
+axes[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the data
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(HERE / "humanoid_batch.png", dpi=110, metadata={"Software": None})
