@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import campaign
-from reproduce.campaign_pins import PID, CampaignError, detach
+from reproduce import campaign, campaign_pins
+from reproduce.campaign_pins import PID, CampaignError, autogroup_nice, detach, nice_prefix
 from reproduce.campaign_stop import (
     TIMER,
     cancel_timer,
@@ -27,10 +27,11 @@ from reproduce.campaign_stop import (
 # A stand-in sweep: on SIGTERM it writes "<name>" to its marker and exits, as a run
 # checkpoints and stops; its child (a run) takes a second to "checkpoint" first.
 SWEEP = """
-import signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
 from pathlib import Path
 name, marker, ignore = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "ignore"
 def done(*_):
+    marker.with_suffix(".nice-" + name).write_text(str(os.nice(0)))
     if name == "run":
         time.sleep(1.0)
     marker.with_suffix("." + name).write_text(name)
@@ -54,7 +55,7 @@ def _wait_for(predicate, seconds: float = 30.0) -> bool:
 
 
 def _fake_sweep(tmp_path: Path, root: Path, profile: str = "table1", ignore: bool = False,
-                how: str = "detached", as_start: Path | None = None) -> int:
+                how: str = "detached", as_start: Path | None = None, nice: int = 0) -> int:
     """Start the stand-in: ``detached`` (as `start` does: a session of its own), ``child``
     (a non-leader of another group: under a shell leading its session) or ``here`` (in this
     test's own process group). Its command line is a sweep's of ``profile``, or with
@@ -68,7 +69,7 @@ def _fake_sweep(tmp_path: Path, root: Path, profile: str = "table1", ignore: boo
         cmd += ["reproduce.campaign", "start", "--root", str(as_start.resolve())]
     (root / profile).mkdir(parents=True, exist_ok=True)
     if how == "detached":
-        pid, _ = detach(cmd, tmp_path, root, profile)
+        pid, _ = detach([*nice_prefix(nice), *cmd], tmp_path, root, profile, nice)
     elif how == "child":
         shell = subprocess.Popen(["sh", "-c", '"$@" & echo $! > "$0.pid"; wait',
                                   str(tmp_path / "inner"), *cmd], start_new_session=True)
@@ -116,6 +117,23 @@ def test_stop_signals_the_sweeps_group_and_waits_for_its_runs(tmp_path, capsys):
     assert f"SIGTERM to process group {pid}" in out and "stopped after" in out
     assert stop_profile(root, "table1")  # nothing runs any more
     assert "no sweep running" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lowering a niceness needs privileges")
+def test_a_niced_sweep_is_lifted_to_nice_0_to_reach_its_checkpoint(tmp_path, capsys):
+    """A sweep at nice 19 beside busy nice-0 sweeps may not get the CPU to reach its next
+    iteration boundary within the wait: stop lifts it (and its group's scheduling group)."""
+    root = tmp_path / "root"
+    pid = _fake_sweep(tmp_path, root, nice=19)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+    if campaign_pins.AUTOGROUP.exists():
+        assert autogroup_nice(pid) == 19
+    assert stop_profile(root, "table1", wait_seconds=30, poll=0.05)
+    # both handlers ran at nice 0: lifted before the signal
+    assert (tmp_path / "marker.nice-sweep").read_text() == "0"
+    assert (tmp_path / "marker.nice-run").read_text() == "0"
+    assert "2 process(es) lifted to nice 0" in capsys.readouterr().out
+    assert _gone(pid)
 
 
 @pytest.mark.parametrize("same_root", [True, False])
