@@ -577,17 +577,22 @@ def test_an_old_pins_sweep_may_not_start_a_lower_seed_in_a_drain(tmp_path):
     assert not (root / "logs").exists()
 
 
-def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, capsys,
-                                                             monkeypatch: pytest.MonkeyPatch):
-    root, results = tmp_path / "campaign", tmp_path / "results"
-    started: list[tuple[str, int, int]] = []
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    """Record the sweeps `start` launches, with their priority: (profile, workers, nice)."""
+    calls: list[tuple[str, int, int]] = []
 
     def fake_launch(profile: str, wt: Path, root: Path, workers: int,
                     nice: int) -> tuple[int, Path]:
-        started.append((profile, workers, nice))
+        calls.append((profile, workers, nice))
         return 2**22 + 4323, root / "logs" / "fake.out"  # no such process
 
     monkeypatch.setattr(campaign, "launch", fake_launch)
+    return calls
+
+
+def test_a_profiles_recorded_priority_applies_at_every_start(repo, tmp_path, capsys, started):
+    root, results = tmp_path / "campaign", tmp_path / "results"
     main = campaign.main
     assert main(["set", "--profile", "table1", "--root", str(root), "--nice", "15"]) == 0
     assert main(["set", "--profile", "stable", "--root", str(root), "--workers", "3"]) == 0
@@ -682,18 +687,10 @@ def test_a_complete_profile_starts_no_sweep(repo, launches, tmp_path, capsys):
 
 
 def test_a_fresh_root_takes_up_every_committed_campaign_with_runs_left(
-        repo, tmp_path, capsys, monkeypatch: pytest.MonkeyPatch):
+        repo, tmp_path, capsys, started):
     """A new machine: the root is gone, the committed results remain. One `start` restarts
     the profiles whose collected campaign had runs left, at their recorded priority."""
     old, fresh, results = tmp_path / "old", tmp_path / "fresh", tmp_path / "results"
-    started: list[tuple[str, int, int]] = []
-
-    def fake_launch(profile: str, wt: Path, root: Path, workers: int,
-                    nice: int) -> tuple[int, Path]:
-        started.append((profile, workers, nice))
-        return 2**22 + 4324, root / "logs" / "fake.out"  # no such process
-
-    monkeypatch.setattr(campaign, "launch", fake_launch)
     main = campaign.main
     for s in resolve_runs("stable-walker", results=results):  # a finished campaign
         s.run_dir(results).mkdir(parents=True)
