@@ -301,7 +301,8 @@ def test_empty_results_give_a_table_of_missing_cells(tmp_path):
 
 def test_a_profile_of_other_algorithms_lists_only_its_own_cells(tmp_path):
     # quick runs Table 1's columns: its table is Table 1's whole grid, run or not (above);
-    # a pilot of other algorithms lists its own cells and counts no Table 1 verdicts.
+    # a pilot of other algorithms, or of a few of Table 1's beside others, lists its own
+    # cells and counts no Table 1 verdicts.
     quick = write_table(tmp_path / "r", "quick", echo=False)
     assert len(quick) == 21
     assert "## Episodes verdicts, counted" in (tmp_path / "r/quick/table.md").read_text()
@@ -310,6 +311,12 @@ def test_a_profile_of_other_algorithms_lists_only_its_own_cells(tmp_path):
     assert (pilot.seeds_missing == 2).all()
     md = (tmp_path / "r/humanoid-rscale/table.md").read_text()
     assert md.startswith("# Profile `humanoid-rscale`") and "verdicts, counted" not in md
+    # a study that runs one of Table 1's columns beside its own variants lists its cells only
+    stable = write_table(tmp_path / "r", "stable", echo=False)
+    assert sorted(zip(stable.domain, stable.algo, strict=True)) == [
+        ("Swimmer", "qprop-c"), ("Swimmer", "qprop-c-tclip"), ("Swimmer", "trpo-b5000")]
+    md = (tmp_path / "r/stable/table.md").read_text()
+    assert md.startswith("# Profile `stable`") and "Missing" not in md.split("## Why")[0]
 
 
 def test_the_table_cli_refuses_a_results_path_that_does_not_exist(tmp_path, capsys):
