@@ -8,8 +8,7 @@ once (``table1``, ``stable``, ``bestbatch``...), each in ``<root>/<profile>/``: 
 where it stood, every profile pinned under the root, skipping those whose sweep is still
 running; on a root with no pin (a fresh machine), every profile whose committed
 ``<results>/<profile>/CAMPAIGN.json`` (written by ``collect``) has runs left, with its
-recorded ``set`` settings, else ``table1``. ``--profile X`` starts X alone (pinning HEAD if
-X has no pin yet).
+``set`` settings, else ``table1``. ``--profile X`` starts X alone.
 
 - Each profile's code is a git worktree ``<root>/wt-<sha7>`` pinned at one commit (profiles
   pinned at the same commit share it), outside the checkout, so that what lands on main
@@ -17,7 +16,8 @@ X has no pin yet).
   ``start --repin`` moves a profile's pin to HEAD, and refuses while any of its runs is
   unfinished (finish them first, or they would mix commits).
 - Runs live under the root, with their checkpoints, so a restart on the same machine resumes
-  them; a fresh machine starts them from zero.
+  them; a fresh machine pins the committed campaign's commit and starts them from zero, but
+  for those whose small checkpoint ``collect`` parked (``reproduce.campaign_park``).
 - The committed finished runs of the profile are copied into the root first, so the sweep
   skips them; so are identical finished runs of the root's other profiles, linked
   (``reproduce.reuse``: same ``RunSpec.identity()``), so no profile trains a run another has
@@ -73,6 +73,7 @@ from qprop_tf.rundir import DONE
 from reproduce.campaign_collect import collect_profile
 from reproduce.campaign_drain import knows_exclude, launch_drain
 from reproduce.campaign_losses import pending_losses
+from reproduce.campaign_park import fresh_pin_commit, restore_parked, seed_root
 from reproduce.campaign_pins import (
     DRAIN,
     LEGACY_PROFILE,
@@ -103,7 +104,6 @@ from reproduce.results import stopped_nonfinite
 from reproduce.reuse import reuse_all
 from reproduce.spec import (
     REPO_ROOT,
-    RunSpec,
     SpecError,
     check_profile,
     resolve_runs,
@@ -160,17 +160,6 @@ def sync_selection(profile: str, results: Path, root: Path) -> Path | None:
     return dst
 
 
-def seed_root(specs: list[RunSpec], results: Path, root: Path) -> int:
-    """Copy the committed finished runs into the root (where it has none), so they are skipped."""
-    n = 0
-    for s in specs:
-        src, dst = s.run_dir(results), s.run_dir(root)
-        if (src / DONE).is_file() and not dst.exists():
-            shutil.copytree(src, dst)
-            n += 1
-    return n
-
-
 def launch(profile: str, wt: Path, root: Path, workers: int, nice: int) -> tuple[int, Path]:
     """Start the profile's sweep from the worktree, detached; (its pid, its log)."""
     cmd = [sys.executable, "-m", "reproduce.sweep", "--profile", profile, "--results", str(root),
@@ -223,8 +212,12 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
     if specs and len(finished) == len(specs):
         print(f"campaign: {profile}: complete, all {len(specs)} runs done; nothing to start")
         return
-    wt = pin_worktree(root, profile, specs, repin)
+    fresh = read_pin(root, profile) is None  # a new machine: its campaign's commit, if any
+    wt = pin_worktree(root, profile, specs, repin,
+                      commit=fresh_pin_commit(results, profile) if fresh else None)
     copied = seed_root(specs, results, root)
+    restored = (restore_parked(profile, specs, root, results, read_pin(root, profile)["commit"])
+                if fresh else [])
     for x in pending_losses(profile, specs, root, results):
         print(f"campaign: {profile}: WARNING: {x.domain} {x.algo} seed {x.seed} {x.cause}: "
               f"{x.lost_cpu_hours:.2f} CPU-h of its committed progress is lost (`make "
@@ -234,7 +227,9 @@ def start_profile(profile: str, root: Path, results: Path, workers: int | None, 
     print(f"campaign: {profile}: started, {workers} worker(s)"
           + (f", nice {nice}" if nice else "") + f"; {copied} committed run(s) copied in"
           + (f"; {len(linked)} linked to identical finished runs of other profiles"
-             if linked else "") + "\n"
+             if linked else "")
+          + (f"; {len(restored)} restored from their parked checkpoints ({', '.join(restored)})"
+             if restored else "") + "\n"
           f"  commit: {_pin_line(root, profile)}\n  pid:    {pid} (stop: make campaign-stop; "
           f"runs checkpoint and resume next time)\n  log:    {log}")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qprop_tf.rundir import DONE, LOCK
 from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
+from reproduce.campaign_park import park_checkpoint
 from reproduce.campaign_pins import effective, read_pin, read_settings, write_committed
 from reproduce.ledger import brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
@@ -54,7 +55,7 @@ def link_run(src: Path, dst: Path, root: Path, results: Path) -> None:
 def collect_profile(profile: str, root: Path, results: Path) -> None:
     specs = resolve_runs(profile, results=results)
     inflight = results / profile / "inflight"
-    new = partial = stopped = 0
+    new = partial = stopped = ckpts = 0
     others: list[str] = []
     lost = record_losses(profile, specs, root, results)  # before parking anew
     for s in specs:
@@ -76,6 +77,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
             shutil.rmtree(parked, ignore_errors=True)
         elif (src / "progress.csv").is_file():
             parked.mkdir(parents=True, exist_ok=True)
+            ckpts += park_checkpoint(src, parked)  # first: its rows are all in the progress
             for name in ("progress.csv", "spec.json", "config.json"):
                 if (src / name).is_file():
                     shutil.copy2(src / name, parked / name)
@@ -102,7 +104,9 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     print(f"campaign: {profile}: {new} finished run(s) copied into {results}"
           + (f", {stopped} stopped on a non-finite value (a result, counted)" if stopped else "")
           + f"; {partial} "
-          f"unfinished progress file(s) under {inflight}; ledger in {out}"
+          f"unfinished progress file(s) under {inflight}"
+          + (f" ({ckpts} with its small checkpoint, which a fresh machine resumes)"
+             if ckpts else "") + f"; ledger in {out}"
           + (f"\n  not collected, another spec's run in the place of this profile's "
              f"(`python -m reproduce.campaign rehome --profile {profile}` moves it, once "
              f"finished, to the profile whose spec it is): {', '.join(others)}"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from qprop_tf.rundir import DONE, LOCK
-from reproduce import campaign, campaign_drain, campaign_pins
+from reproduce import campaign, campaign_drain, campaign_park, campaign_pins
 from reproduce.campaign_losses import RESTARTED
 from reproduce.cost import run_hours
 from reproduce.ledger import cells, ledger
@@ -139,7 +139,7 @@ def test_seeding_copies_only_finished_committed_runs(root, tmp_path):
     results = tmp_path / "results"
     _write_run(specs[5].run_dir(results), 1000, 10.0, done=True)
     _write_run(specs[6].run_dir(results), 100, 1.0)  # unfinished: not copied
-    assert campaign.seed_root(specs, results, r) == 1
+    assert campaign_park.seed_root(specs, results, r) == 1
     assert (specs[5].run_dir(r) / DONE).is_file() and not specs[6].run_dir(r).exists()
 
 
@@ -705,8 +705,10 @@ def test_a_fresh_root_takes_up_every_committed_campaign_with_runs_left(
     assert campaign_pins.open_campaigns(results) == ["smoke"]  # stable-walker: 0 left
     assert main(["profiles", "--root", str(old), "--results", str(results)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "smoke"  # pinned there
+    _commit(repo, "two")  # main moved on meanwhile
     assert _start(fresh, results) == 0
     assert started == [("smoke", 2, 19)]  # not table1, not the finished one
+    assert campaign.read_pin(fresh, "smoke")["commit"] == state["pinned_commit"]  # not HEAD
     assert campaign_pins.read_settings(fresh, "smoke") == {"nice": 19, "workers": 2}
     assert campaign.pinned(fresh) == ["smoke"]
     # the root's own settings win over the committed ones from then on
@@ -881,3 +883,12 @@ def test_status_lists_the_runs_under_way_with_their_progress(root):
     budget = specs[1].max_steps
     assert f"0.00M of {budget / 1e6:.2f}M env steps ({500 / budget:.0%})" in flight
     assert "CPU-h spent, at most" in paused and paused.endswith(" left")
+
+
+def test_a_campaign_commit_this_clone_does_not_know_pins_head(repo, tmp_path, capsys, started):
+    results, fresh = tmp_path / "results", tmp_path / "fresh"
+    campaign_pins.write_committed(results, "smoke", {"nice": 0, "workers": 2}, 12, "f" * 40)
+    assert _start(fresh, results) == 0
+    assert campaign.read_pin(fresh, "smoke")["commit"] == _git(repo, "rev-parse", "HEAD")
+    assert "is not in this repository; pinning HEAD" in capsys.readouterr().out
+    assert started == [("smoke", 2, 0)]
