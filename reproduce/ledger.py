@@ -135,8 +135,9 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
 def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
     """Each run's hours left at the env steps per CPU-hour its cell's runs measured (summed
     steps / summed hours over the cell's CPU-timed runs with progress, or, with none, its
-    wall-timed ones); the cost model's estimate where the cell has no such run. Runs to go
-    also pay the start-up."""
+    wall-timed ones), or at its own, when it is CPU-timed and slower (a run on a slower
+    machine than its cell's others); the cost model's estimate where the cell has no such
+    run. Runs to go also pay the start-up."""
     measured = runs[(runs["env_steps"] > 0) & (runs["hours_spent"] > 0)]
     cell_has_cpu = measured.groupby(["domain", "algo"])["cpu_timed"].transform("any")
     use = measured[measured["cpu_timed"] | ~cell_has_cpu]
@@ -148,6 +149,8 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
         if r is None or row["status"] in ENDED:
             left.append(row["hours_left"])
             continue
+        if row["cpu_timed"] and row["env_steps"] > 0 and row["hours_spent"] > 0:
+            r = min(r, row["env_steps"] / row["hours_spent"])
         steps = max(0, spec.max_steps - row["env_steps"])
         left.append(steps / r + (startup_hours() if row["status"] == "to go" else 0.0))
     return pd.Series(left, index=runs.index, dtype=float)
@@ -255,7 +258,8 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
         "wall time, more than their CPU time when runs outnumbered cores).",
         *([lost_line(lost)] if lost is not None and len(lost) else []),
         f"- **CPU-hours left (estimate)**: at most {runs['hours_left_measured'].sum():.1f} at "
-        "the rates this profile's runs measured, cell by cell (cells with no run yet: the cost "
+        "the rates this profile's runs measured, cell by cell (an unfinished run's own where "
+        "slower; cells with no run yet: the cost "
         f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
         "`reproduce/configs/profiles.toml` alone. Both at full budget: early stopping ends "
         "most runs sooner.",

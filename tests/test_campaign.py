@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,6 +97,14 @@ def test_cpu_time_counts_when_logged_and_measured_rates_estimate_what_is_left(tm
     runs = ledger(specs[1:2], [r])
     assert runs["hours_left_measured"].iloc[0] == pytest.approx(
         (b.max_steps - b.max_steps // 4) / ((b.max_steps // 4) / (30 / 3600)))
+    # a CPU-timed unfinished run slower than its cell (another machine) counts at its own rate
+    shutil.rmtree(b.run_dir(r))
+    _write_run(b.run_dir(r), a.max_steps // 4, 60.0, cpu=40.0)  # 1/4 of a's steps, 4/5 its CPU
+    own = (a.max_steps // 4) / (40 / 3600)
+    assert own < rate
+    runs = ledger(specs[:2], [r])
+    assert runs["hours_left_measured"].iloc[1] == pytest.approx(
+        (b.max_steps - a.max_steps // 4) / own)
 
 
 def test_a_stale_lock_is_not_in_flight(root):
