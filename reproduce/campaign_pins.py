@@ -203,15 +203,15 @@ def write_settings(root: Path, profile: str, nice: int | None = None,
 
 COMMITTED = "CAMPAIGN.json"
 """``results/<profile>/CAMPAIGN.json``, beside the committed ledger: what a fresh machine's
-``start`` needs of a campaign whose root is gone, its settings and how many runs it has left
-(written by ``collect``)."""
+``start`` needs of a campaign whose root is gone: its settings, how many runs it has left
+and its commit (written by ``collect``)."""
 
 
 def write_committed(results: Path, profile: str, settings: dict[str, int], runs_left: int,
                     commit: str | None) -> Path:
     """Record the profile's campaign for a fresh machine: its sweeps' ``settings`` (``nice``,
-    ``workers``), its ``runs_left`` (to go or unfinished) and the ``commit`` it was pinned at
-    (for the record: a run started again from zero starts at the new pin)."""
+    ``workers``), its ``runs_left`` (to go or unfinished) and the ``commit`` it was pinned at,
+    where a fresh root pins it again (``campaign_park.fresh_pin_commit``)."""
     out = results / profile / COMMITTED
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"profile": profile, **settings, "runs_left": runs_left,
