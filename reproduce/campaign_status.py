@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduce.campaign_losses import read_losses
+from qprop_tf.checkpoint import CHECKPOINT_DIR
+from reproduce.campaign_losses import parked_dir, read_losses
+from reproduce.campaign_park import LATEST
 from reproduce.campaign_pins import (
     autogroup_nice,
     effective,
@@ -35,13 +37,19 @@ def group_nice_note(pid: int, profile: str, root: Path) -> str:
             "or stop and restart it")
 
 
-def underway(runs) -> list[str]:
+def underway(runs, parked: set[tuple[str, str, int]] | None = None) -> list[str]:
     """One line per run in flight or paused: its env steps against its budget, CPU-hours
-    spent, and left at its cell's measured rate (the ledger's ``hours_left_measured``)."""
+    spent, and left at its cell's measured rate (the ledger's ``hours_left_measured``); with
+    ``parked`` (the (domain, algo, seed) whose checkpoint ``collect`` parked in the results,
+    ``reproduce.campaign_park``), what a machine change would do to it."""
     rows = runs[runs["status"].isin(("in flight", "paused"))].sort_values("order")
     return [f"  {r.domain} {r.algo} seed {r.seed}: {r.status}, {r.env_steps / 1e6:.2f}M of "
             f"{r.budget_steps / 1e6:.2f}M env steps ({r.env_steps / r.budget_steps:.0%}), "
             f"{r.hours_spent:.2f} CPU-h spent, at most {r.hours_left_measured:.2f} left"
+            + ("" if parked is None else
+               "; a new machine resumes it from its parked checkpoint"
+               if (r.domain, r.algo, r.seed) in parked else
+               "; a new machine starts it from zero")
             for r in rows.itertuples()]
 
 
@@ -63,9 +71,11 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
     runs = ledger(specs, roots)
     lost = read_losses(results, profile)
     workers = effective(read_settings(root, profile), None, 0)[0]
+    parked = {(s.domain, s.algo, s.seed) for s in specs
+              if (parked_dir(results, profile, s) / CHECKPOINT_DIR / LATEST).is_file()}
     if short:
-        print("\n".join([f"  {brief(runs, lost, workers)}", *underway(runs)]))
+        print("\n".join([f"  {brief(runs, lost, workers)}", *underway(runs, parked)]))
         return
-    print("\n".join(underway(runs)))
+    print("\n".join(underway(runs, parked)))
     print(render(profile, runs, roots,
                  f"python -m reproduce.campaign status --profile {profile}", lost, workers))

@@ -892,6 +892,12 @@ def test_status_lists_the_runs_under_way_with_their_progress(root):
     budget = specs[1].max_steps
     assert f"0.00M of {budget / 1e6:.2f}M env steps ({500 / budget:.0%})" in flight
     assert "CPU-h spent, at most" in paused and paused.endswith(" left")
+    # with what collect parked: which of them a machine change would start from zero
+    s = specs[3]
+    for line in underway(ledger(specs, [r]), {(s.domain, s.algo, s.seed)}):
+        ours = f"{s.domain} {s.algo} seed {s.seed}:" in line
+        assert line.endswith("; a new machine resumes it from its parked checkpoint" if ours
+                             else "; a new machine starts it from zero")
 
 
 def test_a_campaign_commit_this_clone_does_not_know_pins_head(repo, tmp_path, capsys, started):
