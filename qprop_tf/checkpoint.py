@@ -50,6 +50,10 @@ import numpy as np
 from qprop_tf.errors import NonFiniteError
 
 CHECKPOINT_DIR = "checkpoint"
+LATEST = "latest"
+"""The file in ``checkpoint/`` naming the newest complete checkpoint."""
+REPLAY_DIR = "replay"
+"""The subdirectory of ``checkpoint/`` holding the replay's chunk files."""
 KEEP = 2
 CHUNK_BYTES = 64 * 2**20
 """At most this many bytes of replay rows per chunk file. A checkpoint gathers and writes one
@@ -174,7 +178,7 @@ class Checkpointer:
                         else max(1, self.chunk_bytes // replay.row_bytes))
             while (span := replay.take_journal(max_rows)) is not None:
                 first, rows = span
-                replay_dir = self.dir / "replay"
+                replay_dir = self.dir / REPLAY_DIR
                 replay_dir.mkdir(exist_ok=True)
                 name = f"chunk-{first:012d}.npz"
                 digest = write_npz_durably(replay_dir / name, rows)
@@ -199,7 +203,7 @@ class Checkpointer:
             shutil.rmtree(final)
         os.replace(tmp, final)
         fsync_dir(self.dir)
-        write_bytes_durably(self.dir / "latest", name.encode())
+        write_bytes_durably(self.dir / LATEST, name.encode())
         self.chunks = chunks
         self._prune()
         self.last_save = time.monotonic()
@@ -222,7 +226,7 @@ class Checkpointer:
             with contextlib.suppress(OSError, ValueError):
                 meta = json.loads((ckpt / "meta.json").read_text())
                 needed.update(c["name"] for c in meta["replay_chunks"])
-        for chunk in (self.dir / "replay").glob("chunk-*.npz"):
+        for chunk in (self.dir / REPLAY_DIR).glob("chunk-*.npz"):
             if chunk.name not in needed:
                 chunk.unlink(missing_ok=True)
 
@@ -234,7 +238,7 @@ class Checkpointer:
         previous one tried.
         """
         candidates = self._checkpoints()
-        latest = self.dir / "latest"
+        latest = self.dir / LATEST
         with contextlib.suppress(OSError):
             pointed = self.dir / latest.read_text().strip()
             if pointed in candidates:
@@ -270,7 +274,7 @@ class Checkpointer:
             arrays = {k: z[k] for k in z.files}
         chunks = []
         for c in meta["replay_chunks"]:
-            path = self.dir / "replay" / c["name"]
+            path = self.dir / REPLAY_DIR / c["name"]
             if file_sha256(path) != c["sha256"]:
                 raise ValueError(f"replay {c['name']} checksum mismatch")
             chunks.append((int(c["first"]), path))

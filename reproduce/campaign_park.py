@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from qprop_tf.checkpoint import CHECKPOINT_DIR
+from qprop_tf.checkpoint import CHECKPOINT_DIR, LATEST, REPLAY_DIR
 from qprop_tf.rundir import DONE
 from reproduce.campaign_losses import parked_dir
 from reproduce.campaign_pins import CampaignError, git, read_committed, run_commit
@@ -31,7 +31,6 @@ from reproduce.spec import RunSpec
 
 PARK_MAX_BYTES = 8 * 2**20
 """A checkpoint larger than this is not parked (Ant TRPO's is about 80 KB)."""
-LATEST = "latest"
 
 
 def park_checkpoint(src: Path, parked: Path) -> bool:
@@ -42,7 +41,7 @@ def park_checkpoint(src: Path, parked: Path) -> bool:
     try:
         name = (ck / LATEST).read_text().strip()
         files = [p for p in (ck / name).iterdir() if p.is_file()]
-        replay = ck / "replay"
+        replay = ck / REPLAY_DIR
         small = (not (replay.is_dir() and any(replay.iterdir()))
                  and sum(p.stat().st_size for p in files) <= PARK_MAX_BYTES)
     except OSError:  # none yet, or rotated away while read: the previous collect's stays
@@ -93,14 +92,19 @@ def fresh_pin_commit(results: Path, profile: str) -> str | None:
         return None
 
 
+def has_parked_checkpoint(results: Path, profile: str, spec: RunSpec) -> bool:
+    """Whether ``collect`` parked ``spec``'s checkpoint beside its progress."""
+    return (parked_dir(results, profile, spec) / CHECKPOINT_DIR / LATEST).is_file()
+
+
 def restore_parked(profile: str, specs: list[RunSpec], root: Path, results: Path,
                    commit: str) -> list[str]:
-    """Copy into ``root`` every parked run with a checkpoint that made at ``commit`` and has
-    no run directory there yet (a fresh machine), so that the sweep resumes it; their keys."""
+    """Copy into ``root`` every parked run with a checkpoint made at ``commit`` and no run
+    directory there yet (a fresh machine), so that the sweep resumes it; their keys."""
     out = []
     for s in specs:
         src, dst = parked_dir(results, profile, s), s.run_dir(root)
-        if dst.exists() or not (src / CHECKPOINT_DIR / LATEST).is_file():
+        if dst.exists() or not has_parked_checkpoint(results, profile, s):
             continue
         if run_commit(src) != commit:
             continue  # never resumed under another commit: it starts from zero

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qprop_tf.checkpoint import CHECKPOINT_DIR
-from reproduce.campaign_losses import parked_dir, read_losses
-from reproduce.campaign_park import LATEST
+from reproduce.campaign_losses import read_losses
+from reproduce.campaign_park import has_parked_checkpoint
 from reproduce.campaign_pins import (
     autogroup_nice,
     effective,
@@ -72,7 +71,7 @@ def status_profile(profile: str, root: Path, results: Path, short: bool = False)
     lost = read_losses(results, profile)
     workers = effective(read_settings(root, profile), None, 0)[0]
     parked = {(s.domain, s.algo, s.seed) for s in specs
-              if (parked_dir(results, profile, s) / CHECKPOINT_DIR / LATEST).is_file()}
+              if has_parked_checkpoint(results, profile, s)}
     if short:
         print("\n".join([f"  {brief(runs, lost, workers)}", *underway(runs, parked)]))
         return
