@@ -13,14 +13,11 @@ from qprop_tf.rundir import DONE, LOCK
 from reproduce.campaign_losses import LOST, parked_dir, read_losses, record_losses
 from reproduce.campaign_park import park_checkpoint
 from reproduce.campaign_pins import effective, read_pin, read_settings, write_committed
-from reproduce.ledger import brief, ledger, ledger_path, render
+from reproduce.ledger import ENDED, brief, ledger, ledger_path, render
 from reproduce.results import stopped_nonfinite
 from reproduce.reuse import holds_other_spec
 from reproduce.spec import resolve_runs
 
-OPEN = ("in flight", "paused", "to go")
-"""The ledger's statuses of runs a campaign still has to train (a failed run is kept, named,
-not rerun)."""
 SKIP = ("checkpoint", LOCK)
 """Left behind when a run is copied into the committed results."""
 
@@ -92,7 +89,7 @@ def collect_profile(profile: str, root: Path, results: Path) -> None:
     out.write_text(text)
     pin = read_pin(root, profile)
     write_committed(results, profile, {"nice": nice, "workers": workers},
-                    int(runs["status"].isin(OPEN).sum()) if len(runs) else 0,
+                    int((~runs["status"].isin(ENDED)).sum()) if len(runs) else 0,
                     pin["commit"] if pin else None)
     if len(runs):
         from reproduce.ledger_plot import plot_ledger  # matplotlib: only when collecting
