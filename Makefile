@@ -1,6 +1,7 @@
 # Every target builds (or refreshes) the project's own .venv from requirements.txt first.
 #
-# make test                                 the test suite (CI runs exactly this)
+# make test [TEST_WORKERS=0]                the test suite (CI runs exactly this), one pytest
+#                                           worker per core (0: one process)
 # make reproduce-table                      table1 profile, local pool, then the table; finished
 #                                           runs are skipped, unfinished ones resume
 # make reproduce-table PROFILE=smoke        seconds per run, in results/smoke/ (git-ignored)
@@ -42,8 +43,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0: in this process). loadscope keeps a
+# module's tests on one worker, so its module-scoped fixtures (a smoke sweep) run once.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qprop_tf tests reproduce
