@@ -132,17 +132,40 @@ def run_state(spec: RunSpec, roots: list[Path]) -> RunState:
                     _commit(run_dir))
 
 
-def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
-    """Each run's hours left at the env steps per CPU-hour its cell's runs measured (summed
-    steps / summed hours over the cell's CPU-timed runs with progress, or, with none, its
-    wall-timed ones), or at its own, when it is CPU-timed and slower (a run on a slower
-    machine than its cell's others); the cost model's estimate where the cell has no such
-    run. Runs to go also pay the start-up."""
+def _cell_rates(runs: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Env steps per CPU-hour, cell by cell: summed steps / summed hours over the cell's
+    CPU-timed runs with progress, or, with none, its wall-timed ones."""
     measured = runs[(runs["env_steps"] > 0) & (runs["hours_spent"] > 0)]
     cell_has_cpu = measured.groupby(["domain", "algo"])["cpu_timed"].transform("any")
     use = measured[measured["cpu_timed"] | ~cell_has_cpu]
     sums = use.groupby(["domain", "algo"])[["env_steps", "hours_spent"]].sum()
-    rate = (sums["env_steps"] / sums["hours_spent"]).to_dict()
+    return (sums["env_steps"] / sums["hours_spent"]).to_dict()
+
+
+def machine_slowdown(runs: pd.DataFrame) -> float:
+    """This machine's speed against the machines that finished the runs, in (0, 1]: the
+    median, over the unfinished CPU-timed runs with progress (which run here), of
+    own rate / the rate of their cell's finished runs; 1 when no such pair exists or the
+    median is above 1. The VMs have differed up to 3x per CPU-second."""
+    if runs.empty:
+        return 1.0
+    done = runs[runs["status"].isin(ENDED) & runs["cpu_timed"]]
+    finished = _cell_rates(done) if len(done) else {}
+    here = runs[~runs["status"].isin(ENDED) & runs["cpu_timed"] & (runs["env_steps"] > 0)
+                & (runs["hours_spent"] > 0)]
+    ratios = [(r["env_steps"] / r["hours_spent"]) / finished[r["domain"], r["algo"]]
+              for r in here.to_dict("records") if (r["domain"], r["algo"]) in finished]
+    return min(1.0, float(np.median(ratios))) if ratios else 1.0
+
+
+def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
+    """Each run's hours left at the env steps per CPU-hour its cell's runs measured
+    (:func:`_cell_rates`), or at its own, when it is CPU-timed and slower (a run on a slower
+    machine than its cell's others); a run with no rate of its own at its cell's times
+    :func:`machine_slowdown`; the cost model's estimate where the cell has no such run.
+    Runs to go also pay the start-up."""
+    rate = _cell_rates(runs)
+    slowdown = machine_slowdown(runs)
     left = []
     for row, spec in zip(runs.to_dict("records"), specs, strict=True):
         r = rate.get((row["domain"], row["algo"]))
@@ -151,6 +174,8 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
             continue
         if row["cpu_timed"] and row["env_steps"] > 0 and row["hours_spent"] > 0:
             r = min(r, row["env_steps"] / row["hours_spent"])
+        else:
+            r *= slowdown
         steps = max(0, spec.max_steps - row["env_steps"])
         left.append(steps / r + (startup_hours() if row["status"] == "to go" else 0.0))
     return pd.Series(left, index=runs.index, dtype=float)
@@ -259,7 +284,8 @@ def render(profile: str, runs: pd.DataFrame, roots: list[Path], command: str,
         *([lost_line(lost)] if lost is not None and len(lost) else []),
         f"- **CPU-hours left (estimate)**: at most {runs['hours_left_measured'].sum():.1f} at "
         "the rates this profile's runs measured, cell by cell (an unfinished run's own where "
-        "slower; cells with no run yet: the cost "
+        "slower; a run to go at its cell's times this machine's measured slowdown, "
+        f"{machine_slowdown(runs):.2f}; cells with no run yet: the cost "
         f"model); at most {runs['hours_left'].sum():.1f} by the cost model of "
         "`reproduce/configs/profiles.toml` alone. Both at full budget: early stopping ends "
         "most runs sooner.",

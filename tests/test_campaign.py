@@ -19,8 +19,8 @@ import pytest
 from qprop_tf.rundir import DONE, LOCK
 from reproduce import campaign, campaign_drain, campaign_park, campaign_pins
 from reproduce.campaign_losses import RESTARTED
-from reproduce.cost import run_hours
-from reproduce.ledger import cells, ledger
+from reproduce.cost import run_hours, startup_hours
+from reproduce.ledger import cells, ledger, machine_slowdown
 from reproduce.ledger import main as ledger_main
 from reproduce.spec import resolve_runs
 
@@ -105,6 +105,24 @@ def test_cpu_time_counts_when_logged_and_measured_rates_estimate_what_is_left(tm
     runs = ledger(specs[:2], [r])
     assert runs["hours_left_measured"].iloc[1] == pytest.approx(
         (b.max_steps - a.max_steps // 4) / own)
+    # a run to go in a finished cell runs at its cell's rate times this machine's slowdown,
+    # which the unfinished runs measure against their cells' finished runs
+    d, e = specs[2], specs[3]  # another cell: seed 0 finished, seed 1 to go
+    assert (d.domain, d.algo) == (e.domain, e.algo) != (a.domain, a.algo)
+    _write_run(d.run_dir(r), d.max_steps, 30.0, done=True, cpu=20.0)
+    runs = ledger(specs[:4], [r])
+    assert machine_slowdown(runs) == pytest.approx(own / rate)  # b against a: 0.3125
+    d_rate = d.max_steps / (20 / 3600)
+    assert runs["hours_left_measured"].iloc[3] == pytest.approx(
+        e.max_steps / (d_rate * own / rate) + startup_hours())
+    # with no unfinished run to measure it, or a faster machine, no slowdown
+    shutil.rmtree(b.run_dir(r))
+    assert machine_slowdown(ledger(specs[:4], [r])) == 1.0
+    _write_run(b.run_dir(r), a.max_steps // 4, 6.0, cpu=5.0)  # 2.5 times a's rate
+    runs = ledger(specs[:4], [r])
+    assert machine_slowdown(runs) == 1.0
+    assert runs["hours_left_measured"].iloc[3] == pytest.approx(
+        e.max_steps / d_rate + startup_hours())
 
 
 def test_a_stale_lock_is_not_in_flight(root):
