@@ -19,12 +19,14 @@ more runs than cores shared the machine. The estimate left is an upper bound (no
 made two ways: by the cost model (``reproduce.cost.run_hours``, the rates in
 ``profiles.toml``), and at the env steps per CPU-second this ledger's own runs of the same
 cell measured: the runs that logged ``cpu_time`` if the cell has any, else its wall-timed
-ones (an upper bound when runs outnumbered cores); a cell with no run yet takes the cost
-model's. A run to go costs its whole budget, an unfinished one what its budget has left, a
-done, stopped or failed one nothing. Given the workers (``campaign status`` and ``collect``
-pass the profile's), the ledger also gives the wall-clock hours left (:func:`wall_hours`): the
-runs left on that many one-core lanes in the sweep's start order, which counts the tail where
-one long run has the machine to itself.
+ones (an upper bound when runs outnumbered cores); an unfinished run at its own where
+slower, a run with no rate of its own at its cell's times this machine's measured slowdown
+(:func:`machine_slowdown`); a cell with no run yet takes the cost model's. A run to go
+costs its whole budget, an unfinished one what its budget has left, a done, stopped or failed
+one nothing. Given the workers (``campaign status`` and ``collect`` pass the profile's), the
+ledger also gives the wall-clock hours left (:func:`wall_hours`): the runs left on that many
+one-core lanes in the sweep's start order, which counts the tail where one long run has the
+machine to itself.
 """
 
 from __future__ import annotations
