@@ -39,6 +39,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,13 @@ def _cell_rates(runs: pd.DataFrame) -> dict[tuple[str, str], float]:
     return (sums["env_steps"] / sums["hours_spent"]).to_dict()
 
 
+def _own_rate(row: dict[str, Any]) -> float | None:
+    """A ledger row's own env steps per CPU-hour, when it logged CPU time and has progress."""
+    if row["cpu_timed"] and row["env_steps"] > 0 and row["hours_spent"] > 0:
+        return row["env_steps"] / row["hours_spent"]
+    return None
+
+
 def machine_slowdown(runs: pd.DataFrame) -> float:
     """This machine's speed against the machines that finished the runs, in (0, 1]: the
     median, over the unfinished CPU-timed runs with progress (which run here), of
@@ -153,10 +161,9 @@ def machine_slowdown(runs: pd.DataFrame) -> float:
         return 1.0
     done = runs[runs["status"].isin(ENDED) & runs["cpu_timed"]]
     finished = _cell_rates(done) if len(done) else {}
-    here = runs[~runs["status"].isin(ENDED) & runs["cpu_timed"] & (runs["env_steps"] > 0)
-                & (runs["hours_spent"] > 0)]
-    ratios = [(r["env_steps"] / r["hours_spent"]) / finished[r["domain"], r["algo"]]
-              for r in here.to_dict("records") if (r["domain"], r["algo"]) in finished]
+    ratios = [own / finished[r["domain"], r["algo"]]
+              for r in runs[~runs["status"].isin(ENDED)].to_dict("records")
+              if (own := _own_rate(r)) is not None and (r["domain"], r["algo"]) in finished]
     return min(1.0, float(np.median(ratios))) if ratios else 1.0
 
 
@@ -174,10 +181,8 @@ def measured_hours_left(runs: pd.DataFrame, specs: list[RunSpec]) -> pd.Series:
         if r is None or row["status"] in ENDED:
             left.append(row["hours_left"])
             continue
-        if row["cpu_timed"] and row["env_steps"] > 0 and row["hours_spent"] > 0:
-            r = min(r, row["env_steps"] / row["hours_spent"])
-        else:
-            r *= slowdown
+        own = _own_rate(row)
+        r = min(r, own) if own is not None else r * slowdown
         steps = max(0, spec.max_steps - row["env_steps"])
         left.append(steps / r + (startup_hours() if row["status"] == "to go" else 0.0))
     return pd.Series(left, index=runs.index, dtype=float)
