@@ -2,8 +2,10 @@
 
 :func:`evaluate` runs the policy's mean action (DDPG: the actor's output), clipped to the
 action bounds, for whole episodes: the first reset is seeded with ``seed``, later resets
-continue the env's own generator (as the training envs do). It never renders, so it needs no
-OpenGL. :func:`record` replays the first episode (the same seed, so the same trajectory) in
+continue the env's own generator (as the training envs do). For DDPG's actor (a tanh output)
+it also says how much of the time the output is pinned at a bound (|tanh(z)| > 0.99), where
+the critic's action gradient no longer reaches the actor's weights. It never renders, so it
+needs no OpenGL. :func:`record` replays the first episode (the same seed, so the same trajectory) in
 an env with ``render_mode="rgb_array"`` and writes every ``skip``-th frame to a GIF (Pillow)
 or an MP4 (imageio-ffmpeg), at ``fps`` = the env's render fps / ``skip`` (real time). MuJoCo
 picks its GL backend when it is imported: :func:`prepare_gl` sets ``MUJOCO_GL=egl`` (if
@@ -29,17 +31,36 @@ from qprop_tf.saved_policy import SavedPolicy, load_policy
 VIDEO_FORMATS = (".gif", ".mp4")
 
 
+SATURATED = 0.99  # |tanh(z)| above this: the actor's output is pinned at a bound
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """Undiscounted returns and lengths of the episodes, in order."""
+    """Undiscounted returns and lengths of the episodes, in order. For a tanh output layer
+    (DDPG's actor; :attr:`SavedPolicy.bounded`), over every step and action dimension:
+    ``saturated``, the fraction with |tanh(z)| > 0.99 (:func:`saturated_fraction`), and
+    ``median_abs_z``, the median |z| (z: the output layer's pre-activation); None otherwise."""
 
     returns: np.ndarray
     lengths: np.ndarray
+    saturated: float | None = None
+    median_abs_z: float | None = None
 
     def summary(self) -> str:
         r, n = self.returns, self.lengths
-        return (f"return {np.mean(r):.1f} ± {np.std(r):.1f} over {r.size} episodes (min "
+        text = (f"return {np.mean(r):.1f} ± {np.std(r):.1f} over {r.size} episodes (min "
                 f"{np.min(r):.1f}, max {np.max(r):.1f}; length {np.mean(n):.0f} ± {np.std(n):.0f})")
+        if self.saturated is not None:
+            text += (f"; saturated outputs (|tanh(z)| > {SATURATED}): {self.saturated:.1%} of "
+                     f"steps x actions, median |z| {self.median_abs_z:.3g}")
+        return text
+
+
+def saturated_fraction(z: np.ndarray) -> float:
+    """The share of entries of z (steps x actions) where |tanh(z)| > 0.99, i.e. where
+    d tanh(z)/dz = 1 - tanh(z)^2 < 0.02: the actor's gradient through them has all but
+    vanished."""
+    return float(np.mean(np.abs(np.tanh(z)) > SATURATED))
 
 
 @dataclass(frozen=True)
@@ -86,12 +107,14 @@ def make_env(env_id: str, **kwargs: Any) -> Any:
 def evaluate(policy: SavedPolicy, env_id: str, episodes: int, seed: int) -> Evaluation:
     """``episodes`` whole episodes of the noise-free policy (no rendering)."""
     env = make_env(env_id)
-    returns, lengths = [], []
+    returns, lengths, zs = [], [], []
     try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed if i == 0 else None)
             ret, length, done = 0.0, 0, False
             while not done:
+                if policy.bounded:
+                    zs.append(policy.preactivation(obs))
                 obs, rew, term, trunc, _ = env.step(policy.act(obs))
                 ret += float(rew)
                 length += 1
@@ -100,7 +123,11 @@ def evaluate(policy: SavedPolicy, env_id: str, episodes: int, seed: int) -> Eval
             lengths.append(length)
     finally:
         env.close()
-    return Evaluation(np.array(returns), np.array(lengths))
+    if not zs:
+        return Evaluation(np.array(returns), np.array(lengths))
+    z = np.array(zs)
+    return Evaluation(np.array(returns), np.array(lengths), saturated_fraction(z),
+                      float(np.median(np.abs(z))))
 
 
 def check_video_path(path: Path) -> None:

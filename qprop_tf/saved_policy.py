@@ -62,17 +62,35 @@ class SavedPolicy:
     def n_params(self) -> int:
         return sum(w.size + b.size for w, b, _ in self.layers)
 
-    def mean(self, obs: np.ndarray) -> np.ndarray:
-        """The noise-free action before clipping (the Gaussian's mean, the actor's output)
-        for one observation [obs_dim] or a batch [N, obs_dim], in float64."""
+    @property
+    def bounded(self) -> bool:
+        """Whether the output layer is a tanh (DDPG's actor): it can saturate."""
+        return self.layers[-1][2] == "tanh"
+
+    def preactivation(self, obs: np.ndarray) -> np.ndarray:
+        """z = W_L h_{L-1} + b_L, the output layer before its activation, in float64."""
         h = np.asarray(obs, dtype=np.float64)
-        for w, b, activation in self.layers:
+        for i, (w, b, activation) in enumerate(self.layers):
             h = h @ w.astype(np.float64)
             h += b.astype(np.float64)
+            if i == len(self.layers) - 1:
+                break
             if activation == "tanh":
                 np.tanh(h, out=h)
             elif activation == "relu":
                 np.maximum(h, 0.0, out=h)
+        return h
+
+    def mean(self, obs: np.ndarray) -> np.ndarray:
+        """The noise-free action before clipping (the Gaussian's mean, the actor's output)
+        for one observation [obs_dim] or a batch [N, obs_dim], in float64:
+        center + scale * f_L(z), z = :meth:`preactivation`."""
+        h = self.preactivation(obs)
+        activation = self.layers[-1][2]
+        if activation == "tanh":
+            np.tanh(h, out=h)
+        elif activation == "relu":
+            np.maximum(h, 0.0, out=h)
         return self.center.astype(np.float64) + self.scale.astype(np.float64) * h
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -200,3 +200,29 @@ def test_a_unit_scaled_humanoid_policy_is_saved_in_the_envs_bounds(tmp_path, alg
     np.testing.assert_allclose(saved.act(obs), 0.4 * run_action, atol=1e-5)
     result = evaluate(saved, "Humanoid-v5", 1, 0)  # the raw env: no wrapper needed
     assert result.returns.shape == (1,)
+
+
+def _actor(first_layer_gain: float):
+    """A one-action tanh actor on InvertedPendulum's 4 observations, scaled to its bounds."""
+    from qprop_tf.saved_policy import SavedPolicy
+    w0 = np.full((4, 8), first_layer_gain)
+    layers = ((w0, np.zeros(8), "linear"), (np.ones((8, 1)), np.zeros(1), "tanh"))
+    return SavedPolicy(kind="deterministic", env_id="InvertedPendulum-v5", layers=layers,
+                       center=np.zeros(1), scale=np.full(1, 3.0), low=np.full(1, -3.0),
+                       high=np.full(1, 3.0))
+
+
+def test_a_saturated_actor_is_reported_and_a_small_one_is_not(trpo_run):
+    big, small = _actor(1e4), _actor(1e-4)
+    assert big.bounded and not load_policy(trpo_run[0]).bounded  # the Gaussian's mean is linear
+    obs = _obs(big)  # z = 8 * gain * sum(obs)
+    np.testing.assert_allclose(big.preactivation(obs)[:, 0], 8e4 * obs.sum(axis=1))
+    np.testing.assert_array_equal(big.mean(obs), 3.0 * np.tanh(big.preactivation(obs)))
+    pinned = evaluate(big, "InvertedPendulum-v5", 2, seed=0)
+    free = evaluate(small, "InvertedPendulum-v5", 2, seed=0)
+    # |tanh(z)| > 0.99 needs |z| > 2.65: with a gain of 1e4 every step but one whose
+    # observations sum to within 3e-5 of 0; with 1e-4 none (|z| < 1e-3 for |obs| < 1)
+    assert pinned.saturated > 0.5 and pinned.median_abs_z > 3.0
+    assert free.saturated == 0.0 and free.median_abs_z < 1e-3
+    assert "saturated outputs" in pinned.summary()
+    assert "saturated" not in evaluate(load_policy(trpo_run[0]), "Hopper-v5", 1, 0).summary()
