@@ -86,14 +86,17 @@ def run_env_id(run_dir: Path, policy: SavedPolicy) -> str:
     return str(env_id or policy.env_id)
 
 
-def last_logged_return(run_dir: Path) -> tuple[float, int] | None:
-    """(average_return, env_steps) of the run's last ``progress.csv`` row, if there is one:
-    the last batch's mean return (on-policy, with exploration noise) or the last noise-free
-    evaluation (DDPG)."""
+def last_logged_return(run_dir: Path) -> tuple[str, float, int] | None:
+    """(column, value, env_steps) of the run's last ``progress.csv`` row, if there is one:
+    DDPG's last noise-free evaluation (``eval_return``; its ``average_return`` is the
+    noisy training episodes'), else the last batch's mean return (``average_return``,
+    on-policy, with exploration noise)."""
     try:
         with open(run_dir / "progress.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        return float(rows[-1]["average_return"]), int(float(rows[-1]["env_steps"]))
+        last = rows[-1]
+        column = "eval_return" if last.get("eval_return") else "average_return"
+        return column, float(last[column]), int(float(last["env_steps"]))
     except (OSError, ValueError, KeyError, IndexError):
         return None
 
@@ -243,7 +246,7 @@ def play(run: str | Path, episodes: int = 10, seed: int = 0, video: str | Path |
     print_fn(result.summary())
     logged = last_logged_return(run_dir)
     if logged is not None:
-        print_fn(f"the run's last logged average_return: {logged[0]:.1f} at {logged[1]:,} "
+        print_fn(f"the run's last logged {logged[0]}: {logged[1]:.1f} at {logged[2]:,} "
                  f"env steps (progress.csv)")
     if video is not None:
         v = record(policy, env_id, Path(video), seed, fps, max_frames, width, height)

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from qprop_tf.actor import NumpyActor
 from qprop_tf.config import load_config
 from qprop_tf.errors import PolicyFileError
-from qprop_tf.play import evaluate
+from qprop_tf.play import evaluate, last_logged_return
 from qprop_tf.policy import NumpyPolicy
 from qprop_tf.run import train
 from qprop_tf.rundir import DONE
@@ -96,6 +97,19 @@ def test_play_prints_the_noise_free_return(trpo_run):
     assert float(match.group(2)) == pytest.approx(np.std(expected.returns), abs=0.051)
     assert "last logged average_return" in proc.stdout
     assert proc.stderr == ""  # no TF start-up lines: play never loads TF
+
+
+def test_play_compares_ddpg_with_its_last_evaluation_not_its_noisy_episodes(
+        ddpg_run, trpo_run, tmp_path):
+    progress = pd.read_csv(ddpg_run[0] / "progress.csv")
+    progress["average_return"] = -1.0  # the noisy training episodes' return, set apart
+    progress.to_csv(tmp_path / "progress.csv", index=False)
+    last = progress.iloc[-1]
+    assert last_logged_return(tmp_path) == ("eval_return", last["eval_return"],
+                                            last["env_steps"])
+    on_policy = pd.read_csv(trpo_run[0] / "progress.csv").iloc[-1]
+    assert last_logged_return(trpo_run[0]) == ("average_return", on_policy["average_return"],
+                                               on_policy["env_steps"])
 
 
 def test_evaluation_is_deterministic_and_seeded(ddpg_run):
