@@ -5,11 +5,11 @@ action bounds, for whole episodes: the first reset is seeded with ``seed``, late
 continue the env's own generator (as the training envs do). For DDPG's actor (a tanh output)
 it also says how much of the time the output is pinned at a bound (|tanh(z)| > 0.99), where
 the critic's action gradient no longer reaches the actor's weights. It never renders, so it
-needs no OpenGL. :func:`record` replays the first episode (the same seed, so the same trajectory) in
-an env with ``render_mode="rgb_array"`` and writes every ``skip``-th frame to a GIF (Pillow)
-or an MP4 (imageio-ffmpeg), at ``fps`` = the env's render fps / ``skip`` (real time). MuJoCo
-picks its GL backend when it is imported: :func:`prepare_gl` sets ``MUJOCO_GL=egl`` (if
-unset) before that when a video is asked for, and disables GL otherwise.
+needs no OpenGL. :func:`record` replays the first episode (the same seed, so the same
+trajectory) in an env with ``render_mode="rgb_array"`` and writes every ``skip``-th frame to
+a GIF (Pillow) or an MP4 (imageio-ffmpeg), at ``fps`` = the env's render fps / ``skip`` (real
+time). MuJoCo picks its GL backend when it is imported: :func:`prepare_gl` sets
+``MUJOCO_GL=egl`` (if unset) before that when a video is asked for, and disables GL otherwise.
 """
 
 from __future__ import annotations

@@ -37,6 +37,15 @@ KINDS = ("gaussian", "deterministic")
 ACTIVATIONS = ("tanh", "relu", "linear")
 
 
+def activate(h: np.ndarray, activation: str) -> np.ndarray:
+    """A dense layer's activation (tanh, relu or linear), in place; returns h."""
+    if activation == "tanh":
+        np.tanh(h, out=h)
+    elif activation == "relu":
+        np.maximum(h, 0.0, out=h)
+    return h
+
+
 @dataclass(frozen=True)
 class SavedPolicy:
     """A feed-forward policy as plain arrays: dense layers, then center + scale * output."""
@@ -75,22 +84,14 @@ class SavedPolicy:
             h += b.astype(np.float64)
             if i == len(self.layers) - 1:
                 break
-            if activation == "tanh":
-                np.tanh(h, out=h)
-            elif activation == "relu":
-                np.maximum(h, 0.0, out=h)
+            activate(h, activation)
         return h
 
     def mean(self, obs: np.ndarray) -> np.ndarray:
         """The noise-free action before clipping (the Gaussian's mean, the actor's output)
         for one observation [obs_dim] or a batch [N, obs_dim], in float64:
         center + scale * f_L(z), z = :meth:`preactivation`."""
-        h = self.preactivation(obs)
-        activation = self.layers[-1][2]
-        if activation == "tanh":
-            np.tanh(h, out=h)
-        elif activation == "relu":
-            np.maximum(h, 0.0, out=h)
+        h = activate(self.preactivation(obs), self.layers[-1][2])
         return self.center.astype(np.float64) + self.scale.astype(np.float64) * h
 
     def act(self, obs: np.ndarray) -> np.ndarray:
