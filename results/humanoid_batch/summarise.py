@@ -114,10 +114,14 @@ for other in (T5, T25, QS, R1, R2):
         u = mannwhitneyu(tails[Q], tails[other], alternative="greater", method="exact")
         print(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
               f"{[round(x) for x in tails[other]]}: U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+        ratio = np.mean(tails[Q]) / np.mean(tails[other])
+        if min(len(tails[Q]), len(tails[other])) < 2:  # nothing to resample on one side
+            print(f"  ratio of the means {ratio:.2f} (no bootstrap CI: one seed on a side)")
+            continue
         ci = bootstrap((tails[Q], tails[other]), lambda a, b: np.mean(a) / np.mean(b),
                        n_resamples=9999, method="percentile", vectorized=False,
                        random_state=0).confidence_interval
-        print(f"  ratio of the means {np.mean(tails[Q]) / np.mean(tails[other]):.2f}, "
+        print(f"  ratio of the means {ratio:.2f}, "
               f"bootstrap 95% CI [{ci.low:.2f}, {ci.high:.2f}] (seeds resampled within "
               "each; with 2-3 seeds a side the CI is only as wide as the seeds are apart)")
 for a, b in ((T5, T25), (QS, T5)):
