@@ -149,7 +149,7 @@ axes[2].set_xticks(range(len(JOINTS)), JOINTS, rotation=90, fontsize=7)
 axes[2].set(ylabel="policy std at the run's end (initial 1.0)",
             title="exploration noise per action, where each run ended")
 axes[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the data
-axes[0].legend(fontsize=7)
+axes[0].legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below
 fig.tight_layout()
 fig.savefig(HERE / "humanoid_batch.png", dpi=110, metadata={"Software": None})
 print("\nThe policy std per action at each finished run's end (policy.npz; initial 1.0):\n")
