@@ -667,8 +667,10 @@ def test_a_detached_sweep_gets_its_niceness_as_a_scheduling_group(tmp_path: Path
         group = Path(f"/proc/{pid}/autogroup")
         deadline = time.monotonic() + 60  # a loaded machine may take seconds to exec
         while time.monotonic() < deadline:
-            if group.read_text().split()[-1] == "7" and "sleep" in Path(
-                    f"/proc/{pid}/cmdline").read_text():
+            # argv[0], not "in": the shell's own ``-c ... sleep 120`` names sleep before
+            # its exec (the race that failed CI once: argv[0] was still b"sh")
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            if group.read_text().split()[-1] == "7" and argv0 == b"sleep":
                 break
             time.sleep(0.02)
         assert group.read_text().split()[-1] == "7"
