@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,12 @@ def test_the_held_crossings_in_prose_are_seeds_mds():
     assert tuple(int(x) for x in said.groups()) == (q[1], q[0], d[1], d[0], t[1])
     assert t[1] == t[0], "a TRPO crossing did not hold: the README says all held"
     assert tuple(int(x) for x in said2.groups()) == (t[0], q[1], q[0], d[1], d[0], q[2], d[2])
+
+
+def test_the_humanoid_pilots_readme_shows_what_its_runs_give_now():
+    """results/humanoid_batch/README.md's report is summarise.py's output on the committed runs:
+    a collect that moves a pilot past 3M steps, without ``summarise.py --write``, fails here."""
+    script = Path(__file__).parents[1] / "results/humanoid_batch/summarise.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -3,8 +3,11 @@ scale (``action_scale=unit``), TRPO at Q-Prop's batch of 5000 steps (the pilot r
 against TRPO at Table 1's 25000 and TR-c-Q-Prop at 5000, over the pilots' env steps. Run
 from the checkout:
 
-    .venv/bin/python results/humanoid_batch/summarise.py
+    .venv/bin/python results/humanoid_batch/summarise.py [--write | --check]
 
+``--write`` also puts the report into README.md between its ``summarise:begin`` and
+``summarise:end`` markers (nothing else there is touched); ``--check`` draws nothing and exits
+1 when README.md's report is not what the runs give now (``tests/test_readme_table.py``).
 The Table 1 runs are read from ``results/table1/runs`` once finished, else from the progress
 ``make campaign-collect`` parks in ``results/table1/inflight``; TR-c-Q-Prop's seed 1 is the
 3M-step pilot of ``results/action_scale`` (the same settings, before ``unit`` became the
@@ -18,6 +21,7 @@ The right panel is each run's final policy std per action (``policy.npz``, relat
 initial 1.0 in [-1, 1] units), at the env steps where that run ended.
 """
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +35,26 @@ from scipy.stats import bootstrap, mannwhitneyu  # noqa: E402
 HERE = Path(__file__).parent
 RESULTS = HERE.parent
 ROLL = 10  # batches in the curves' moving mean (5000 steps each; 2 for batch 25000)
+README = HERE / "README.md"
+BEGIN, END = "<!-- summarise:begin -->", "<!-- summarise:end -->"
+report: list[str] = []
+
+
+def say(line: str = "") -> None:
+    """Print ``line`` (not under ``--check``) and keep it for README.md's report."""
+    if "--check" not in sys.argv:
+        print(line)
+    report.append(line)
+
+
+def readme_with(lines: list[str]) -> str:
+    """README.md with ``lines`` between its markers (an error if they are missing)."""
+    text = README.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{README}: needs one {BEGIN} line before one {END} line")
+    head, rest = text.split(BEGIN)
+    tail = rest.split(END)[1]
+    return head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail
 
 
 def campaign_run(algo: str, seed: int, profile: str = "table1") -> Path | None:
@@ -67,6 +91,9 @@ pilots = {s: p for s, p in pilots.items() if (p.parent / "DONE").is_file()}
 if not pilots:
     raise SystemExit("no finished pilot run under results/humanoid_batch/Humanoid/trpo-b5000")
 last = min(int(pd.read_csv(p).env_steps.iloc[-1]) for p in pilots.values())
+mode = sys.argv[1] if len(sys.argv) > 1 else ""
+if sys.argv[2:] or mode not in ("", "--write", "--check"):
+    raise SystemExit("usage: summarise.py [--write | --check]")
 Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
               "TRPO, batch 25000 (Table 1)")
 QS = "TR-c-Q-Prop, analytic term / std(l) (humanoid-analytic)"
@@ -79,11 +106,12 @@ rows |= {(QS, s): campaign_run("qprop-c-scaled", s, "humanoid-analytic") for s i
 rows |= {(R1, s): campaign_run("qprop-c-r0.1", s, "humanoid-rscale") for s in SEEDS[:2]}
 rows |= {(R2, s): campaign_run("qprop-c-r0.01", s, "humanoid-rscale") for s in SEEDS[:2]}
 
-print(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
-      "average return of the training batches\n")
-print("| algorithm, batch | seed | mean, 1st quarter | 2nd | 3rd | 4th | max | mean of the last "
-      "100k steps | policy std at the end | updates |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+say(f"Humanoid-v5, actions in [-1, 1] (the authors' scale), the first {last:,} env steps; "
+    "average return of the training batches")
+say()
+say("| algorithm, batch | seed | mean, 1st quarter | 2nd | 3rd | 4th | max | mean of the last "
+    "100k steps | policy std at the end | updates |")
+say("|---|---|---|---|---|---|---|---|---|---|")
 curves, tails, stds = [], {}, {}
 for (name, seed), path in rows.items():
     d = pd.read_csv(path) if path is not None and path.is_file() else None
@@ -91,43 +119,59 @@ for (name, seed), path in rows.items():
     if std is not None:
         stds[(name, seed)] = (std, int(d.env_steps.iloc[-1]))
     if d is None or d.env_steps.iloc[-1] < last:  # not run (that far) yet
-        print(f"| {name} | {seed} | (no run to {last:,} steps yet) |||||||")
+        say(f"| {name} | {seed} | (no run to {last:,} steps yet) |||||||")
         continue
     w = d[d.env_steps <= last]
     quarters = [w[(w.env_steps > a * last) & (w.env_steps <= (a + 0.25) * last)]
                 .average_return.mean() for a in (0, 0.25, 0.5, 0.75)]
     tail = w[w.env_steps > last - 100_000].average_return.mean()
     tails.setdefault(name, []).append(tail)
-    print(f"| {name} | {seed} | " + " | ".join(f"{q:.1f}" for q in quarters)
-          + f" | {w.average_return.max():.1f} | {tail:.1f} | {w.policy_std.iloc[-1]:.4f} | "
-          f"{len(w)} |")
+    say(f"| {name} | {seed} | " + " | ".join(f"{q:.1f}" for q in quarters)
+        + f" | {w.average_return.max():.1f} | {tail:.1f} | {w.policy_std.iloc[-1]:.4f} | "
+        f"{len(w)} |")
     batch = w.env_steps.diff().median()
     roll = max(1, round(ROLL * 5000 / batch))
     curves.append(pd.DataFrame({"env steps (M)": w.env_steps / 1e6,
                                 "return": w.average_return.rolling(roll, min_periods=1).mean(),
                                 "policy std": w.policy_std, "run": name, "seed": seed}))
 
-print("\nThe mean of the last 100k steps, seed by seed; one-sided Mann-Whitney U (exact), "
-      "TR-c-Q-Prop (Table 1) above each other arm:\n")
+say()
+say("The mean of the last 100k steps, seed by seed; one-sided Mann-Whitney U (exact), "
+    "TR-c-Q-Prop (Table 1) above each other arm:")
+say()
 for other in (T5, T25, QS, R1, R2):
     if len(tails.get(Q, [])) and len(tails.get(other, [])):
         u = mannwhitneyu(tails[Q], tails[other], alternative="greater", method="exact")
-        print(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
-              f"{[round(x) for x in tails[other]]}: U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+        say(f"- {Q} {[round(x) for x in tails[Q]]} against {other} "
+            f"{[round(x) for x in tails[other]]}: U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
         ratio = np.mean(tails[Q]) / np.mean(tails[other])
         if min(len(tails[Q]), len(tails[other])) < 2:  # nothing to resample on one side
-            print(f"  ratio of the means {ratio:.2f} (no bootstrap CI: one seed on a side)")
+            say(f"  ratio of the means {ratio:.2f} (no bootstrap CI: one seed on a side)")
             continue
         ci = bootstrap((tails[Q], tails[other]), lambda a, b: np.mean(a) / np.mean(b),
                        n_resamples=9999, method="percentile", vectorized=False,
                        random_state=0).confidence_interval
-        print(f"  ratio of the means {ratio:.2f}, "
-              f"bootstrap 95% CI [{ci.low:.2f}, {ci.high:.2f}] (seeds resampled within "
-              "each; with 2-3 seeds a side the CI is only as wide as the seeds are apart)")
+        say(f"  ratio of the means {ratio:.2f}, "
+            f"bootstrap 95% CI [{ci.low:.2f}, {ci.high:.2f}] (seeds resampled within "
+            "each; with 2-3 seeds a side the CI is only as wide as the seeds are apart)")
 for a, b in ((T5, T25), (QS, T5)):
     if len(tails.get(a, [])) and len(tails.get(b, [])):
         u = mannwhitneyu(tails[a], tails[b], alternative="two-sided", method="exact")
-        print(f"- {a} against {b} (two-sided): U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+        say(f"- {a} against {b} (two-sided): U = {u.statistic:.0f}, p = {u.pvalue:.3f}")
+say()
+say("The policy std per action at each finished run's end (policy.npz; initial 1.0):")
+say()
+say("| run | seed | env steps | " + " | ".join(JOINTS) + " |")
+say("|---|---|---|" + "---|" * len(JOINTS))
+for (name, seed), (std, steps) in sorted(stds.items()):
+    say(f"| {name} | {seed} | {steps:,} | " + " | ".join(f"{x:.2f}" for x in std) + " |")
+if mode == "--check":
+    if readme_with(report) != README.read_text():
+        raise SystemExit(f"{README}: its report is stale; run summarise.py --write")
+    raise SystemExit(0)
+if mode == "--write":
+    README.write_text(readme_with(report))
+    print(f"\nwrote the report into {README}")
 
 df = pd.concat(curves)
 fig, axes = plt.subplots(1, 3, figsize=(19, 4.6))
@@ -152,9 +196,4 @@ axes[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))  # off th
 axes[0].legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below
 fig.tight_layout()
 fig.savefig(HERE / "humanoid_batch.png", dpi=110, metadata={"Software": None})
-print("\nThe policy std per action at each finished run's end (policy.npz; initial 1.0):\n")
-print("| run | seed | env steps | " + " | ".join(JOINTS) + " |")
-print("|---|---|---|" + "---|" * len(JOINTS))
-for (name, seed), (std, steps) in sorted(stds.items()):
-    print(f"| {name} | {seed} | {steps:,} | " + " | ".join(f"{x:.2f}" for x in std) + " |")
 print(f"\nwrote {HERE / 'humanoid_batch.png'}")
