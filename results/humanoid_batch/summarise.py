@@ -118,7 +118,10 @@ for (name, seed), path in rows.items():
     std = final_std(path) if d is not None else None
     if std is not None:
         stds[(name, seed)] = (std, int(d.env_steps.iloc[-1]))
-    if d is None or d.env_steps.iloc[-1] < last:  # not run (that far) yet
+    # not run (that far) yet; a finished 3M-step pilot counts whole although its last batch may
+    # end a few hundred steps before the TRPO pilots' shortest (3,000,251 against 3,001,047)
+    finished = d is not None and (path.parent / "DONE").is_file() and d.env_steps.iloc[-1] >= 3e6
+    if d is None or (d.env_steps.iloc[-1] < last and not finished):
         say(f"| {name} | {seed} | (no run to {last:,} steps yet) |||||||")
         continue
     w = d[d.env_steps <= last]
