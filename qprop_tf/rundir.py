@@ -76,14 +76,26 @@ def check_config(run_dir: Path, cfg: Any) -> None:
 _held: set[str] = set()
 
 
+def proc_stat(pid: int | str) -> tuple[str, int] | None:
+    """(state, process group) of ``pid`` from ``/proc/<pid>/stat``; None when it is gone, or
+    there is no procfs. State "Z": a zombie, exited but not yet reaped by its parent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[2])
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie does not, though it still answers ``kill(pid, 0)``."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    stat = proc_stat(pid)
+    return stat is None or stat[0] != "Z"
 
 
 def is_locked(run_dir: str | Path) -> bool:

@@ -10,7 +10,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from qprop_tf.rundir import DONE
+from qprop_tf.rundir import DONE, proc_stat
 from reproduce.results import stopped_nonfinite
 from reproduce.spec import REPO_ROOT, RunSpec
 
@@ -114,13 +114,16 @@ def worktree_at(root: Path, commit: str, wt: Path | None = None) -> Path:
 
 
 def running_pid(root: Path, profile: str) -> int | None:
-    """The pid of the profile's background sweep, if it is alive."""
+    """The pid of the profile's background sweep, if it is alive. A zombie is not: a sweep
+    that has exited but that its parent (init, for a detached sweep) has not reaped yet read
+    as running for some seconds after a stop, and ``start`` skipped its profile."""
     try:
         pid = int((root / profile / PID).read_text())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    stat = proc_stat(pid)
+    return None if stat is not None and stat[0] == "Z" else pid
 
 
 def read_drain(root: Path, profile: str) -> dict[str, str] | None:

@@ -35,6 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from qprop_tf.rundir import proc_stat
 from reproduce.campaign_pins import CampaignError, detach, running_pid
 from reproduce.spec import REPO_ROOT
 
@@ -43,15 +44,6 @@ SWEEP_MARKS = ("reproduce.sweep", "drain.sh", "reproduce.campaign start")
 """What the command line of a sweep ``start`` launched holds (a sweep; a drain's script;
 the ``campaign start`` a finished drain's script execs into, keeping its pid and pid file,
 until that start writes its new sweep's pid there)."""
-
-
-def _stat(pid_dir: Path) -> tuple[str, int] | None:
-    """(state, process group) from ``/proc/<pid>/stat``, None when it is gone."""
-    try:
-        fields = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[2])
 
 
 def _alive(pid: int, group: bool) -> bool:
@@ -65,10 +57,10 @@ def _alive(pid: int, group: bool) -> bool:
             return False
         return True
     if not group:
-        stat = _stat(procs / str(pid))
+        stat = proc_stat(pid)
         return stat is not None and stat[0] != "Z"
     return any(stat is not None and stat[1] == pid and stat[0] != "Z"
-               for stat in map(_stat, procs.glob("[0-9]*")))
+               for stat in (proc_stat(d.name) for d in procs.glob("[0-9]*")))
 
 
 def command_line(pid: int) -> str | None:
@@ -110,7 +102,7 @@ def _members(pid: int, group: bool) -> list[int]:
     if not group or not Path("/proc").is_dir():
         return [pid]
     return [int(d.name) for d in Path("/proc").glob("[0-9]*")
-            if (st := _stat(d)) is not None and st[1] == pid and st[0] != "Z"]
+            if (st := proc_stat(d.name)) is not None and st[1] == pid and st[0] != "Z"]
 
 
 def lift_priority(pid: int, group: bool) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qprop_tf.rundir import DONE, LOCK
+from qprop_tf.rundir import DONE, LOCK, proc_stat
 from reproduce import campaign, campaign_drain, campaign_park, campaign_pins
 from reproduce.campaign_losses import RESTARTED
 from reproduce.cost import run_hours, startup_hours
@@ -656,6 +656,31 @@ def test_a_sweeps_niceness_is_absolute_not_added_to_the_callers(monkeypatch: pyt
     monkeypatch.setattr(campaign_pins.os, "nice", lambda increment: 0)
     assert campaign_pins.nice_prefix(15) == ["nice", "-n", "15"]
     assert campaign_pins.nice_prefix(0) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no procfs")
+def test_an_exited_sweep_not_yet_reaped_is_not_running(tmp_path: Path):
+    """A zombie still answers kill(pid, 0): read as running, it made ``start`` skip its
+    profile for the seconds before init reaped the sweep that a stop had just ended."""
+    proc = subprocess.Popen(["true"])  # exits at once; not reaped until wait()
+    (tmp_path / "table1").mkdir()
+    (tmp_path / "table1" / campaign.PID).write_text(f"{proc.pid}\n")
+    try:
+        deadline = time.monotonic() + 60
+        while proc_stat(proc.pid)[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        os.kill(proc.pid, 0)  # what the old check asked: still there
+        assert campaign_pins.running_pid(tmp_path, "table1") is None
+    finally:
+        proc.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "table1" / campaign.PID).write_text(f"{live.pid}\n")
+        assert campaign_pins.running_pid(tmp_path, "table1") == live.pid
+    finally:
+        live.kill()
+        live.wait()
 
 
 @pytest.mark.skipif(not campaign_pins.AUTOGROUP.exists(), reason="no autogroup scheduling")

@@ -24,7 +24,7 @@ from qprop_tf.config import load_config
 from qprop_tf.errors import NonFiniteError, RunLocked
 from qprop_tf.progress import TIME_COLUMNS
 from qprop_tf.run import train
-from qprop_tf.rundir import DONE, LOCK, machines_so_far, run_lock
+from qprop_tf.rundir import DONE, LOCK, machines_so_far, proc_stat, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = {
@@ -208,6 +208,17 @@ def test_run_lock_detects_live_and_stale_owners(tmp_path):
             pass
         assert lock.exists()
     assert not lock.exists()
+    zombie = subprocess.Popen(["true"])  # exited, not reaped until wait(): not an owner
+    try:
+        deadline = time.monotonic() + 60
+        while proc_stat(zombie.pid)[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": zombie.pid}))
+        with run_lock(tmp_path):  # taken over
+            assert json.loads(lock.read_text())["pid"] == os.getpid()
+    finally:
+        zombie.wait()
 
 
 @pytest.mark.parametrize("extra,fragment", [
