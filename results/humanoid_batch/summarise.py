@@ -36,13 +36,16 @@ HERE = Path(__file__).parent
 RESULTS = HERE.parent
 ROLL = 10  # batches in the curves' moving mean (5000 steps each; 2 for batch 25000)
 README = HERE / "README.md"
+mode = sys.argv[1] if len(sys.argv) > 1 else ""
+if sys.argv[2:] or mode not in ("", "--write", "--check"):
+    raise SystemExit("usage: summarise.py [--write | --check]")
 BEGIN, END = "<!-- summarise:begin -->", "<!-- summarise:end -->"
 report: list[str] = []
 
 
 def say(line: str = "") -> None:
     """Print ``line`` (not under ``--check``) and keep it for README.md's report."""
-    if "--check" not in sys.argv:
+    if mode != "--check":
         print(line)
     report.append(line)
 
@@ -91,9 +94,6 @@ pilots = {s: p for s, p in pilots.items() if (p.parent / "DONE").is_file()}
 if not pilots:
     raise SystemExit("no finished pilot run under results/humanoid_batch/Humanoid/trpo-b5000")
 last = min(int(pd.read_csv(p).env_steps.iloc[-1]) for p in pilots.values())
-mode = sys.argv[1] if len(sys.argv) > 1 else ""
-if sys.argv[2:] or mode not in ("", "--write", "--check"):
-    raise SystemExit("usage: summarise.py [--write | --check]")
 Q, T5, T25 = ("TR-c-Q-Prop, batch 5000 (Table 1)", "TRPO, batch 5000 (pilot)",
               "TRPO, batch 25000 (Table 1)")
 QS = "TR-c-Q-Prop, analytic term / std(l) (humanoid-analytic)"
